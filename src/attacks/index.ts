@@ -1,0 +1,27 @@
+/** Public API of the attack package. */
+export * from './types.js';
+export { attackByName, isAttackName, type AttackOptionsByName } from './registry.js';
+export { pgdAttack, type PgdOptions } from './recipes/pgd.js';
+export { textPwwsAttack, type TextPwwsOptions } from './recipes/text-pwws.js';
+export { textCharEditAttack, type TextCharEditOptions } from './recipes/text-charedit.js';
+export { coAttack, type CoAttackOptions } from './recipes/co-attack.js';
+export { sgaAttack, type SgaOptions } from './recipes/sga.js';
+export { blackBoxImageAttack, type BlackBoxImageOptions } from './recipes/blackbox-image.js';
+export { blackBoxTextAttack, type BlackBoxTextOptions } from './recipes/blackbox-text.js';
+export { DEFAULT_PGD, DEFAULT_WORDS, type PgdBudget, type WordBudget } from './recipes/common.js';
+export { EmbeddingObjective, type ObjectiveWeights, type TensorObjective } from './goals/objective.js';
+export { topKGoal, similarityDropGoal, goldRank, splitTargets, type RetrievalGoal } from './goals/retrieval.js';
+export * from './constraints/pixel.js';
+export * from './constraints/text.js';
+export { ENGLISH_STOP_WORDS, isStopWord } from './constraints/stopwords.js';
+export { QueryBudget } from './constraints/query-budget.js';
+export * from './transformations/pixel.js';
+export { WordNetSynonymSwap, morphBases, sameMorphology, type WordNetSwapOptions } from './transformations/wordnet.js';
+export { CharEditTransformation, editDistance, type CharEditOp, type CharEditOptions } from './transformations/char-edit.js';
+export type { WordTransformation } from './transformations/word.js';
+export { pgdSearch, type PgdSearchOptions, type PgdSearchOutput } from './search/pgd.js';
+export { greedyWordSearch, type TextScorer, type TextScore, type WordImportance } from './search/greedy-word.js';
+export { squareSearchLinf, squareP } from './search/square.js';
+export { CountingOracle, judgeHits, localOracle, type OracleHit, type OracleQuery, type ScoreOracle } from './blackbox/oracle.js';
+export { AttackContext, runPgdStage, runTextStage, runSquareStage, runBlackBoxTextStage } from './pipeline.js';
+export { embedImageRows, embedTextRows, imagesToFloat } from './util/embed.js';

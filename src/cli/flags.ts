@@ -1,0 +1,40 @@
+import { InvalidArgumentError } from 'commander';
+
+/** commander argument parsers that name the offending flag value in their error. */
+export function intFlag(min = Number.MIN_SAFE_INTEGER) {
+  return (value: string): number => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`expected an integer, got "${value}"`);
+    const n = Number(value);
+    if (n < min) throw new InvalidArgumentError(`expected an integer >= ${min}, got ${n}`);
+    return n;
+  };
+}
+
+export function numberFlag(opts: { min?: number; exclusiveMin?: boolean } = {}) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a number, got "${value}"`);
+    if (opts.min !== undefined && (opts.exclusiveMin ? n <= opts.min : n < opts.min)) {
+      throw new InvalidArgumentError(`expected a number ${opts.exclusiveMin ? '>' : '>='} ${opts.min}, got ${n}`);
+    }
+    return n;
+  };
+}
+
+/** comma-separated list of numbers, e.g. --eps 1,2,4,8 */
+export function numberListFlag(value: string): number[] {
+  const parts = value.split(',').map((p) => p.trim()).filter(Boolean);
+  if (!parts.length) throw new InvalidArgumentError(`expected a comma-separated list of numbers, got "${value}"`);
+  return parts.map((p) => {
+    const n = Number(p);
+    if (!Number.isFinite(n)) throw new InvalidArgumentError(`"${p}" in "${value}" is not a number`);
+    return n;
+  });
+}
+
+export function choiceFlag<T extends string>(choices: readonly T[]) {
+  return (value: string): T => {
+    if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}, got "${value}"`);
+    return value as T;
+  };
+}

@@ -1,0 +1,30 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../config.js';
+import { registerTrainCommand } from './commands/train.js';
+import { registerEvalCommand } from './commands/eval.js';
+import { registerDataCommands } from './commands/data.js';
+
+const program = new Command();
+program
+  .name('manyfold')
+  .description('Robust image–text retrieval: train, attack, evaluate and serve an N:N adversarially trained dual encoder')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)');
+
+registerDataCommands(program);
+registerTrainCommand(program);
+registerEvalCommand(program);
+
+program.exitOverride();
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  if (e instanceof CommanderError) process.exit(e.exitCode);
+  if (e instanceof ConfigError) {
+    process.stderr.write(`${e.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`manyfold: ${(e as Error).message}\n`);
+  if (process.env.MANYFOLD_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+  process.exit(1);
+}

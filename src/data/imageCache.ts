@@ -1,0 +1,211 @@
+/**
+ * Image decoding (sharp) and the on-disk tensor cache.
+ *
+ * Decoding: auto-orient (EXIF), resize to size x size, flatten any alpha onto a background colour, convert to
+ * 8-bit sRGB, drop alpha -> RGB uint8, row-major [size, size, 3].
+ * - resize 'cover' (default): scale the shorter side to `size` and centre-crop the longer one, like CLIP's
+ *   preprocessing; keeps aspect ratio, may cut the image's edges on non-square inputs.
+ * - resize 'fill': stretch to size x size; keeps everything in view (useful when captions talk about the
+ *   image's left/right edges), distorts aspect ratio.
+ *
+ * Cache: one file per (source content, size, resize mode, background):
+ *   <cacheDir>/<sha[0:2]>/<sha256 of the source bytes>.<size>.<mode>.<bg hex>.rgb
+ * holding a 20-byte header (magic "MFIC", version, channels, width, height, CRC-32 of the pixels) and the raw
+ * pixels. Keyed by content, so the same image in two data sets (or renamed) is decoded once. One small file
+ * per image loads 10k images at 32 px in well under a second and never needs a rewrite when a data set grows.
+ * Entries are written to a temp file and renamed, so concurrent writers and killed processes never leave a
+ * half-written entry under the final name; an entry that fails validation (truncated, bit rot) is re-decoded
+ * and overwritten.
+ *
+ * Stat index: <cacheDir>/stat-index-v1.json maps absolute source path -> [bytes, mtimeMs, sha256] so a second
+ * run need not read and hash every source image (like git's index). A file rewritten with the same size and
+ * mtime would be missed; pass verifyHashes to always hash.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { dirname, join } from 'node:path';
+import sharp from 'sharp';
+import { crc32 } from './crc32.js';
+
+export type ResizeMode = 'cover' | 'fill';
+export type Rgb = readonly [number, number, number];
+
+export interface DecodeSpec {
+  size: number;
+  resize: ResizeMode;
+  /** colour that transparent pixels are flattened onto */
+  background: Rgb;
+}
+
+export const DEFAULT_BACKGROUND: Rgb = [255, 255, 255];
+
+const MAGIC = 0x4349464d; // "MFIC" little-endian
+const VERSION = 1;
+const HEADER = 20;
+
+export function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function hex2(n: number): string {
+  return n.toString(16).padStart(2, '0');
+}
+
+/** The part of a cache key that depends on the decode settings. */
+export function specKey(spec: DecodeSpec): string {
+  return `${spec.size}.${spec.resize}.${spec.background.map(hex2).join('')}`;
+}
+
+/** Parses "#rrggbb", "rrggbb" or "r,g,b" into an RGB triple. */
+export function parseRgb(value: string | Rgb): Rgb {
+  if (typeof value !== 'string') {
+    if (value.length !== 3 || value.some((c) => !Number.isInteger(c) || c < 0 || c > 255)) {
+      throw new Error(`invalid RGB colour ${JSON.stringify(value)}: expected three integers 0..255`);
+    }
+    return value;
+  }
+  const h = /^#?([0-9a-f]{6})$/i.exec(value.trim());
+  if (h) {
+    const n = parseInt(h[1], 16);
+    return [(n >> 16) & 255, (n >> 8) & 255, n & 255];
+  }
+  const parts = value.split(',').map((p) => Number(p.trim()));
+  if (parts.length === 3) return parseRgb(parts as unknown as Rgb);
+  throw new Error(`invalid colour "${value}": use #rrggbb or r,g,b`);
+}
+
+/** Decodes any format sharp reads into size x size RGB uint8 (see the module comment for the resize rule). */
+export async function decodeImage(bytes: Uint8Array, spec: DecodeSpec): Promise<Uint8Array> {
+  const [r, g, b] = spec.background;
+  const { data, info } = await sharp(bytes, { failOn: 'truncated' })
+    .autoOrient()
+    .resize(spec.size, spec.size, { fit: spec.resize, position: 'centre', kernel: 'lanczos3' })
+    .flatten({ background: { r, g, b } })
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.width !== spec.size || info.height !== spec.size || info.channels !== 3) {
+    throw new Error(`decoder produced ${info.width}x${info.height}x${info.channels}, expected ${spec.size}x${spec.size}x3`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+let tmpCounter = 0;
+
+/** Writes `data` to `path` atomically (temp file in the same directory, then rename). */
+export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
+  try {
+    await writeFile(tmp, data);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+export type CacheLookup = { status: 'hit'; pixels: Uint8Array } | { status: 'missing' } | { status: 'corrupt'; reason: string };
+
+export class ImageTensorCache {
+  private readonly madeDirs = new Set<string>();
+
+  constructor(readonly dir: string) {}
+
+  entryPath(sha: string, spec: DecodeSpec): string {
+    return join(this.dir, sha.slice(0, 2), `${sha}.${specKey(spec)}.rgb`);
+  }
+
+  async get(sha: string, spec: DecodeSpec): Promise<CacheLookup> {
+    let buf: Buffer;
+    try {
+      buf = await readFile(this.entryPath(sha, spec));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { status: 'missing' };
+      return { status: 'corrupt', reason: (err as Error).message };
+    }
+    const n = spec.size * spec.size * 3;
+    if (buf.length !== HEADER + n) return { status: 'corrupt', reason: `length ${buf.length}, expected ${HEADER + n}` };
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    if (view.getUint32(0, true) !== MAGIC || view.getUint8(4) !== VERSION || view.getUint8(5) !== 3) {
+      return { status: 'corrupt', reason: 'bad header' };
+    }
+    if (view.getUint32(8, true) !== spec.size || view.getUint32(12, true) !== spec.size) {
+      return { status: 'corrupt', reason: 'dimension mismatch' };
+    }
+    const pixels = new Uint8Array(buf.buffer, buf.byteOffset + HEADER, n);
+    if (crc32(pixels) !== view.getUint32(16, true)) return { status: 'corrupt', reason: 'checksum mismatch' };
+    return { status: 'hit', pixels };
+  }
+
+  async put(sha: string, spec: DecodeSpec, pixels: Uint8Array): Promise<void> {
+    const path = this.entryPath(sha, spec);
+    const dir = dirname(path);
+    if (!this.madeDirs.has(dir)) {
+      await mkdir(dir, { recursive: true });
+      this.madeDirs.add(dir);
+    }
+    const out = new Uint8Array(HEADER + pixels.length);
+    const view = new DataView(out.buffer);
+    view.setUint32(0, MAGIC, true);
+    view.setUint8(4, VERSION);
+    view.setUint8(5, 3);
+    view.setUint32(8, spec.size, true);
+    view.setUint32(12, spec.size, true);
+    view.setUint32(16, crc32(pixels), true);
+    out.set(pixels, HEADER);
+    await writeFileAtomic(path, out);
+  }
+}
+
+type StatEntry = [bytes: number, mtimeMs: number, sha: string];
+
+/** path -> content hash memo, validated by file size and mtime. Only an accelerator: losing it costs a re-hash. */
+export class StatIndex {
+  private entries = new Map<string, StatEntry>();
+  private dirty = false;
+
+  constructor(readonly file: string) {}
+
+  private static async read(file: string): Promise<Map<string, StatEntry>> {
+    try {
+      const doc = JSON.parse(await readFile(file, 'utf8')) as { version?: number; entries?: Record<string, StatEntry> };
+      if (doc.version !== 1 || !doc.entries || typeof doc.entries !== 'object') return new Map();
+      const m = new Map<string, StatEntry>();
+      for (const [k, v] of Object.entries(doc.entries)) {
+        if (Array.isArray(v) && v.length === 3 && typeof v[2] === 'string' && /^[0-9a-f]{64}$/.test(v[2])) m.set(k, v);
+      }
+      return m;
+    } catch {
+      return new Map(); // missing or corrupt: start over
+    }
+  }
+
+  async load(): Promise<void> {
+    this.entries = await StatIndex.read(this.file);
+  }
+
+  lookup(path: string, st: Stats): string | undefined {
+    const e = this.entries.get(path);
+    return e && e[0] === st.size && e[1] === st.mtimeMs ? e[2] : undefined;
+  }
+
+  set(path: string, st: Stats, sha: string): void {
+    const e = this.entries.get(path);
+    if (e && e[0] === st.size && e[1] === st.mtimeMs && e[2] === sha) return;
+    this.entries.set(path, [st.size, st.mtimeMs, sha]);
+    this.dirty = true;
+  }
+
+  /** Merges with what other processes saved meanwhile (ours win) and writes atomically. */
+  async save(): Promise<void> {
+    if (!this.dirty) return;
+    const onDisk = await StatIndex.read(this.file);
+    for (const [k, v] of this.entries) onDisk.set(k, v);
+    await mkdir(dirname(this.file), { recursive: true });
+    await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: Object.fromEntries(onDisk) }));
+    this.entries = onDisk;
+    this.dirty = false;
+  }
+}

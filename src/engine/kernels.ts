@@ -1,0 +1,164 @@
+/**
+ * Kernels the tfjs wasm backend (4.22) lacks, registered for backend 'wasm'.
+ *
+ * - UnsortedSegmentSum: the gradient of gather (token-embedding training). Hand-written JS scatter-add,
+ *   O(N * inner), float64 accumulation. (The cpu backend's own kernel is O(numSegments * N), far too slow for a
+ *   vocabulary-sized numSegments, so it is not bridged.)
+ * - Every other numeric kernel the cpu backend has and wasm does not (Conv2DBackpropFilter, the depthwise-conv
+ *   gradients, Einsum, ...): a bridge that copies the inputs into the cpu backend, runs the cpu kernel there, and
+ *   copies the outputs back to the wasm heap. Correct by construction (it *is* the cpu kernel); speed is that of
+ *   the cpu backend, which is fine for these rarely used ops.
+ *
+ * Kernels over string/complex tensors (FFT, Complex, Real, Imag, StaticRegexReplace, Draw, Ragged*) are not
+ * bridged: nothing in Manyfold uses them on wasm.
+ *
+ * JS kernels on wasm read inputs with backend.readSync(dataId) and write into backend.makeOutput(shape, dtype)
+ * through backend.typedArrayFromHeap(out).
+ */
+import * as tf from './tf.js';
+import '@tensorflow/tfjs-backend-cpu';
+import type { KernelConfig, KernelFunc, NamedAttrMap, TensorInfo, DataType } from './tf.js';
+
+/** Kernels never bridged (string/complex dtypes, or browser-only). */
+const NOT_BRIDGED = new Set([
+  'Complex',
+  'ComplexAbs',
+  'Real',
+  'Imag',
+  'FFT',
+  'IFFT',
+  'RFFT',
+  'IRFFT',
+  'Draw',
+  'RaggedGather',
+  'RaggedRange',
+  'RaggedTensorToTensor',
+  'StaticRegexReplace',
+  'StringNGrams',
+  'StringSplit',
+  'StringToHashBucketFast',
+  'DecodeBase64',
+  'EncodeBase64',
+]);
+
+/** Minimal view of the wasm backend that JS kernels use. */
+interface WasmLikeBackend {
+  readSync(dataId: object): tf.backend_util.BackendValues;
+  makeOutput(shape: number[], dtype: DataType): TensorInfo;
+  typedArrayFromHeap(t: TensorInfo): tf.backend_util.TypedArray;
+}
+
+/** Minimal view of the cpu backend used by the bridge. */
+interface CpuLikeBackend {
+  write(values: tf.backend_util.BackendValues, shape: number[], dtype: DataType): object;
+  readSync(dataId: object): tf.backend_util.BackendValues;
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+const registered = new Map<string, string[]>();
+
+/** Names of the kernels this module registered for `backendName` (empty before registerMissingKernels). */
+export function registeredKernels(backendName = 'wasm'): string[] {
+  return [...(registered.get(backendName) ?? [])];
+}
+
+/**
+ * Register the missing kernels for `backendName` (default 'wasm'). Idempotent; never overrides a kernel the
+ * backend already has. Returns the names registered by this call and earlier ones.
+ */
+export function registerMissingKernels(backendName = 'wasm'): string[] {
+  const names = registered.get(backendName) ?? [];
+  registered.set(backendName, names);
+  const have = new Set(tf.getKernelsForBackend(backendName).map((k) => k.kernelName));
+  const add = (cfg: KernelConfig) => {
+    if (have.has(cfg.kernelName)) return;
+    tf.registerKernel(cfg);
+    have.add(cfg.kernelName);
+    names.push(cfg.kernelName);
+  };
+  add({ kernelName: 'UnsortedSegmentSum', backendName, kernelFunc: unsortedSegmentSumKernel as unknown as KernelFunc });
+  for (const k of tf.getKernelsForBackend('cpu')) {
+    if (NOT_BRIDGED.has(k.kernelName) || have.has(k.kernelName)) continue;
+    add({ kernelName: k.kernelName, backendName, kernelFunc: makeCpuBridge(k.kernelName) });
+  }
+  return [...names];
+}
+
+/** UnsortedSegmentSum on any backend with readSync/makeOutput/typedArrayFromHeap (the wasm backend). */
+function unsortedSegmentSumKernel(args: {
+  inputs: { x: TensorInfo; segmentIds: TensorInfo };
+  backend: WasmLikeBackend;
+  attrs: NamedAttrMap;
+}): TensorInfo {
+  const { inputs, backend, attrs } = args;
+  const { x, segmentIds } = inputs;
+  const numSegments = attrs.numSegments as number;
+  if (x.dtype !== 'float32' && x.dtype !== 'int32') {
+    throw new Error(`UnsortedSegmentSum: unsupported dtype ${x.dtype}`);
+  }
+  const segRank = segmentIds.shape.length;
+  for (let i = 0; i < segRank; i++) {
+    if (segmentIds.shape[i] !== x.shape[i]) {
+      throw new Error(
+        `UnsortedSegmentSum: segmentIds shape [${segmentIds.shape}] must be a prefix of x shape [${x.shape}]`,
+      );
+    }
+  }
+  const n = segmentIds.shape.reduce((a, b) => a * b, 1);
+  const innerShape = x.shape.slice(segRank);
+  const inner = innerShape.reduce((a, b) => a * b, 1);
+  const xv = backend.readSync(x.dataId) as Float32Array | Int32Array;
+  const ids = backend.readSync(segmentIds.dataId) as Int32Array | Float32Array;
+  const acc = new Float64Array(numSegments * inner);
+  for (let r = 0; r < n; r++) {
+    const s = ids[r];
+    if (s < 0 || s >= numSegments) continue; // TF semantics: out-of-range ids are dropped
+    const o = s * inner;
+    const xo = r * inner;
+    for (let j = 0; j < inner; j++) acc[o + j] += xv[xo + j];
+  }
+  const out = backend.makeOutput([numSegments, ...innerShape], x.dtype);
+  const outV = backend.typedArrayFromHeap(out);
+  if (x.dtype === 'int32') for (let i = 0; i < acc.length; i++) outV[i] = Math.trunc(acc[i]);
+  else outV.set(acc);
+  return out;
+}
+
+/** A kernel that runs the cpu backend's implementation of `kernelName` on copies of the inputs. */
+export function makeCpuBridge(kernelName: string): KernelFunc {
+  return (args) => {
+    const cpuKernel = tf.getKernel(kernelName, 'cpu');
+    if (!cpuKernel) throw new Error(`cpu kernel ${kernelName} not registered`);
+    const cpu = tf.engine().findBackend('cpu') as unknown as CpuLikeBackend | null;
+    if (!cpu) throw new Error(`cpu backend unavailable: cannot run bridged kernel ${kernelName}`);
+    const backend = args.backend as unknown as WasmLikeBackend;
+    const cpuInputs: Record<string, TensorInfo> = {};
+    const created = new Set<object>();
+    try {
+      for (const [name, t] of Object.entries(args.inputs)) {
+        if (t == null) continue;
+        const vals = backend.readSync(t.dataId);
+        const dataId = cpu.write(vals, t.shape, t.dtype);
+        created.add(dataId);
+        cpuInputs[name] = { dataId, shape: t.shape, dtype: t.dtype };
+      }
+      const res = cpuKernel.kernelFunc({
+        inputs: cpuInputs,
+        attrs: args.attrs,
+        backend: cpu as unknown as tf.KernelBackend,
+      });
+      const outs = Array.isArray(res) ? res : [res];
+      const results = outs.map((o) => {
+        const vals = cpu.readSync(o.dataId);
+        created.add(o.dataId);
+        const out = backend.makeOutput(o.shape, o.dtype);
+        if (o.dtype === 'string') throw new Error(`bridged kernel ${kernelName}: string outputs unsupported`);
+        backend.typedArrayFromHeap(out).set(vals as tf.backend_util.TypedArray);
+        return out;
+      });
+      return Array.isArray(res) ? results : results[0];
+    } finally {
+      for (const id of created) cpu.disposeData(id, true);
+    }
+  };
+}

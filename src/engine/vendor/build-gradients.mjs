@@ -1,0 +1,107 @@
+// Regenerates tfjs-gradients.js: tfjs-core's gradient registrations as one ESM module.
+//
+// Why: @tensorflow/tfjs-core's Node bundle (dist/tf-core.node.js) registers no gradients; the full
+// @tensorflow/tfjs package normally does that by importing dist/register_all_gradients.js, which ships only as
+// extensionless ESM that Node cannot load. This script bundles that entry with esbuild (installed with tsx) and
+// redirects every internal import whose names are all public exports of tfjs-core to the package itself, so the
+// gradients call the same ops/engine instance as the rest of Manyfold. The few internal helpers that are not
+// public (pure utility functions and a handful of private gradient ops) are bundled; tfjs-core keeps its engine,
+// registries and Tensor class in globals, so the bundled copies share them.
+//
+// Usage: node src/engine/vendor/build-gradients.mjs   (re-run after upgrading @tensorflow/tfjs-core)
+import { build } from 'esbuild';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+const corePkg = require.resolve('@tensorflow/tfjs-core/package.json');
+const coreDist = path.join(path.dirname(corePkg), 'dist');
+const core = require('@tensorflow/tfjs-core');
+const publicNames = new Set(Object.keys(core));
+const version = JSON.parse(fs.readFileSync(corePkg, 'utf8')).version;
+
+const importRe = /import\s*\{([^}]*)\}\s*from\s*'([^']+)';/g;
+let redirected = 0;
+let kept = new Set();
+let nsCounter = 0;
+const NAMESPACES = ['util', 'backend_util', 'tensor_util', 'slice_util'];
+/** '' for a top-level public export, a namespace name, or null when not public */
+function sourceOf(name) {
+  if (publicNames.has(name)) return '';
+  for (const ns of NAMESPACES) if (core[ns] && Object.prototype.hasOwnProperty.call(core[ns], name)) return ns;
+  return null;
+}
+
+const plugin = {
+  name: 'tfjs-core-public',
+  setup(b) {
+    b.onLoad({ filter: /tfjs-core[\\/]dist[\\/].*\.js$/ }, async (args) => {
+      let src = await fs.promises.readFile(args.path, 'utf8');
+      src = src.replace(/\/\/# sourceMappingURL=.*$/m, '');
+      if (args.path.endsWith('register_all_gradients.js')) {
+        // do not override gradients someone else (e.g. @tensorflow/tfjs via tfjs-node) registered already
+        src = src.replace(/registerGradient\(gradientConfig\);/, 'if (getGradient(gradientConfig.kernelName) == null) registerGradient(gradientConfig);');
+        src = src.replace(/import \{ registerGradient \} from '\.\/kernel_registry';/, "import { registerGradient, getGradient } from '@tensorflow/tfjs-core';");
+      }
+      src = src.replace(importRe, (whole, names, spec) => {
+        if (!spec.startsWith('.')) return whole;
+        const list = names.split(',').map((s) => s.trim()).filter(Boolean);
+        const pairs = list.map((n) => {
+          const [from, to] = n.split(/\s+as\s+/).map((x) => x.trim());
+          return { from, to: to ?? from };
+        });
+        // ENGINE: the shared engine instance
+        if (pairs.length === 1 && pairs[0].from === 'ENGINE') {
+          redirected++;
+          return `import { engine as __tfEngine } from '@tensorflow/tfjs-core'; const ${pairs[0].to} = __tfEngine();`;
+        }
+        const src1 = pairs.map((p) => sourceOf(p.from));
+        if (src1.every((x) => x != null)) {
+          redirected++;
+          const top = pairs.filter((_, i) => src1[i] === '');
+          const lines = [];
+          if (top.length) lines.push(`import { ${top.map((p) => (p.from === p.to ? p.from : `${p.from} as ${p.to}`)).join(', ')} } from '@tensorflow/tfjs-core';`);
+          const byNs = new Map();
+          pairs.forEach((p, i) => {
+            if (src1[i] === '') return;
+            if (!byNs.has(src1[i])) byNs.set(src1[i], []);
+            byNs.get(src1[i]).push(p);
+          });
+          for (const [ns, ps] of byNs) {
+            const alias = `__tf_${ns}_${nsCounter++}`;
+            lines.push(`import { ${ns} as ${alias} } from '@tensorflow/tfjs-core';`);
+            lines.push(`const { ${ps.map((p) => (p.from === p.to ? p.from : `${p.from}: ${p.to}`)).join(', ')} } = ${alias};`);
+          }
+          return lines.join(' ');
+        }
+        kept.add(path.relative(coreDist, path.resolve(path.dirname(args.path), spec)) + ` {${pairs.filter((_, i) => src1[i] == null).map((p) => p.from).join(', ')}}`);
+        return whole;
+      });
+      return { contents: src, loader: 'js', resolveDir: path.dirname(args.path) };
+    });
+  },
+};
+
+const out = path.join(here, 'tfjs-gradients.js');
+await build({
+  entryPoints: [path.join(coreDist, 'register_all_gradients.js')],
+  bundle: true,
+  format: 'esm',
+  platform: 'neutral',
+  target: 'es2020',
+  external: ['@tensorflow/tfjs-core'],
+  plugins: [plugin],
+  outfile: out,
+  banner: {
+    js:
+      `// GENERATED by build-gradients.mjs from @tensorflow/tfjs-core ${version} (Apache-2.0). Do not edit.\n` +
+      `// tfjs-core's gradient registrations (register_all_gradients) as one ESM module; see build-gradients.mjs.\n` +
+      `/* eslint-disable */\n// @ts-nocheck`,
+  },
+  logLevel: 'warning',
+});
+console.log(`wrote ${out}: ${redirected} imports redirected to @tensorflow/tfjs-core; bundled internals:`);
+for (const k of [...kept].sort()) console.log('  ' + k);

@@ -1,0 +1,595 @@
+/**
+ * The Manyfold model artifact: one directory that fully describes a trained encoder.
+ *
+ *   <dir>/manifest.json       format 'manyfold-model/1' (schema below), the only file not listed in `files`
+ *   <dir>/tokenizer.json      the tokenizer (see tokenizer.ts), hashed like the weights
+ *   <dir>/weights-000.bin ... float32 little-endian, tensors laid end to end in the model's variable order;
+ *                             a shard is closed before it would pass `shardBytes` (default 32 MiB); one tensor
+ *                             never spans two shards (a tensor larger than a shard gets a shard of its own)
+ *
+ * Guarantees
+ * - Atomic save: everything is written (and fsynced) into a sibling temporary directory which is then renamed
+ *   onto the target path, so the target is either absent, the previous artifact, or the complete new one.
+ * - Verified load: every listed file's size and sha256 are checked before a byte is used; a missing, truncated,
+ *   extended or altered file, a manifest that fails the schema, a weight whose shape differs from the model's
+ *   variable, or a name present on one side only, each fails with an ArtifactError naming the file or tensor.
+ * - Content id: unless given, id = 'mf-' + the first 12 hex digits of a sha256 over the config, the tokenizer
+ *   JSON and every tensor's name, shape and bytes. It does not depend on sharding, timestamps or training notes,
+ *   so retraining to identical weights gives the same id.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { tf } from '../engine/tf.js';
+import type { DualEncoder, ModelConfig, Tokenizer } from './types.js';
+import { createDualEncoder } from './dual-encoder.js';
+import { tokenizerFromJSON, type WordByteTokenizer } from './tokenizer.js';
+
+export const ARTIFACT_FORMAT = 'manyfold-model/1';
+export const MANIFEST_FILE = 'manifest.json';
+export const TOKENIZER_FILE = 'tokenizer.json';
+export const DEFAULT_SHARD_BYTES = 32 * 1024 * 1024;
+/** artifacts up to this size keep the verified bytes in memory between verification and assignment */
+const KEEP_IN_MEMORY_BYTES = 256 * 1024 * 1024;
+
+/** An artifact problem; `file` names the offending file (relative to the artifact dir) when there is one. */
+export class ArtifactError extends Error {
+  constructor(
+    message: string,
+    readonly file?: string,
+  ) {
+    super(message);
+    this.name = 'ArtifactError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- schema
+
+/** a plain file name inside the artifact directory: no separators, no '..', no hidden files */
+const fileName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be a plain file name inside the artifact directory')
+  .refine((s) => s !== MANIFEST_FILE, 'manifest.json cannot list itself');
+
+const posInt = z.number().int().positive();
+
+export const modelConfigSchema = z.object({
+  preset: z.string().min(1),
+  embedDim: posInt,
+  image: z
+    .object({ size: posInt, patch: posInt, width: posInt, depth: posInt, heads: posInt, mlpRatio: z.number().positive() })
+    .loose(),
+  text: z
+    .object({
+      width: posInt,
+      depth: posInt,
+      heads: posInt,
+      mlpRatio: z.number().positive(),
+      maxLen: posInt,
+      vocabSize: posInt,
+    })
+    .loose(),
+  initLogitScale: z.number(),
+}).loose();
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits');
+
+export const manifestSchema = z
+  .object({
+    format: z.literal(ARTIFACT_FORMAT),
+    id: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'id must be URL/path safe'),
+    created: z.iso.datetime(),
+    config: modelConfigSchema,
+    tokenizer: z.object({ file: fileName, vocabSize: posInt, maxLen: posInt }).strict(),
+    dims: z.object({ embed: posInt, imageSize: posInt }).loose(),
+    training: z
+      .object({
+        data: z.unknown().optional(),
+        method: z.string().optional(),
+        seed: z.number().int().optional(),
+        epochs: z.number().optional(),
+      })
+      .loose(),
+    metrics: z.record(z.string(), z.unknown()),
+    files: z.array(z.object({ path: fileName, bytes: z.number().int().nonnegative(), sha256: sha256Hex }).strict()),
+    weights: z.array(
+      z
+        .object({
+          name: z.string().min(1),
+          shape: z.array(z.number().int().nonnegative()),
+          dtype: z.literal('float32'),
+          file: fileName,
+          offset: z.number().int().nonnegative(),
+        })
+        .strict(),
+    ),
+  })
+  .loose()
+  .superRefine((m, ctx) => {
+    const files = new Set<string>();
+    m.files.forEach((f, i) => {
+      if (files.has(f.path)) ctx.addIssue({ code: 'custom', path: ['files', i, 'path'], message: `duplicate file ${f.path}` });
+      files.add(f.path);
+    });
+    if (!files.has(m.tokenizer.file)) {
+      ctx.addIssue({ code: 'custom', path: ['tokenizer', 'file'], message: `${m.tokenizer.file} is not listed in files` });
+    }
+    const names = new Set<string>();
+    m.weights.forEach((w, i) => {
+      if (names.has(w.name)) ctx.addIssue({ code: 'custom', path: ['weights', i, 'name'], message: `duplicate weight ${w.name}` });
+      names.add(w.name);
+      if (!files.has(w.file)) ctx.addIssue({ code: 'custom', path: ['weights', i, 'file'], message: `${w.file} is not listed in files` });
+      if (w.offset % 4 !== 0) ctx.addIssue({ code: 'custom', path: ['weights', i, 'offset'], message: 'offset must be a multiple of 4' });
+    });
+    if (m.dims.embed !== m.config.embedDim) {
+      ctx.addIssue({ code: 'custom', path: ['dims', 'embed'], message: `dims.embed ${m.dims.embed} != config.embedDim ${m.config.embedDim}` });
+    }
+    if (m.dims.imageSize !== m.config.image.size) {
+      ctx.addIssue({ code: 'custom', path: ['dims', 'imageSize'], message: `dims.imageSize ${m.dims.imageSize} != config.image.size ${m.config.image.size}` });
+    }
+  });
+
+export type ArtifactManifest = z.infer<typeof manifestSchema> & { config: ModelConfig };
+export type WeightEntry = ArtifactManifest['weights'][number];
+export type FileEntry = ArtifactManifest['files'][number];
+
+/** Free-form training description; data/method/seed/epochs are the conventional keys. */
+export interface TrainingInfo {
+  data?: unknown;
+  method?: string;
+  seed?: number;
+  epochs?: number;
+  [key: string]: unknown;
+}
+
+export type Metrics = Record<string, unknown>;
+
+// ---------------------------------------------------------------------------------------------- helpers
+
+function sha256(buf: Uint8Array): string {
+  return createHash('sha256').update(buf).digest('hex');
+}
+
+function formatZodIssues(err: z.ZodError, max = 6): string {
+  return err.issues
+    .slice(0, max)
+    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('; ');
+}
+
+const LITTLE_ENDIAN = os.endianness() === 'LE';
+
+/** float32 values -> little-endian bytes (a view when the host is LE) */
+function floatsToBytes(values: Float32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint8Array(values.length * 4);
+  const dv = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) dv.setFloat32(i * 4, values[i], true);
+  return out;
+}
+
+/** little-endian bytes -> a fresh, aligned Float32Array */
+function bytesToFloats(buf: Uint8Array, offset: number, count: number): Float32Array {
+  const out = new Float32Array(count);
+  if (LITTLE_ENDIAN) {
+    new Uint8Array(out.buffer).set(buf.subarray(offset, offset + count * 4));
+  } else {
+    const dv = new DataView(buf.buffer, buf.byteOffset + offset, count * 4);
+    for (let i = 0; i < count; i++) out[i] = dv.getFloat32(i * 4, true);
+  }
+  return out;
+}
+
+function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+async function writeFileSynced(file: string, data: Uint8Array | string): Promise<void> {
+  const fh = await fs.open(file, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  // fsync a directory so renames inside it are durable; not supported everywhere (e.g. Windows): best effort
+  try {
+    const fh = await fs.open(dir, fsConstants.O_RDONLY);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    /* best effort */
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await fs.lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function tmpSibling(target: string, tag: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * Content id: sha256 over config, tokenizer JSON and each tensor's name, shape and bytes (sharding-independent).
+ */
+export function contentId(
+  config: ModelConfig,
+  tokenizerJson: unknown,
+  tensors: { name: string; shape: readonly number[]; bytes: Uint8Array }[],
+): string {
+  const h = createHash('sha256');
+  h.update(`${ARTIFACT_FORMAT}\n`);
+  h.update(JSON.stringify(config));
+  h.update('\n');
+  h.update(JSON.stringify(tokenizerJson));
+  h.update('\n');
+  for (const t of tensors) {
+    h.update(`${t.name}\t${t.shape.join('x')}\t${t.bytes.byteLength}\n`);
+    h.update(t.bytes);
+  }
+  return `mf-${h.digest('hex').slice(0, 12)}`;
+}
+
+// ---------------------------------------------------------------------------------------------- save
+
+export interface SaveArtifactOptions {
+  model: DualEncoder;
+  tokenizer: Tokenizer;
+  training: TrainingInfo;
+  metrics?: Metrics;
+  /** explicit id; default is the content id (see module comment) */
+  id?: string;
+  /** replace an existing directory at the target path (default false: fail if it exists) */
+  overwrite?: boolean;
+  /** maximum shard size in bytes (default 32 MiB) */
+  shardBytes?: number;
+  /** creation time; default now */
+  created?: Date;
+}
+
+/**
+ * Write an artifact directory atomically. Returns the manifest written.
+ * The model's variables are read (dataSync) in insertion order; all must be float32.
+ */
+export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Promise<ArtifactManifest> {
+  const { model, tokenizer, training, metrics = {}, overwrite = false } = opts;
+  const shardBytes = opts.shardBytes ?? DEFAULT_SHARD_BYTES;
+  if (!(shardBytes >= 4)) throw new ArtifactError(`saveArtifact: shardBytes must be >= 4, got ${shardBytes}`);
+  const target = path.resolve(dir);
+  const config = model.config;
+
+  if (tokenizer.vocabSize !== config.text.vocabSize) {
+    throw new ArtifactError(
+      `saveArtifact: tokenizer vocabSize ${tokenizer.vocabSize} != model config.text.vocabSize ${config.text.vocabSize}`,
+    );
+  }
+  if (tokenizer.maxLen !== config.text.maxLen) {
+    throw new ArtifactError(`saveArtifact: tokenizer maxLen ${tokenizer.maxLen} != model config.text.maxLen ${config.text.maxLen}`);
+  }
+  if (!overwrite && (await exists(target))) {
+    throw new ArtifactError(`saveArtifact: ${target} already exists (pass overwrite: true to replace it)`);
+  }
+
+  // 1. snapshot the weights (in order) as little-endian bytes
+  const tensors: { name: string; shape: number[]; bytes: Uint8Array }[] = [];
+  for (const [name, v] of model.variables) {
+    if (v.dtype !== 'float32') throw new ArtifactError(`saveArtifact: variable ${name} has dtype ${v.dtype}; only float32 is supported`);
+    const values = v.dataSync() as Float32Array;
+    tensors.push({ name, shape: [...v.shape], bytes: floatsToBytes(values) });
+  }
+
+  // 2. lay them out in shards
+  const shards: { file: string; parts: Uint8Array[]; bytes: number }[] = [];
+  const weights: WeightEntry[] = [];
+  for (const t of tensors) {
+    let cur = shards[shards.length - 1];
+    if (!cur || (cur.bytes > 0 && cur.bytes + t.bytes.byteLength > shardBytes)) {
+      cur = { file: `weights-${String(shards.length).padStart(3, '0')}.bin`, parts: [], bytes: 0 };
+      shards.push(cur);
+    }
+    weights.push({ name: t.name, shape: t.shape, dtype: 'float32', file: cur.file, offset: cur.bytes });
+    cur.parts.push(t.bytes);
+    cur.bytes += t.bytes.byteLength;
+  }
+  if (shards.length === 0) shards.push({ file: 'weights-000.bin', parts: [], bytes: 0 });
+
+  const tokJson = tokenizer.toJSON();
+  const tokBytes = new TextEncoder().encode(`${JSON.stringify(tokJson)}\n`);
+  const id = opts.id ?? contentId(config, tokJson, tensors);
+
+  // 3. write into a temporary sibling, then rename
+  const tmp = tmpSibling(target, 'tmp');
+  await fs.mkdir(path.dirname(target), { recursive: true });
+  await fs.mkdir(tmp);
+  try {
+    const files: FileEntry[] = [];
+    await writeFileSynced(path.join(tmp, TOKENIZER_FILE), tokBytes);
+    files.push({ path: TOKENIZER_FILE, bytes: tokBytes.byteLength, sha256: sha256(tokBytes) });
+    for (const s of shards) {
+      const h = createHash('sha256');
+      const fh = await fs.open(path.join(tmp, s.file), 'w');
+      try {
+        for (const p of s.parts) {
+          h.update(p);
+          await fh.write(p);
+        }
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      files.push({ path: s.file, bytes: s.bytes, sha256: h.digest('hex') });
+    }
+
+    const manifest = {
+      format: ARTIFACT_FORMAT,
+      id,
+      created: (opts.created ?? new Date()).toISOString(),
+      config,
+      tokenizer: { file: TOKENIZER_FILE, vocabSize: tokenizer.vocabSize, maxLen: tokenizer.maxLen },
+      dims: { embed: config.embedDim, imageSize: config.image.size },
+      training: { ...training },
+      metrics: { ...metrics },
+      files,
+      weights,
+    };
+    const checked = parseManifest(manifest, MANIFEST_FILE); // never write a manifest we could not read back
+    await writeFileSynced(path.join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+    await syncDir(tmp);
+
+    if (overwrite && (await exists(target))) {
+      const old = tmpSibling(target, 'old');
+      await fs.rename(target, old);
+      try {
+        await fs.rename(tmp, target);
+      } catch (e) {
+        await fs.rename(old, target).catch(() => undefined); // put the previous artifact back
+        throw e;
+      }
+      await fs.rm(old, { recursive: true, force: true });
+    } else {
+      await fs.rename(tmp, target);
+    }
+    await syncDir(path.dirname(target));
+    return checked;
+  } catch (e) {
+    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- read
+
+function parseManifest(json: unknown, where: string): ArtifactManifest {
+  const r = manifestSchema.safeParse(json);
+  if (!r.success) throw new ArtifactError(`invalid artifact manifest ${where}: ${formatZodIssues(r.error)}`, MANIFEST_FILE);
+  return r.data as ArtifactManifest;
+}
+
+/** Read and validate manifest.json (no file hashing). */
+export async function readManifest(dir: string): Promise<ArtifactManifest> {
+  const file = path.join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ArtifactError(
+      code === 'ENOENT' ? `not a Manyfold artifact: ${file} does not exist` : `cannot read ${file}: ${(e as Error).message}`,
+      MANIFEST_FILE,
+    );
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new ArtifactError(`invalid artifact manifest ${file}: not JSON (${(e as Error).message})`, MANIFEST_FILE);
+  }
+  return parseManifest(json, file);
+}
+
+/** Read one listed file and check its size and sha256. */
+async function readVerified(dir: string, entry: FileEntry): Promise<Uint8Array> {
+  const file = path.join(dir, entry.path);
+  let buf: Buffer;
+  try {
+    buf = await fs.readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new ArtifactError(
+      code === 'ENOENT'
+        ? `artifact file ${entry.path} is missing (listed in ${MANIFEST_FILE} of ${dir})`
+        : `cannot read artifact file ${entry.path}: ${(e as Error).message}`,
+      entry.path,
+    );
+  }
+  if (buf.byteLength !== entry.bytes) {
+    throw new ArtifactError(
+      `artifact file ${entry.path} has ${buf.byteLength} bytes, manifest says ${entry.bytes} (${buf.byteLength < entry.bytes ? 'truncated' : 'extended'})`,
+      entry.path,
+    );
+  }
+  const got = sha256(buf);
+  if (got !== entry.sha256) {
+    throw new ArtifactError(`artifact file ${entry.path} failed its sha256 check: expected ${entry.sha256}, got ${got}`, entry.path);
+  }
+  return buf;
+}
+
+/** Verify every file listed in the manifest (size + sha256) without loading a model. */
+export async function verifyArtifact(dir: string): Promise<ArtifactManifest> {
+  const manifest = await readManifest(dir);
+  for (const f of manifest.files) await readVerified(dir, f);
+  return manifest;
+}
+
+// ---------------------------------------------------------------------------------------------- load
+
+export type CreateModel = (config: ModelConfig, seed: number) => DualEncoder;
+
+export interface LoadArtifactOptions {
+  /** model factory; default: createDualEncoder from ./dual-encoder.js */
+  createModel?: CreateModel;
+  /**
+   * artifacts up to this many bytes keep the verified file contents in memory for assignment (default 256 MiB);
+   * larger ones re-read and re-verify each shard while assigning (lower peak memory, twice the reads)
+   */
+  keepInMemoryBytes?: number;
+}
+
+export interface LoadedArtifact {
+  model: DualEncoder;
+  tokenizer: WordByteTokenizer;
+  manifest: ArtifactManifest;
+}
+
+/**
+ * Load an artifact: validate the manifest, verify every file, rebuild the tokenizer, create the model from
+ * the stored config and assign every weight by name. The caller owns (and disposes) the returned model.
+ */
+export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}): Promise<LoadedArtifact> {
+  const manifest = await readManifest(dir);
+  const byPath = new Map(manifest.files.map((f) => [f.path, f]));
+
+  // Every file is verified before anything is built (missing/truncated/tampered fail here, naming the file).
+  // Small artifacts keep the verified bytes; large ones are re-read (and re-verified) shard by shard during
+  // assignment so that peak memory stays around one shard plus the model.
+  const tokFile = manifest.tokenizer.file;
+  const totalBytes = manifest.files.reduce((a, f) => a + f.bytes, 0);
+  const keep = totalBytes <= (opts.keepInMemoryBytes ?? KEEP_IN_MEMORY_BYTES);
+  const contents = new Map<string, Uint8Array>();
+  for (const f of manifest.files) {
+    const buf = await readVerified(dir, f);
+    if (keep || f.path === tokFile) contents.set(f.path, buf);
+  }
+
+  // tokenizer
+  let tokenizer: WordByteTokenizer;
+  try {
+    tokenizer = tokenizerFromJSON(JSON.parse(new TextDecoder().decode(contents.get(tokFile))));
+  } catch (e) {
+    throw new ArtifactError(`artifact file ${tokFile}: ${(e as Error).message}`, tokFile);
+  }
+  const cfg = manifest.config;
+  if (tokenizer.vocabSize !== manifest.tokenizer.vocabSize || tokenizer.vocabSize !== cfg.text.vocabSize) {
+    throw new ArtifactError(
+      `artifact file ${tokFile}: tokenizer vocabSize ${tokenizer.vocabSize} does not match manifest (${manifest.tokenizer.vocabSize}) / config.text.vocabSize (${cfg.text.vocabSize})`,
+      tokFile,
+    );
+  }
+  if (tokenizer.maxLen !== manifest.tokenizer.maxLen || tokenizer.maxLen !== cfg.text.maxLen) {
+    throw new ArtifactError(
+      `artifact file ${tokFile}: tokenizer maxLen ${tokenizer.maxLen} does not match manifest (${manifest.tokenizer.maxLen}) / config.text.maxLen (${cfg.text.maxLen})`,
+      tokFile,
+    );
+  }
+
+  // weight table checks against file sizes (before creating the model)
+  for (const w of manifest.weights) {
+    const size = byPath.get(w.file)!.bytes;
+    const need = numel(w.shape) * 4;
+    if (w.offset + need > size) {
+      throw new ArtifactError(
+        `weight ${w.name} [${w.shape.join(', ')}] at offset ${w.offset} needs ${need} bytes but ${w.file} has ${size}`,
+        w.file,
+      );
+    }
+  }
+
+  const createModel = opts.createModel ?? createDualEncoder;
+  const seed = typeof manifest.training.seed === 'number' ? manifest.training.seed : 0;
+  const model = createModel(cfg as ModelConfig, seed);
+  try {
+    checkWeightNames(model, manifest);
+    const byFile = new Map<string, WeightEntry[]>();
+    for (const w of manifest.weights) {
+      const list = byFile.get(w.file);
+      if (list) list.push(w);
+      else byFile.set(w.file, [w]);
+    }
+    for (const [file, entries] of byFile) {
+      const buf = contents.get(file) ?? (await readVerified(dir, byPath.get(file)!));
+      for (const w of entries) {
+        const v = model.variables.get(w.name)!;
+        const values = bytesToFloats(buf, w.offset, numel(w.shape));
+        tf.tidy(() => v.assign(tf.tensor(values, w.shape, 'float32')));
+      }
+    }
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, tokenizer, manifest };
+}
+
+/** Names must match one to one and every shape must equal the model variable's. */
+function checkWeightNames(model: DualEncoder, manifest: ArtifactManifest): void {
+  const stored = new Set(manifest.weights.map((w) => w.name));
+  const missing = [...model.variables.keys()].filter((n) => !stored.has(n));
+  const extra = manifest.weights.map((w) => w.name).filter((n) => !model.variables.has(n));
+  if (missing.length || extra.length) {
+    const fmt = (xs: string[]): string => (xs.length > 8 ? `${xs.slice(0, 8).join(', ')}, ... (${xs.length})` : xs.join(', '));
+    throw new ArtifactError(
+      `artifact weights do not match the model built from its config:` +
+        (missing.length ? ` missing in the artifact: ${fmt(missing)};` : '') +
+        (extra.length ? ` not in the model: ${fmt(extra)};` : ''),
+    );
+  }
+  for (const w of manifest.weights) {
+    const v = model.variables.get(w.name)!;
+    if (!sameShape(v.shape, w.shape)) {
+      throw new ArtifactError(
+        `weight ${w.name} in ${w.file} has shape [${w.shape.join(', ')}] but the model expects [${v.shape.join(', ')}]`,
+        w.file,
+      );
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- update
+
+export interface UpdateMetricsOptions {
+  /** replace the metrics object instead of merging (default: shallow merge, new keys win) */
+  replace?: boolean;
+}
+
+/**
+ * Update manifest.metrics in place (atomically: temp file + rename). Only the manifest changes; no file is
+ * re-hashed and the id is unchanged (metrics are not part of the content id).
+ */
+export async function updateManifestMetrics(dir: string, metrics: Metrics, opts: UpdateMetricsOptions = {}): Promise<ArtifactManifest> {
+  const file = path.join(dir, MANIFEST_FILE);
+  await readManifest(dir); // validates first: a broken artifact is reported, not rewritten
+  const raw = JSON.parse(await fs.readFile(file, 'utf8')) as Record<string, unknown>; // keeps unknown keys verbatim
+  const prev = (raw.metrics ?? {}) as Metrics;
+  raw.metrics = opts.replace ? { ...metrics } : { ...prev, ...metrics };
+  const checked = parseManifest(raw, file);
+  const tmp = path.join(dir, `.${MANIFEST_FILE}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    await writeFileSynced(tmp, `${JSON.stringify(raw, null, 2)}\n`);
+    await fs.rename(tmp, file);
+  } catch (e) {
+    await fs.rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+  await syncDir(dir);
+  return checked;
+}

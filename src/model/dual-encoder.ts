@@ -1,0 +1,324 @@
+/**
+ * The CLIP-style dual encoder: a ViT image tower and a transformer text tower, both ending in a linear
+ * projection to embedDim and L2 normalisation, plus a learnable logit scale.
+ *
+ * Image tower (ViT): pixels in [0,1] are normalised with CLIP's mean/std inside the tower (so attacks work in
+ * [0,1] pixel space); patchify by reshape/transpose (no conv); linear patch embedding; a class token and learned
+ * position embeddings; pre-LN blocks (LN -> MHSA -> residual, LN -> MLP(GELU) -> residual); the final LayerNorm is
+ * applied to the class token only (LN is per token, so this equals normalising all tokens and then pooling);
+ * linear projection (no bias); L2 normalisation.
+ *
+ * Text tower: token embedding (gather) + learned position embedding; pre-LN blocks with bidirectional attention
+ * and a key-padding mask (id 0 = pad); final LayerNorm; **masked mean pooling** over non-pad tokens; projection
+ * (no bias); L2 normalisation. Why masked mean rather than CLIP's EOS token: CLIP pools EOS because its text
+ * attention is causal, so only the last token has seen the whole caption. Our attention is bidirectional, so
+ * every token sees the whole caption, and mean pooling (a) does not depend on tokenizer conventions (which id is
+ * EOS, whether EOS survives truncation to maxLen), (b) gives every token a direct gradient path, which trains
+ * faster from scratch on small data and gives embedding-space text attacks a smooth per-token signal, and (c) is
+ * invariant to the amount of right padding (pads are masked out of attention and out of the mean).
+ *
+ * All fast ops (linear, layerNorm, gelu, attention) come from engine/ops.ts.
+ *
+ * Initialisation is deterministic: every variable draws from its own Rng seeded by (seed, variable name), so the
+ * same seed gives bit-identical weights, and adding a variable never changes another's initial values. Init
+ * scales follow CLIP: attention/proj std width^-0.5 (residual projections further x (2 depth)^-0.5), MLP fc1
+ * (2 width)^-0.5, token embedding 0.02, text position 0.01, image class/position width^-0.5, patch embedding
+ * 1/sqrt(fan_in); biases 0, LayerNorm gains 1. Normal draws are truncated at 2 std.
+ */
+import * as tf from '../engine/tf.js';
+import {
+  attention,
+  gelu,
+  l2Normalize,
+  layerNorm,
+  linear,
+  colSum,
+  weightGradsDisabled,
+  type CustomGradFn,
+} from '../engine/ops.js';
+import { Rng } from '../util/rng.js';
+import { validateModelConfig } from './presets.js';
+import type { DualEncoder, ModelConfig } from './types.js';
+
+export { modelConfigFromPreset } from './presets.js';
+
+/** CLIP's pixel statistics (RGB), applied inside the image tower. */
+export const PIXEL_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
+export const PIXEL_STD = [0.26862954, 0.26130258, 0.27577711] as const;
+
+/** Additive attention-mask value for padding keys. */
+const MASK_NEG = -1e9;
+
+/** Maximum logit scale exp(.), as in CLIP. */
+export const MAX_LOGIT_SCALE = 100;
+
+let instanceCounter = 0;
+
+function fnv1a(s: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+type Init = { kind: 'normal'; std: number } | { kind: 'const'; value: number };
+
+interface BlockVars {
+  ln1g: tf.Variable<tf.Rank.R1>;
+  ln1b: tf.Variable<tf.Rank.R1>;
+  qkvW: tf.Variable<tf.Rank.R2>;
+  qkvB: tf.Variable<tf.Rank.R1>;
+  projW: tf.Variable<tf.Rank.R2>;
+  projB: tf.Variable<tf.Rank.R1>;
+  ln2g: tf.Variable<tf.Rank.R1>;
+  ln2b: tf.Variable<tf.Rank.R1>;
+  fc1W: tf.Variable<tf.Rank.R2>;
+  fc1B: tf.Variable<tf.Rank.R1>;
+  fc2W: tf.Variable<tf.Rank.R2>;
+  fc2B: tf.Variable<tf.Rank.R1>;
+}
+
+/** x + r broadcast over rows, x [M,F], r [F]; r's gradient as a matmul column sum. */
+const addRowVector = tf.customGrad(((x: tf.Tensor2D, r: tf.Tensor1D) => ({
+  value: tf.add(x, r),
+  gradFunc: (dy: tf.Tensor2D) => [dy, weightGradsDisabled() ? tf.zeros([dy.shape[1]]) : colSum(dy)],
+})) as unknown as CustomGradFn) as (x: tf.Tensor2D, r: tf.Tensor1D) => tf.Tensor2D;
+
+class DualEncoderImpl implements DualEncoder {
+  readonly config: ModelConfig;
+  readonly variables = new Map<string, tf.Variable>();
+  private readonly prefix: string;
+  private readonly seed: number;
+  private disposed = false;
+
+  // image
+  private readonly iPatchW: tf.Variable<tf.Rank.R2>;
+  private readonly iPatchB: tf.Variable<tf.Rank.R1>;
+  private readonly iCls: tf.Variable<tf.Rank.R1>;
+  private readonly iPos: tf.Variable<tf.Rank.R2>;
+  private readonly iBlocks: BlockVars[];
+  private readonly iLnG: tf.Variable<tf.Rank.R1>;
+  private readonly iLnB: tf.Variable<tf.Rank.R1>;
+  private readonly iProj: tf.Variable<tf.Rank.R2>;
+  // text
+  private readonly tTok: tf.Variable<tf.Rank.R2>;
+  private readonly tPos: tf.Variable<tf.Rank.R2>;
+  private readonly tBlocks: BlockVars[];
+  private readonly tLnG: tf.Variable<tf.Rank.R1>;
+  private readonly tLnB: tf.Variable<tf.Rank.R1>;
+  private readonly tProj: tf.Variable<tf.Rank.R2>;
+  private readonly logit: tf.Variable<tf.Rank.R0>;
+  private readonly pixelScale: tf.Tensor1D;
+  private readonly pixelShift: tf.Tensor1D;
+
+  constructor(config: ModelConfig, seed: number) {
+    validateModelConfig(config);
+    if (!Number.isFinite(seed)) throw new Error(`createDualEncoder: seed must be a finite number, got ${seed}`);
+    this.config = structuredClone(config);
+    this.seed = Math.floor(seed);
+    this.prefix = `manyfold${instanceCounter++}/`;
+    const c = this.config;
+    const im = c.image;
+    const nPatch = (im.size / im.patch) ** 2;
+    const pd = im.patch * im.patch * 3;
+    const wi = im.width;
+
+    this.iPatchW = this.v2('image.patch.w', [pd, wi], { kind: 'normal', std: 1 / Math.sqrt(pd) });
+    this.iPatchB = this.v1('image.patch.b', [wi], { kind: 'const', value: 0 });
+    this.iCls = this.v1('image.cls', [wi], { kind: 'normal', std: wi ** -0.5 });
+    this.iPos = this.v2('image.pos', [nPatch + 1, wi], { kind: 'normal', std: wi ** -0.5 });
+    this.iBlocks = [];
+    for (let i = 0; i < im.depth; i++) this.iBlocks.push(this.block(`image.blocks.${i}`, wi, im.mlpRatio, im.depth));
+    this.iLnG = this.v1('image.ln.g', [wi], { kind: 'const', value: 1 });
+    this.iLnB = this.v1('image.ln.b', [wi], { kind: 'const', value: 0 });
+    this.iProj = this.v2('image.proj.w', [wi, c.embedDim], { kind: 'normal', std: wi ** -0.5 });
+
+    const tx = c.text;
+    const wt = tx.width;
+    this.tTok = this.v2('text.tok', [tx.vocabSize, wt], { kind: 'normal', std: 0.02 });
+    this.tPos = this.v2('text.pos', [tx.maxLen, wt], { kind: 'normal', std: 0.01 });
+    this.tBlocks = [];
+    for (let i = 0; i < tx.depth; i++) this.tBlocks.push(this.block(`text.blocks.${i}`, wt, tx.mlpRatio, tx.depth));
+    this.tLnG = this.v1('text.ln.g', [wt], { kind: 'const', value: 1 });
+    this.tLnB = this.v1('text.ln.b', [wt], { kind: 'const', value: 0 });
+    this.tProj = this.v2('text.proj.w', [wt, c.embedDim], { kind: 'normal', std: wt ** -0.5 });
+
+    this.logit = this.variable('logitScale', [], { kind: 'const', value: c.initLogitScale }) as tf.Variable<tf.Rank.R0>;
+
+    // (x - mean) / std == x * (1/std) + (-mean/std)
+    this.pixelScale = tf.keep(tf.tensor1d(PIXEL_STD.map((s) => 1 / s)));
+    this.pixelShift = tf.keep(tf.tensor1d(PIXEL_MEAN.map((m, i) => -m / PIXEL_STD[i])));
+  }
+
+  private variable(name: string, shape: number[], init: Init): tf.Variable {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const data = new Float32Array(size);
+    if (init.kind === 'const') data.fill(init.value);
+    else {
+      const rng = new Rng((this.seed ^ fnv1a(name)) >>> 0);
+      for (let i = 0; i < size; i++) {
+        let z = rng.normal();
+        while (z > 2 || z < -2) z = rng.normal();
+        data[i] = z * init.std;
+      }
+    }
+    const t = tf.tensor(data, shape, 'float32');
+    const v = tf.variable(t, true, this.prefix + name);
+    t.dispose();
+    this.variables.set(name, v);
+    return v;
+  }
+  private v1(name: string, shape: [number], init: Init) {
+    return this.variable(name, shape, init) as tf.Variable<tf.Rank.R1>;
+  }
+  private v2(name: string, shape: [number, number], init: Init) {
+    return this.variable(name, shape, init) as tf.Variable<tf.Rank.R2>;
+  }
+
+  private block(p: string, w: number, r: number, depth: number): BlockVars {
+    const attnStd = w ** -0.5;
+    const projStd = w ** -0.5 * (2 * depth) ** -0.5;
+    const fcStd = (2 * w) ** -0.5;
+    return {
+      ln1g: this.v1(`${p}.ln1.g`, [w], { kind: 'const', value: 1 }),
+      ln1b: this.v1(`${p}.ln1.b`, [w], { kind: 'const', value: 0 }),
+      qkvW: this.v2(`${p}.attn.qkv.w`, [w, 3 * w], { kind: 'normal', std: attnStd }),
+      qkvB: this.v1(`${p}.attn.qkv.b`, [3 * w], { kind: 'const', value: 0 }),
+      projW: this.v2(`${p}.attn.proj.w`, [w, w], { kind: 'normal', std: projStd }),
+      projB: this.v1(`${p}.attn.proj.b`, [w], { kind: 'const', value: 0 }),
+      ln2g: this.v1(`${p}.ln2.g`, [w], { kind: 'const', value: 1 }),
+      ln2b: this.v1(`${p}.ln2.b`, [w], { kind: 'const', value: 0 }),
+      fc1W: this.v2(`${p}.mlp.fc1.w`, [w, r * w], { kind: 'normal', std: fcStd }),
+      fc1B: this.v1(`${p}.mlp.fc1.b`, [r * w], { kind: 'const', value: 0 }),
+      fc2W: this.v2(`${p}.mlp.fc2.w`, [r * w, w], { kind: 'normal', std: projStd }),
+      fc2B: this.v1(`${p}.mlp.fc2.b`, [w], { kind: 'const', value: 0 }),
+    };
+  }
+
+  private checkAlive(): void {
+    if (this.disposed) throw new Error('DualEncoder has been disposed');
+  }
+
+  /** one pre-LN transformer block over h [B*T, W] */
+  private runBlock(
+    h: tf.Tensor2D,
+    b: BlockVars,
+    batch: number,
+    seqLen: number,
+    heads: number,
+    keyMask: tf.Tensor2D | null,
+  ): tf.Tensor2D {
+    const a = attention(
+      layerNorm(h, b.ln1g, b.ln1b),
+      { qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB },
+      batch,
+      seqLen,
+      heads,
+      keyMask,
+    );
+    const h1 = tf.add(h, a) as tf.Tensor2D;
+    const m = linear(gelu(linear(layerNorm(h1, b.ln2g, b.ln2b), b.fc1W, b.fc1B)), b.fc2W, b.fc2B);
+    return tf.add(h1, m) as tf.Tensor2D;
+  }
+
+  imageTower(x: tf.Tensor4D): tf.Tensor2D {
+    this.checkAlive();
+    const im = this.config.image;
+    if (x.rank !== 4 || x.shape[1] !== im.size || x.shape[2] !== im.size || x.shape[3] !== 3) {
+      throw new Error(`imageTower: expected [B,${im.size},${im.size},3] pixels, got [${x.shape}]`);
+    }
+    return tf.tidy(() => {
+      const bsz = x.shape[0];
+      const g = im.size / im.patch;
+      const n = g * g;
+      const t = n + 1;
+      const w = im.width;
+      const xf = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
+      const xn = tf.add(tf.mul(xf, this.pixelScale), this.pixelShift);
+      // [B, g, p, g, p, 3] -> [B, g, g, p, p, 3] -> [B*n, p*p*3]
+      const patches = tf.reshape(
+        tf.transpose(tf.reshape(xn, [bsz, g, im.patch, g, im.patch, 3]), [0, 1, 3, 2, 4, 5]),
+        [bsz * n, im.patch * im.patch * 3],
+      ) as tf.Tensor2D;
+      const emb = tf.reshape(linear(patches, this.iPatchW, this.iPatchB), [bsz, n, w]);
+      const cls = tf.add(tf.zeros([bsz, 1, w]), tf.reshape(this.iCls, [1, 1, w]));
+      const tokens = tf.reshape(tf.concat([cls, emb], 1), [bsz, t * w]) as tf.Tensor2D;
+      let h = tf.reshape(addRowVector(tokens, tf.reshape(this.iPos, [t * w])), [bsz * t, w]) as tf.Tensor2D;
+      for (const b of this.iBlocks) h = this.runBlock(h, b, bsz, t, im.heads, null);
+      const pooled = tf.reshape(tf.slice(tf.reshape(h, [bsz, t, w]), [0, 0, 0], [bsz, 1, w]), [bsz, w]) as tf.Tensor2D;
+      const z = linear(layerNorm(pooled, this.iLnG, this.iLnB), this.iProj);
+      return l2Normalize(z);
+    });
+  }
+
+  embedTokens(ids: tf.Tensor2D): tf.Tensor3D {
+    this.checkAlive();
+    const tx = this.config.text;
+    const [bsz, len] = this.checkIds(ids, 'embedTokens');
+    return tf.tidy(() => {
+      const idsI = ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32');
+      const e = tf.gather(this.tTok, tf.reshape(idsI, [bsz * len])) as tf.Tensor2D; // [B*L, W]
+      const pos = len === tx.maxLen ? this.tPos : tf.slice(this.tPos, [0, 0], [len, tx.width]);
+      const withPos = addRowVector(tf.reshape(e, [bsz, len * tx.width]) as tf.Tensor2D, tf.reshape(pos, [len * tx.width]));
+      return tf.reshape(withPos, [bsz, len, tx.width]) as tf.Tensor3D;
+    });
+  }
+
+  textTowerFromEmbeddings(emb: tf.Tensor3D, ids: tf.Tensor2D): tf.Tensor2D {
+    this.checkAlive();
+    const tx = this.config.text;
+    const [bsz, len] = this.checkIds(ids, 'textTowerFromEmbeddings');
+    if (emb.rank !== 3 || emb.shape[0] !== bsz || emb.shape[1] !== len || emb.shape[2] !== tx.width) {
+      throw new Error(`textTowerFromEmbeddings: expected emb [${bsz},${len},${tx.width}], got [${emb.shape}]`);
+    }
+    return tf.tidy(() => {
+      const keep = tf.cast(tf.notEqual(ids, 0), 'float32') as tf.Tensor2D; // [B, L]
+      const keyMask = tf.mul(tf.sub(1, keep), MASK_NEG) as tf.Tensor2D;
+      let h = tf.reshape(emb, [bsz * len, tx.width]) as tf.Tensor2D;
+      for (const b of this.tBlocks) h = this.runBlock(h, b, bsz, len, tx.heads, keyMask);
+      const hn = tf.reshape(layerNorm(h, this.tLnG, this.tLnB), [bsz, len, tx.width]);
+      // masked mean over non-pad tokens; an all-pad row pools to zero (count clamped to 1)
+      const summed = tf.sum(tf.mul(hn, tf.reshape(keep, [bsz, len, 1])), 1);
+      const count = tf.maximum(tf.sum(keep, 1, true), 1);
+      const pooled = tf.div(summed, count) as tf.Tensor2D;
+      return l2Normalize(linear(pooled, this.tProj));
+    });
+  }
+
+  textTower(ids: tf.Tensor2D): tf.Tensor2D {
+    return tf.tidy(() => this.textTowerFromEmbeddings(this.embedTokens(ids), ids));
+  }
+
+  logitScale(): tf.Scalar {
+    this.checkAlive();
+    return tf.tidy(() => tf.exp(tf.minimum(this.logit, Math.log(MAX_LOGIT_SCALE))) as tf.Scalar);
+  }
+
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const v of this.variables.values()) v.dispose();
+    this.pixelScale.dispose();
+    this.pixelShift.dispose();
+  }
+
+  private checkIds(ids: tf.Tensor2D, where: string): [number, number] {
+    const tx = this.config.text;
+    if (ids.rank !== 2) throw new Error(`${where}: expected ids [B,L], got [${ids.shape}]`);
+    const [bsz, len] = ids.shape;
+    if (len < 1 || len > tx.maxLen) throw new Error(`${where}: sequence length ${len} not in [1, ${tx.maxLen}]`);
+    if (ids.dtype !== 'int32' && ids.dtype !== 'float32') throw new Error(`${where}: ids must be int32`);
+    return [bsz, len];
+  }
+}
+
+/**
+ * Build a dual encoder with freshly initialised weights. Same (config, seed) -> bit-identical weights.
+ * Variable names (the keys of `variables`, e.g. 'image.blocks.0.attn.qkv.w') are stable across instances; the
+ * underlying tf.Variable names carry a per-instance prefix so several encoders can coexist.
+ */
+export function createDualEncoder(config: ModelConfig, seed: number): DualEncoder {
+  return new DualEncoderImpl(config, seed);
+}

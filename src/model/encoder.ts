@@ -1,0 +1,143 @@
+/**
+ * The inference-side encoder used by evaluation, indexing and the API: text and RGB images in, L2-normalised
+ * float32 embeddings out. It wraps a differentiable DualEncoder (still reachable as `model` for white-box
+ * attacks) and a Tokenizer, batches inputs, and runs every batch inside tf.tidy so that no tensor outlives a
+ * call (tf.memory().numTensors is the same before and after each method).
+ */
+import { tf } from '../engine/tf.js';
+import type { DualEncoder, Tokenizer } from './types.js';
+
+/** The parts of an artifact manifest the encoder reports (see artifact.ts). */
+export interface EncoderManifestInfo {
+  id: string;
+}
+
+export class Encoder {
+  /** embedding dimension E */
+  readonly dim: number;
+  /** the model version: the artifact id, or 'unversioned' for a model not loaded from an artifact */
+  readonly version: string;
+  /** image edge S expected by embedImages (pixels are N x S x S x 3) */
+  readonly imageSize: number;
+
+  constructor(
+    readonly model: DualEncoder,
+    readonly tokenizer: Tokenizer,
+    readonly manifest?: EncoderManifestInfo,
+  ) {
+    this.dim = model.config.embedDim;
+    this.imageSize = model.config.image.size;
+    this.version = manifest?.id ?? 'unversioned';
+    if (tokenizer.vocabSize > model.config.text.vocabSize) {
+      throw new Error(`Encoder: tokenizer vocabSize ${tokenizer.vocabSize} exceeds the model's ${model.config.text.vocabSize}`);
+    }
+    if (tokenizer.maxLen > model.config.text.maxLen) {
+      throw new Error(`Encoder: tokenizer maxLen ${tokenizer.maxLen} exceeds the model's ${model.config.text.maxLen}`);
+    }
+  }
+
+  /** Texts -> one row-major Float32Array [texts.length * dim]. */
+  embedTextsMatrix(texts: readonly string[], batch = 256): Float32Array {
+    checkBatch(batch);
+    const n = texts.length;
+    const E = this.dim;
+    const L = this.tokenizer.maxLen;
+    const out = new Float32Array(n * E);
+    for (let start = 0; start < n; start += batch) {
+      const chunk = texts.slice(start, start + batch) as string[];
+      const ids = this.tokenizer.encodeBatch(chunk);
+      const rows = tf.tidy(() => {
+        const emb = this.model.textTower(tf.tensor2d(ids, [chunk.length, L], 'int32'));
+        checkOutput(emb.shape, chunk.length, E, 'textTower');
+        return emb.dataSync() as Float32Array;
+      });
+      out.set(rows, start * E);
+    }
+    return out;
+  }
+
+  /** Texts -> one Float32Array of length dim per text. */
+  embedTexts(texts: readonly string[], batch = 256): Float32Array[] {
+    return splitRows(this.embedTextsMatrix(texts, batch), texts.length, this.dim);
+  }
+
+  /**
+   * Images -> one row-major Float32Array [count * dim].
+   * pixels: RGB, row-major [count, S, S, 3]; Uint8Array in 0..255 (divided by 255 here), or Float32Array
+   * already in [0, 1] (e.g. an adversarial image).
+   */
+  embedImagesMatrix(pixels: Uint8Array | Float32Array, count: number, batch = 64): Float32Array {
+    checkBatch(batch);
+    const S = this.imageSize;
+    const per = S * S * 3;
+    if (!Number.isInteger(count) || count < 0) throw new Error(`embedImages: count must be a non-negative integer, got ${count}`);
+    if (pixels.length !== count * per) {
+      throw new Error(`embedImages: expected ${count} x ${S} x ${S} x 3 = ${count * per} values, got ${pixels.length}`);
+    }
+    const E = this.dim;
+    const out = new Float32Array(count * E);
+    const isBytes = pixels instanceof Uint8Array;
+    for (let start = 0; start < count; start += batch) {
+      const b = Math.min(batch, count - start);
+      const slice = pixels.subarray(start * per, (start + b) * per);
+      const rows = tf.tidy(() => {
+        let x: tf.Tensor4D;
+        if (isBytes) {
+          x = tf.div(tf.tensor4d(Float32Array.from(slice), [b, S, S, 3], 'float32'), 255) as tf.Tensor4D;
+        } else {
+          x = tf.tensor4d(slice as Float32Array, [b, S, S, 3], 'float32');
+        }
+        const emb = this.model.imageTower(x);
+        checkOutput(emb.shape, b, E, 'imageTower');
+        return emb.dataSync() as Float32Array;
+      });
+      out.set(rows, start * E);
+    }
+    return out;
+  }
+
+  /** Images -> one Float32Array of length dim per image (see embedImagesMatrix for the pixel format). */
+  embedImages(pixels: Uint8Array | Float32Array, count: number, batch = 64): Float32Array[] {
+    return splitRows(this.embedImagesMatrix(pixels, count, batch), count, this.dim);
+  }
+}
+
+/**
+ * Similarity matrix of L2-normalised embeddings: sims[i * nTexts + t] = <image_i, text_t>, row-major
+ * [nImages, nTexts], computed in float64 accumulation per entry (no tensors).
+ */
+export function similarityMatrix(images: Float32Array, texts: Float32Array, dim: number): Float32Array {
+  if (images.length % dim !== 0 || texts.length % dim !== 0) {
+    throw new Error(`similarityMatrix: embedding lengths ${images.length}, ${texts.length} are not multiples of dim ${dim}`);
+  }
+  const nI = images.length / dim;
+  const nT = texts.length / dim;
+  const out = new Float32Array(nI * nT);
+  for (let i = 0; i < nI; i++) {
+    const io = i * dim;
+    for (let t = 0; t < nT; t++) {
+      const to = t * dim;
+      let s = 0;
+      for (let k = 0; k < dim; k++) s += images[io + k] * texts[to + k];
+      out[i * nT + t] = s;
+    }
+  }
+  return out;
+}
+
+function splitRows(m: Float32Array, n: number, dim: number): Float32Array[] {
+  const rows: Float32Array[] = new Array(n);
+  // copies, so each row owns its own buffer (safe to transfer or hand to an index client)
+  for (let i = 0; i < n; i++) rows[i] = m.slice(i * dim, (i + 1) * dim);
+  return rows;
+}
+
+function checkBatch(batch: number): void {
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`Encoder: batch must be a positive integer, got ${batch}`);
+}
+
+function checkOutput(shape: number[], rows: number, dim: number, tower: string): void {
+  if (shape.length !== 2 || shape[0] !== rows || shape[1] !== dim) {
+    throw new Error(`Encoder: ${tower} returned shape [${shape.join(', ')}], expected [${rows}, ${dim}]`);
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * Analytic FLOP counts of the dual encoder (matmul FLOPs only: 2*M*N*K per product; elementwise ops,
+ * softmax and LayerNorm are not counted, as is conventional).
+ *
+ * Per tower, forward = L + A with
+ *   L (linear layers) = patch/token stage + depth * (2*n*W*3W + 2*n*W*W + 2 * 2*n*W*(r*W)) + 2*B*W*E
+ *     where n = B*T tokens, W width, r mlpRatio, E embedDim; the image patch embedding adds 2*B*N*(p*p*3)*W,
+ *     the text token embedding is a gather (0 FLOPs)
+ *   A (attention products) = depth * 2 * (2*B*T*T*W)    (QK^T and PV over all heads)
+ * Backward of a linear layer costs 2x its forward (dX and dW), of an attention product 2x as well.
+ *   inputGrad (gradient w.r.t. the pixels only, as in one PGD step) = forward + (L + 2A)
+ *     (every dX product; dV, dQ and dK are all needed) = 2L + 3A
+ *   trainStep (gradients of all weights; no gradient w.r.t. the pixels) = forward + (2L - L_patch_dX + 2A)
+ *     = 3L + 3A - L_patch   (the patch embedding's dX is not needed when the input is not differentiated)
+ */
+import type { ModelConfig } from './types.js';
+
+export interface TowerFlops {
+  /** forward FLOPs */
+  forward: number;
+  /** forward + backward to the input only */
+  inputGrad: number;
+  /** forward + backward to all weights (not to the input) */
+  trainStep: number;
+}
+
+function blockLinear(n: number, w: number, r: number): number {
+  return 2 * n * w * 3 * w + 2 * n * w * w + 2 * (2 * n * w * r * w);
+}
+
+export function imageTowerFlops(c: ModelConfig, batch: number): TowerFlops {
+  const im = c.image;
+  const nPatch = (im.size / im.patch) ** 2;
+  const t = nPatch + 1;
+  const n = batch * t;
+  const patch = 2 * batch * nPatch * im.patch * im.patch * 3 * im.width;
+  const lin = patch + im.depth * blockLinear(n, im.width, im.mlpRatio) + 2 * batch * im.width * c.embedDim;
+  const att = im.depth * 2 * (2 * batch * t * t * im.width);
+  return { forward: lin + att, inputGrad: 2 * lin + 3 * att, trainStep: 3 * lin + 3 * att - patch };
+}
+
+export function textTowerFlops(c: ModelConfig, batch: number, seqLen = c.text.maxLen): TowerFlops {
+  const tx = c.text;
+  const n = batch * seqLen;
+  const lin = tx.depth * blockLinear(n, tx.width, tx.mlpRatio) + 2 * batch * tx.width * c.embedDim;
+  const att = tx.depth * 2 * (2 * batch * seqLen * seqLen * tx.width);
+  // the token embedding is a gather: no input-side matmul
+  return { forward: lin + att, inputGrad: 2 * lin + 3 * att, trainStep: 3 * lin + 3 * att };
+}

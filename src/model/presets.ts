@@ -1,0 +1,88 @@
+/**
+ * Model size presets.
+ * - tiny: CPU/wasm, CI and tests. 32x32 images, 4-block ViT (width 128), 2-block text transformer (width 128).
+ * - small: CPU, a longer run. 64x64 images, 6-block ViT (width 256), 4-block text transformer (width 256).
+ * - base: GPU (tfjs-node-gpu). 224x224 images, 12-block ViT-B/16-like towers at width 512.
+ */
+import type { ModelConfig } from './types.js';
+
+export type PresetName = 'tiny' | 'small' | 'base';
+
+export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'small', 'base'];
+
+/** log(1/0.07): CLIP's initial inverse temperature. */
+export const INIT_LOGIT_SCALE = Math.log(1 / 0.07);
+
+/** Build the ModelConfig of a preset; vocabSize comes from the tokenizer. */
+export function modelConfigFromPreset(preset: PresetName, vocabSize: number): ModelConfig {
+  if (!Number.isInteger(vocabSize) || vocabSize < 2) {
+    throw new Error(`modelConfigFromPreset: vocabSize must be an integer >= 2, got ${vocabSize}`);
+  }
+  switch (preset) {
+    case 'tiny':
+      return {
+        preset,
+        embedDim: 128,
+        image: { size: 32, patch: 8, width: 128, depth: 4, heads: 4, mlpRatio: 4 },
+        text: { width: 128, depth: 2, heads: 4, mlpRatio: 4, maxLen: 32, vocabSize },
+        initLogitScale: INIT_LOGIT_SCALE,
+      };
+    case 'small':
+      return {
+        preset,
+        embedDim: 256,
+        image: { size: 64, patch: 8, width: 256, depth: 6, heads: 8, mlpRatio: 4 },
+        text: { width: 256, depth: 4, heads: 8, mlpRatio: 4, maxLen: 32, vocabSize },
+        initLogitScale: INIT_LOGIT_SCALE,
+      };
+    case 'base':
+      return {
+        preset,
+        embedDim: 512,
+        image: { size: 224, patch: 16, width: 512, depth: 12, heads: 8, mlpRatio: 4 },
+        text: { width: 512, depth: 12, heads: 8, mlpRatio: 4, maxLen: 64, vocabSize },
+        initLogitScale: INIT_LOGIT_SCALE,
+      };
+    default:
+      throw new Error(`Unknown model preset '${String(preset)}' (expected one of ${PRESET_NAMES.join(', ')})`);
+  }
+}
+
+/** Throws with a precise message if the config cannot build a model. */
+export function validateModelConfig(c: ModelConfig): void {
+  const fail = (m: string): never => {
+    throw new Error(`Invalid model config (${c.preset}): ${m}`);
+  };
+  const posInt = (v: number, name: string) => {
+    if (!Number.isInteger(v) || v < 1) fail(`${name} must be a positive integer, got ${v}`);
+  };
+  posInt(c.embedDim, 'embedDim');
+  for (const [tower, t] of [
+    ['image', c.image],
+    ['text', c.text],
+  ] as const) {
+    posInt(t.width, `${tower}.width`);
+    posInt(t.depth, `${tower}.depth`);
+    posInt(t.heads, `${tower}.heads`);
+    posInt(t.mlpRatio, `${tower}.mlpRatio`);
+    if (t.width % t.heads !== 0) fail(`${tower}.width ${t.width} is not divisible by heads ${t.heads}`);
+  }
+  posInt(c.image.size, 'image.size');
+  posInt(c.image.patch, 'image.patch');
+  if (c.image.size % c.image.patch !== 0) fail(`image.size ${c.image.size} is not a multiple of patch ${c.image.patch}`);
+  posInt(c.text.maxLen, 'text.maxLen');
+  if (!Number.isInteger(c.text.vocabSize) || c.text.vocabSize < 2) fail(`text.vocabSize must be >= 2`);
+  if (!Number.isFinite(c.initLogitScale)) fail('initLogitScale must be finite');
+}
+
+/** Number of trainable parameters a config builds (matches createDualEncoder's variables). */
+export function countParameters(c: ModelConfig): number {
+  const block = (w: number, r: number) => 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + 2 * w + (w * r * w + r * w) + (r * w * w + w);
+  const i = c.image;
+  const n = (i.size / i.patch) ** 2;
+  const img =
+    i.patch * i.patch * 3 * i.width + i.width + i.width + (n + 1) * i.width + i.depth * block(i.width, i.mlpRatio) + 2 * i.width + i.width * c.embedDim;
+  const t = c.text;
+  const txt = t.vocabSize * t.width + t.maxLen * t.width + t.depth * block(t.width, t.mlpRatio) + 2 * t.width + t.width * c.embedDim;
+  return img + txt + 1;
+}

@@ -1,0 +1,62 @@
+import type * as tf from '@tensorflow/tfjs-core';
+
+/** Image tower hyper-parameters. The input resolution is part of the preset. */
+export interface ImageTowerConfig {
+  size: number; // input is size x size x 3
+  patch: number; // square patch edge; size % patch === 0
+  width: number; // transformer width
+  depth: number; // number of pre-LN blocks
+  heads: number;
+  mlpRatio: number;
+}
+
+export interface TextTowerConfig {
+  width: number;
+  depth: number;
+  heads: number;
+  mlpRatio: number;
+  maxLen: number; // tokens including BOS/EOS
+  vocabSize: number; // set from the tokenizer when the model is built
+}
+
+export interface ModelConfig {
+  preset: string;
+  embedDim: number;
+  image: ImageTowerConfig;
+  text: TextTowerConfig;
+  /** initial value of log(1/temperature) */
+  initLogitScale: number;
+}
+
+/**
+ * The differentiable dual encoder: what training and white-box attacks need.
+ * Every output row is L2-normalised. Callers own the returned tensors (wrap calls in tf.tidy).
+ */
+export interface DualEncoder {
+  readonly config: ModelConfig;
+  /** All trainable variables by stable name (insertion order is the save order). */
+  readonly variables: Map<string, tf.Variable>;
+  /** x: [B,H,W,3] float32 pixels in [0,1]; mean/std normalisation happens inside -> [B,E] */
+  imageTower(x: tf.Tensor4D): tf.Tensor2D;
+  /** ids: [B,L] int32, 0 = padding -> [B,E] */
+  textTower(ids: tf.Tensor2D): tf.Tensor2D;
+  /** token + position embeddings for ids: [B,L,W] (for embedding-space text attacks) */
+  embedTokens(ids: tf.Tensor2D): tf.Tensor3D;
+  /** the text tower from given token embeddings ([B,L,W]); ids supply the padding mask -> [B,E] */
+  textTowerFromEmbeddings(emb: tf.Tensor3D, ids: tf.Tensor2D): tf.Tensor2D;
+  /** exp(logit scale), clamped to <= 100 as in CLIP */
+  logitScale(): tf.Scalar;
+  dispose(): void;
+}
+
+/** Text -> token ids. Never produces an out-of-vocabulary id for any input string. */
+export interface Tokenizer {
+  readonly vocabSize: number;
+  readonly maxLen: number;
+  /** ids with BOS ... EOS, truncated to maxLen, no padding */
+  encode(text: string): number[];
+  /** [texts.length, maxLen] int32, right-padded with 0 */
+  encodeBatch(texts: string[]): Int32Array;
+  /** serialisable form stored in the artifact manifest / tokenizer.json */
+  toJSON(): unknown;
+}

@@ -1,0 +1,60 @@
+import { Rng } from '../src/util/rng.js';
+import type { DatasetSplit } from '../src/data/types.js';
+
+/**
+ * The image order of one epoch. It depends only on (seed, epoch), so a resumed run replays exactly the batches
+ * the interrupted run would have seen. The last partial batch is dropped to keep batch shapes constant.
+ */
+export function epochBatches(count: number, batch: number, seed: number, epoch: number): Int32Array[] {
+  const order = Array.from({ length: count }, (_, i) => i);
+  new Rng(seed * 7919 + epoch * 104729 + 17).shuffle(order);
+  const size = Math.min(batch, count);
+  const steps = Math.floor(count / size);
+  const out: Int32Array[] = [];
+  for (let s = 0; s < steps; s++) out.push(Int32Array.from(order.slice(s * size, (s + 1) * size)));
+  return out;
+}
+
+export function stepsPerEpoch(count: number, batch: number): number {
+  return Math.floor(count / Math.min(batch, count));
+}
+
+/** Pixels of the given images as float32 in [0,1], [n, S, S, 3] row-major. */
+export function gatherPixels(split: DatasetSplit, indices: ArrayLike<number>): Float32Array {
+  const per = split.size * split.size * 3;
+  const out = new Float32Array(indices.length * per);
+  for (let k = 0; k < indices.length; k++) {
+    const src = split.images.subarray(indices[k] * per, (indices[k] + 1) * per);
+    const base = k * per;
+    for (let p = 0; p < per; p++) out[base + p] = src[p] / 255;
+  }
+  return out;
+}
+
+/**
+ * Up to k captions per image, sampled without replacement by a generator seeded per step.
+ * Returns caption indices and, for each, the batch row of the image it describes.
+ */
+export function sampleCaptions(split: DatasetSplit, images: ArrayLike<number>, k: number, rng: Rng): { captions: number[]; owner: Int32Array } {
+  const captions: number[] = [];
+  const owner: number[] = [];
+  for (let row = 0; row < images.length; row++) {
+    const pool = split.imageToCaptions[images[row]].slice();
+    if (pool.length === 0) throw new Error(`image ${split.imageIds[images[row]]} has no captions`);
+    rng.shuffle(pool);
+    for (const c of pool.slice(0, k)) {
+      captions.push(c);
+      owner.push(row);
+    }
+  }
+  return { captions, owner: Int32Array.from(owner) };
+}
+
+/** Stacks pre-tokenised captions into [n, L] int32 ids padded with 0, L = the longest in this batch. */
+export function stackIds(tokenized: number[][], captions: number[]): { ids: Int32Array; length: number } {
+  let length = 1;
+  for (const c of captions) length = Math.max(length, tokenized[c].length);
+  const ids = new Int32Array(captions.length * length);
+  captions.forEach((c, row) => ids.set(tokenized[c], row * length));
+  return { ids, length };
+}

@@ -1,0 +1,88 @@
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface AdamWOptions {
+  beta1?: number;
+  beta2?: number;
+  epsilon?: number;
+  weightDecay: number;
+  /** decide per variable whether decoupled weight decay applies (CLIP/open_clip: not to gains, biases, scale) */
+  decays?: (name: string, v: tf.Variable) => boolean;
+}
+
+/** Rank >= 2 tensors are weights; 1-D gains/biases and the scalar logit scale are not decayed. */
+export const decayMatricesOnly = (_name: string, v: tf.Variable): boolean => v.rank >= 2;
+
+/**
+ * AdamW (Loshchilov & Hutter) with decoupled weight decay and bias correction, written out so that its state
+ * can be checkpointed by name and restored bit-exactly on resume (tfjs' AdamOptimizer keeps it private).
+ */
+export class AdamW {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly epsilon: number;
+  readonly weightDecay: number;
+  private readonly decays: (name: string, v: tf.Variable) => boolean;
+  readonly m = new Map<string, tf.Variable>();
+  readonly v = new Map<string, tf.Variable>();
+  step = 0;
+
+  constructor(private readonly variables: Map<string, tf.Variable>, opts: AdamWOptions) {
+    this.beta1 = opts.beta1 ?? 0.9;
+    this.beta2 = opts.beta2 ?? 0.98;
+    this.epsilon = opts.epsilon ?? 1e-6;
+    this.weightDecay = opts.weightDecay;
+    this.decays = opts.decays ?? decayMatricesOnly;
+    for (const [name, variable] of variables) {
+      this.m.set(name, tf.variable(tf.zerosLike(variable), false, `adamw.m.${name}`));
+      this.v.set(name, tf.variable(tf.zerosLike(variable), false, `adamw.v.${name}`));
+    }
+  }
+
+  /** Applies one update. grads are by variable name; missing grads (unused variables) are skipped. */
+  apply(grads: Record<string, tf.Tensor>, lr: number): void {
+    this.step += 1;
+    const t = this.step;
+    const bc1 = 1 - Math.pow(this.beta1, t);
+    const bc2 = 1 - Math.pow(this.beta2, t);
+    tf.tidy(() => {
+      for (const [name, variable] of this.variables) {
+        const g = grads[name];
+        if (!g) continue;
+        const m = this.m.get(name)!;
+        const v = this.v.get(name)!;
+        const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
+        const vNew = tf.add(tf.mul(v, this.beta2), tf.mul(tf.square(g), 1 - this.beta2));
+        m.assign(mNew);
+        v.assign(vNew);
+        const update = tf.div(tf.div(mNew, bc1), tf.add(tf.sqrt(tf.div(vNew, bc2)), this.epsilon));
+        let next = tf.sub(variable, tf.mul(update, lr));
+        if (this.weightDecay > 0 && this.decays(name, variable)) {
+          next = tf.sub(next, tf.mul(variable, lr * this.weightDecay));
+        }
+        variable.assign(next);
+      }
+    });
+  }
+
+  dispose(): void {
+    for (const t of this.m.values()) t.dispose();
+    for (const t of this.v.values()) t.dispose();
+  }
+}
+
+/** Scales gradients in place so that their global L2 norm is at most maxNorm; returns the norm before clipping. */
+export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): number {
+  const names = Object.keys(grads);
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))));
+  const value = norm.dataSync()[0];
+  norm.dispose();
+  if (value > maxNorm && Number.isFinite(value)) {
+    const scale = maxNorm / (value + 1e-12);
+    for (const n of names) {
+      const scaled = tf.mul(grads[n], scale);
+      grads[n].dispose();
+      grads[n] = scaled;
+    }
+  }
+  return value;
+}
