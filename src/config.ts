@@ -46,17 +46,85 @@ export const dataSchema = z
   })
   .strict();
 
+/** `manyfold serve`: where the HTTP server listens and how it stops. */
+export const serverSchema = z
+  .object({
+    host: z.string().min(1).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    /** graceful shutdown: how long in-flight requests may take after SIGTERM/SIGINT before the process exits */
+    shutdownTimeoutMs: positiveInt.default(10_000),
+    /** the user namespace used when a request names none */
+    defaultNamespace: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.]{0,31}$/).default('default'),
+    /** GET /metrics without a key (Prometheus scrapers); false = admin scope required */
+    metricsPublic: z.boolean().default(true),
+    /** pino log level */
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  })
+  .strict();
+
+/** The vector index the API serves from (see src/index/README.md). */
+export const indexConfigSchema = z
+  .object({
+    kind: z.enum(['lancedb', 'memory', 'pinecone']).default('lancedb'),
+    /** LanceDB directory; default <data dir>/index */
+    dir: z.string().min(1).optional(),
+    annThreshold: positiveInt.optional(),
+    pinecone: z.object({ apiKey: z.string().min(1), host: z.string().min(1) }).strict().optional(),
+  })
+  .strict();
+
+/** API keys: `key=scope+scope,key2=scope` (MANYFOLD_API_KEYS). Scopes: search, write, probe, admin. */
+export const authSchema = z
+  .object({
+    keys: z.string().optional(),
+  })
+  .strict();
+
+/** Request, image, rate and job limits of the API. */
+export const limitsSchema = z
+  .object({
+    maxBodyBytes: positiveInt.default(8 * 1024 * 1024),
+    /** one image's encoded bytes */
+    maxImageBytes: positiveInt.default(4 * 1024 * 1024),
+    /** width x height declared in the image header; checked before any decoding (decompression bombs) */
+    maxImagePixels: positiveInt.default(25_000_000),
+    maxItemsPerRequest: positiveInt.default(256),
+    maxCaptionsPerItem: positiveInt.default(32),
+    /** characters of one query text or caption */
+    maxTextChars: positiveInt.default(2_000),
+    maxTopK: positiveInt.default(100),
+    /** per API key token bucket: sustained requests per second and burst size */
+    ratePerSecond: z.number().positive().default(50),
+    rateBurst: positiveInt.default(100),
+    /** probes running at once; more wait queued */
+    probeConcurrency: positiveInt.default(1),
+    /** probes queued or running at once; more get 429 */
+    maxProbesPending: positiveInt.default(8),
+    /** query pairs one probe may attack */
+    maxProbeQueries: positiveInt.default(64),
+    /** concurrent search queries coalesced into one encoder forward pass */
+    microBatch: positiveInt.default(32),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     backend: backendSchema.default('auto'),
     seed: z.number().int().min(0).default(0),
     data: dataSchema.default({ onBadRow: 'fail' }),
     train: trainSchema.default(trainSchema.parse({})),
+    server: serverSchema.default(serverSchema.parse({})),
+    index: indexConfigSchema.default(indexConfigSchema.parse({})),
+    auth: authSchema.default({}),
+    limits: limitsSchema.default(limitsSchema.parse({})),
   })
   .strict();
 
 export type ManyfoldConfig = z.infer<typeof configSchema>;
 export type TrainConfig = z.infer<typeof trainSchema>;
+export type ServerConfig = z.infer<typeof serverSchema>;
+export type IndexSectionConfig = z.infer<typeof indexConfigSchema>;
+export type LimitsConfig = z.infer<typeof limitsSchema>;
 
 /** Human-readable list of zod issues: `train.epochs: Too small: expected number to be >0`. */
 export function formatZodError(error: z.ZodError, source?: string): string {

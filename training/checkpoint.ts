@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../src/engine/tf.js';
 
 /**
  * A training checkpoint is one file: 'MFCK' | u32 header length | JSON header | float32 payload.

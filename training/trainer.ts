@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../src/engine/tf.js';
 import type { TrainConfig } from '../src/config.js';
 import type { DatasetSplit } from '../src/data/types.js';
 import { createDualEncoder } from '../src/model/dual-encoder.js';

@@ -12,6 +12,8 @@
  * Kernels over string/complex tensors (FFT, Complex, Real, Imag, StaticRegexReplace, Draw, Ragged*) are not
  * bridged: nothing in Manyfold uses them on wasm.
  *
+ * - Slice (replaced, wasm only): a zero-copy version of the stock kernel (see makeFastSlice).
+ *
  * JS kernels on wasm read inputs with backend.readSync(dataId) and write into backend.makeOutput(shape, dtype)
  * through backend.typedArrayFromHeap(out).
  */
@@ -63,6 +65,52 @@ export function registeredKernels(backendName = 'wasm'): string[] {
 }
 
 /**
+ * Zero-copy Slice for wasm. The stock wasm Slice kernel starts with backend.readSync(x), which copies the
+ * *whole* input out of the wasm heap for every slice (slicing q, k, v out of a [3, n, d] tensor copied it three
+ * times). This version reads the input through a heap view. Same semantics (it delegates to the stock kernel
+ * for strings and ranks > 4).
+ */
+function makeFastSlice(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const { inputs, attrs } = args;
+    const x = (inputs as { x: TensorInfo }).x;
+    const backend = args.backend as unknown as WasmLikeBackend;
+    if (x.dtype === 'string' || x.shape.length > 4) return stock(args);
+    const [begin, size] = tf.slice_util.parseSliceParams(
+      x as unknown as tf.Tensor,
+      attrs!.begin as number[],
+      attrs!.size as number[],
+    );
+    const out = backend.makeOutput(size, x.dtype); // may grow the heap: take views afterwards
+    const n = size.reduce((a, b) => a * b, 1);
+    if (n === 0) return out;
+    const xv = backend.typedArrayFromHeap(x);
+    const ov = backend.typedArrayFromHeap(out);
+    const strides = tf.util.computeStrides(x.shape);
+    if (tf.slice_util.isSliceContinous(x.shape, begin, size)) {
+      const off = tf.slice_util.computeFlatOffset(begin, strides);
+      ov.set(xv.subarray(off, off + n));
+      return out;
+    }
+    // copy innermost rows
+    const rank = x.shape.length;
+    const inner = size[rank - 1];
+    const outer = n / inner;
+    const idx = new Array<number>(rank - 1).fill(0);
+    for (let r = 0; r < outer; r++) {
+      let off = begin[rank - 1];
+      for (let k = 0; k < rank - 1; k++) off += (begin[k] + idx[k]) * strides[k];
+      ov.set(xv.subarray(off, off + inner), r * inner);
+      for (let k = rank - 2; k >= 0; k--) {
+        if (++idx[k] < size[k]) break;
+        idx[k] = 0;
+      }
+    }
+    return out;
+  };
+}
+
+/**
  * Register the missing kernels for `backendName` (default 'wasm'). Idempotent; never overrides a kernel the
  * backend already has. Returns the names registered by this call and earlier ones.
  */
@@ -76,6 +124,14 @@ export function registerMissingKernels(backendName = 'wasm'): string[] {
     have.add(cfg.kernelName);
     names.push(cfg.kernelName);
   };
+  if (backendName === 'wasm' && !names.includes('Slice')) {
+    const stock = tf.getKernel('Slice', 'wasm');
+    if (stock) {
+      tf.unregisterKernel('Slice', 'wasm');
+      tf.registerKernel({ ...stock, kernelFunc: makeFastSlice(stock.kernelFunc) });
+      names.push('Slice');
+    }
+  }
   add({ kernelName: 'UnsortedSegmentSum', backendName, kernelFunc: unsortedSegmentSumKernel as unknown as KernelFunc });
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (NOT_BRIDGED.has(k.kernelName) || have.has(k.kernelName)) continue;

@@ -300,9 +300,11 @@ export function attention(
     const dh = d / heads;
     const g = batch * heads;
     const qkv = linear(x, p.qkvW, p.qkvB); // [B*T, 3D], columns ordered (q|k|v, head, dh)
-    // [B*T, 3, D] -> [3, B*T, D] (3-D transpose), then contiguous slices along axis 0 (no SplitV), then one
+    // [B*T, 3, D] -> [3, B*T, D] (3-D transpose), then contiguous row slices (no SplitV/Unpack), then one
     // 4-D transpose per operand; k goes straight to k^T [B, H, dh, T]. Rank-5 transposes are ~30x slower on wasm.
-    const [q2, k2, v2] = tf.unstack(tf.transpose(tf.reshape(qkv, [batch * seqLen, 3, d]), [1, 0, 2]));
+    const n = batch * seqLen;
+    const qkv3 = tf.reshape(tf.transpose(tf.reshape(qkv, [n, 3, d]), [1, 0, 2]), [3 * n, d]);
+    const [q2, k2, v2] = [0, 1, 2].map((i) => tf.slice(qkv3, [i * n, 0], [n, d]));
     const toHeads = (t: tf.Tensor, perm: number[], shape: [number, number, number]) =>
       tf.reshape(tf.transpose(tf.reshape(t, [batch, seqLen, heads, dh]), perm), shape) as tf.Tensor3D;
     const q = toHeads(tf.mul(q2, 1 / Math.sqrt(dh)), [0, 2, 1, 3], [g, seqLen, dh]);

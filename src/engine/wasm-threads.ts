@@ -58,7 +58,6 @@ export async function prepareWasmThreads(threads: number): Promise<ThreadPatch> 
       this.filePath = path.join(dir, `${isWorker ? 'worker' : 'main'}-${counter++}.cjs`);
       let body = this.text;
       if (isWorker) {
-        if (!body.startsWith('"use strict";')) body = body;
         // prologue: the bundle's hoisted require aliases, and the main-script path for the 'load' message
         const prologue =
           `var require$$0=require('fs'),require$$1=require('path'),require$$2=require('worker_threads'),` +
@@ -113,5 +112,5 @@ export async function prepareWasmThreads(threads: number): Promise<ThreadPatch> 
     restore();
     return { ok: false, message: `could not patch globals (${String(e)})`, restore: noop };
   }
-  return { ok: true, message: `${threads} XNNPACK threads (experimental Node worker workaround)`, restore };
+  return { ok: true, message: `experimental Node worker workaround, ${threads} requested`, restore };
 }

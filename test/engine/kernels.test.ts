@@ -106,3 +106,27 @@ describe('kernels registered for wasm', () => {
     v.dispose();
   });
 });
+
+describe('zero-copy Slice on wasm', () => {
+  it('matches cpu for contiguous and strided slices of rank 1-4 (and rank 5 via the stock kernel)', async () => {
+    const shapes: [number[], number[], number[]][] = [
+      [[10], [3], [5]],
+      [[6, 7], [2, 0], [3, 7]],
+      [[6, 7], [1, 2], [4, 3]],
+      [[4, 5, 6], [1, 2, 3], [2, 3, 2]],
+      [[3, 4, 5, 6], [1, 0, 2, 1], [2, 4, 2, 5]],
+      [[2, 3, 4, 5, 2], [0, 1, 1, 0, 1], [2, 2, 3, 5, 1]],
+    ];
+    for (const [shape, begin, size] of shapes) {
+      const mk = () => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        return tf.slice(tf.tensor(Array.from({ length: n }, (_, i) => i * 1.5 - 7), shape), begin, size);
+      };
+      const [w] = await on('wasm', mk);
+      const [c] = await on('cpu', mk);
+      expect(Array.from(w), `slice of [${shape}]`).toEqual(Array.from(c));
+    }
+    await initBackend('wasm');
+    expect(registeredKernels('wasm')).toContain('Slice');
+  });
+});

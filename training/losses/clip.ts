@@ -1,4 +1,4 @@
-import * as tf from '@tensorflow/tfjs-core';
+import { tf } from '../../src/engine/tf.js';
 
 /**
  * Symmetric multi-positive InfoNCE.

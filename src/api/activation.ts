@@ -1,0 +1,209 @@
+/**
+ * Blue/green model activation.
+ *
+ * `start(modelId)` creates a job (persisted in <data>/jobs/<id>.json) that re-embeds every stored item with the
+ * new model into the new model's namespaces (`<ns>--<newtag>--img|txt`), while search keeps using the active
+ * model. Writes that arrive meanwhile go to both models (service.building: dual write). When every item is
+ * done the job verifies, per namespace, that the index counts equal what the store holds (items with an
+ * image; captions); only then does it switch `state.active` (persisted atomically) and search moves over. The
+ * old namespaces are kept: activating the previous model again is the rollback (its namespaces are rebuilt
+ * from the stored items, so they also reflect writes made since).
+ *
+ * Restart: the job's checkpoint (namespace index, item index) is written after every chunk. A server that
+ * starts and finds a `running` job resumes it from the checkpoint when the model is still available, else
+ * rolls it back (drops the partial namespaces, status `rolled-back`). The switch happens only after the
+ * verification, so a half-built namespace is never served.
+ */
+import type { Logger } from 'pino';
+import type { ModelRegistry } from './registry.js';
+import { physicalNamespace, type ActiveModel, type RetrievalService } from './service.js';
+import { newId, type Store, type StoredItem } from './store.js';
+import { ApiError } from './errors.js';
+
+export interface ActivationJob {
+  id: string;
+  kind: 'activation';
+  model: string;
+  from?: string;
+  status: 'running' | 'succeeded' | 'failed' | 'rolled-back';
+  progress: { done: number; total: number };
+  /** where to resume: namespaces in order, and how many item keys of namespaces[nsIndex] are done */
+  checkpoint: { namespaces: string[]; nsIndex: number; keyIndex: number };
+  verification?: { namespace: string; expected: { images: number; texts: number }; actual: { images: number; texts: number } }[];
+  error?: string;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ActivationHooks {
+  /** awaited before each chunk (tests use it to pause a job mid-way) */
+  beforeChunk?: (job: ActivationJob) => Promise<void> | void;
+}
+
+const CHUNK = 8;
+
+export class ActivationManager {
+  private current?: { job: ActivationJob; abort: AbortController; done: Promise<void> };
+
+  constructor(
+    private readonly service: RetrievalService,
+    private readonly registry: ModelRegistry,
+    private readonly store: Store,
+    private readonly logger: Logger,
+    private readonly hooks: ActivationHooks = {},
+  ) {}
+
+  get running(): ActivationJob | undefined {
+    return this.current?.job;
+  }
+
+  async get(id: string): Promise<ActivationJob | undefined> {
+    if (this.current?.job.id === id) return this.current.job;
+    return /^[A-Za-z0-9_-]{1,80}$/.test(id) ? this.store.getDoc<ActivationJob>('jobs', id) : undefined;
+  }
+
+  /** Resumes (or rolls back) a job left `running` by a previous process. */
+  async recover(): Promise<void> {
+    const jobs = (await this.store.listDocs<ActivationJob>('jobs')).filter((j) => j.status === 'running');
+    for (const job of jobs) {
+      if (!this.current && this.registry.has(job.model) && job.model !== this.service.active.id) {
+        this.logger.info({ job: job.id, model: job.model, checkpoint: job.checkpoint }, 'resuming activation job after restart');
+        await this.launch(job, false);
+      } else {
+        await this.rollback(job, this.registry.has(job.model) ? 'superseded at restart' : `model ${job.model} is no longer available`);
+      }
+    }
+  }
+
+  async start(modelId: string): Promise<ActivationJob> {
+    if (!this.registry.has(modelId)) throw new ApiError(404, 'not_found', `unknown model ${modelId}`, 'id');
+    if (this.current) throw new ApiError(409, 'activation_running', `activation job ${this.current.job.id} (model ${this.current.job.model}) is still running`);
+    if (modelId === this.service.active.id) throw new ApiError(409, 'already_active', `model ${modelId} is already active`, 'id');
+    const namespaces = await this.store.namespaces();
+    let total = 0;
+    for (const ns of namespaces) total += (await this.store.itemKeys(ns)).length;
+    const now = new Date().toISOString();
+    const job: ActivationJob = {
+      id: newId('act'),
+      kind: 'activation',
+      model: modelId,
+      from: this.service.active.id,
+      status: 'running',
+      progress: { done: 0, total },
+      checkpoint: { namespaces, nsIndex: 0, keyIndex: 0 },
+      createdAt: now,
+      updatedAt: now,
+    };
+    await this.store.putDoc('jobs', job.id, job);
+    await this.launch(job, true);
+    return job;
+  }
+
+  private async launch(job: ActivationJob, fresh: boolean): Promise<void> {
+    const info = this.registry.info(job.model)!;
+    const encoder = await this.registry.get(job.model);
+    const target: ActiveModel = { id: job.model, tag: info.tag, encoder };
+    if (fresh) {
+      // namespaces of this model may hold records from an earlier activation: rebuild them from the items
+      for (const ns of job.checkpoint.namespaces) {
+        await this.service.index.dropNamespace(physicalNamespace(ns, target.tag, 'images'));
+        await this.service.index.dropNamespace(physicalNamespace(ns, target.tag, 'texts'));
+      }
+    }
+    this.service.building = target;
+    const abort = new AbortController();
+    const done = this.run(job, target, abort.signal).finally(() => {
+      if (this.service.building === target) this.service.building = undefined;
+      this.current = undefined;
+    });
+    this.current = { job, abort, done };
+  }
+
+  private async run(job: ActivationJob, target: ActiveModel, signal: AbortSignal): Promise<void> {
+    try {
+      const cp = job.checkpoint;
+      for (; cp.nsIndex < cp.namespaces.length; cp.nsIndex++, cp.keyIndex = 0) {
+        const ns = cp.namespaces[cp.nsIndex];
+        const keys = await this.store.itemKeys(ns);
+        while (cp.keyIndex < keys.length) {
+          if (signal.aborted) return; // stopped by shutdown: stays `running` on disk, resumed at the next start
+          await this.hooks.beforeChunk?.(job);
+          if (signal.aborted) return;
+          const chunk = keys.slice(cp.keyIndex, cp.keyIndex + CHUNK);
+          for (const key of chunk) {
+            const item = await this.store.readItemByKey(ns, key);
+            if (item) await this.reembed(target, item);
+          }
+          cp.keyIndex += chunk.length;
+          job.progress.done += chunk.length;
+          job.updatedAt = new Date().toISOString();
+          await this.store.putDoc('jobs', job.id, job);
+        }
+      }
+      // verify, then switch
+      const verification: NonNullable<ActivationJob['verification']> = [];
+      let ok = true;
+      for (const ns of await this.store.namespaces()) {
+        const items = await this.store.listItems(ns);
+        const expected = { images: items.filter((i) => i.image).length, texts: items.reduce((a, i) => a + i.captions.length, 0) };
+        const actual = {
+          images: (await this.service.index.stats(physicalNamespace(ns, target.tag, 'images'))).count,
+          texts: (await this.service.index.stats(physicalNamespace(ns, target.tag, 'texts'))).count,
+        };
+        verification.push({ namespace: ns, expected, actual });
+        if (expected.images !== actual.images || expected.texts !== actual.texts) ok = false;
+      }
+      job.verification = verification;
+      if (signal.aborted) return;
+      if (!ok) {
+        job.status = 'failed';
+        job.error = 'verification failed: index counts differ from the stored items; the active model is unchanged';
+      } else {
+        const state = await this.store.getState();
+        await this.store.putState({ active: target.id, previous: state.active ?? job.from, switchedAt: new Date().toISOString() });
+        const old = this.service.active;
+        this.service.active = target;
+        job.status = 'succeeded';
+        this.logger.info({ job: job.id, model: target.id, from: old.id }, 'activation verified: search switched to the new model');
+      }
+    } catch (e) {
+      job.status = 'failed';
+      job.error = (e as Error).message;
+      this.logger.error({ job: job.id, err: (e as Error).message }, 'activation job failed');
+    }
+    job.updatedAt = new Date().toISOString();
+    await this.store.putDoc('jobs', job.id, job).catch(() => undefined);
+  }
+
+  private async reembed(target: ActiveModel, item: StoredItem): Promise<void> {
+    const pixels = await this.service.pixelsOf(item, target.encoder.imageSize);
+    await this.service.writeItemRecords(target, item, pixels);
+  }
+
+  private async rollback(job: ActivationJob, why: string): Promise<void> {
+    const info = this.registry.info(job.model);
+    if (info && job.model !== this.service.active.id) {
+      for (const ns of job.checkpoint.namespaces) {
+        await this.service.index.dropNamespace(physicalNamespace(ns, info.tag, 'images')).catch(() => undefined);
+        await this.service.index.dropNamespace(physicalNamespace(ns, info.tag, 'texts')).catch(() => undefined);
+      }
+    }
+    job.status = 'rolled-back';
+    job.error = `rolled back: ${why}`;
+    job.updatedAt = new Date().toISOString();
+    await this.store.putDoc('jobs', job.id, job);
+    this.logger.warn({ job: job.id, why }, 'activation job rolled back');
+  }
+
+  /** Stops the running job where it is (it stays `running` on disk and resumes at the next start). */
+  async stop(): Promise<void> {
+    if (!this.current) return;
+    this.current.abort.abort();
+    await this.current.done.catch(() => undefined);
+  }
+
+  /** Test helper: wait for the running job to end. */
+  async settle(): Promise<void> {
+    await this.current?.done.catch(() => undefined);
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * The retrieval service behind the routes, the activation job and the probes: items in, vectors in the index,
+ * searches out. Stateless apart from which model is active (and which one is being built).
+ *
+ * Index layout (documented in docs/api.md): for a user namespace `ns` and a model with tag `t`
+ *   `ns--t--img`  one record per item that has an image: id = item id, vector = image embedding,
+ *                 metadata = the item's metadata                                   -> search target "images"
+ *   `ns--t--txt`  one record per caption: id = `<item id>#<k>`, vector = text embedding, metadata = the item's
+ *                 metadata + `_item` (item id), `_caption` (k), `_text` (the caption) -> search target "texts"
+ * User metadata keys may not start with `_`; result metadata never shows the `_` keys.
+ */
+import type { Logger } from 'pino';
+import type { ManyfoldConfig } from '../config.js';
+import { parseFilter } from '../index/filter.js';
+import { isIndexError } from '../index/errors.js';
+import type { Metadata, QueryMatch, VectorIndex, VectorRecord } from '../index/types.js';
+import type { Encoder } from '../model/encoder.js';
+import { ApiError } from './errors.js';
+import type { EncoderQueue } from './encoderQueue.js';
+import { checkImage, imageToPixels, type CheckedImage, type ImageLimits } from './images.js';
+import type { ModelRegistry } from './registry.js';
+import { itemContentHash, type Store, type StoredItem } from './store.js';
+
+export type Target = 'images' | 'texts';
+
+export interface ItemInput {
+  id: string;
+  /** checked image bytes */
+  image?: CheckedImage;
+  captions?: string[];
+  metadata?: Metadata;
+}
+
+export interface UpsertOutcome {
+  id: string;
+  status: 'created' | 'updated' | 'unchanged';
+  image: boolean;
+  captions: number;
+}
+
+export interface SearchHit {
+  id: string;
+  score: number;
+  metadata: Metadata;
+  /** target "texts": which caption of the item matched, and its text */
+  captionIndex?: number;
+  caption?: string;
+}
+
+export interface ActiveModel {
+  id: string;
+  tag: string;
+  encoder: Encoder;
+}
+
+export function physicalNamespace(ns: string, tag: string, target: Target): string {
+  return `${ns}--${tag}--${target === 'images' ? 'img' : 'txt'}`;
+}
+
+export function captionRecordId(itemId: string, k: number): string {
+  return `${itemId}#${k}`;
+}
+
+function publicMetadata(m: Metadata | undefined): Metadata {
+  const out: Metadata = {};
+  if (!m) return out;
+  for (const [k, v] of Object.entries(m)) if (!k.startsWith('_')) out[k] = v;
+  return out;
+}
+
+export class RetrievalService {
+  active!: ActiveModel;
+  /** the model an activation job is building: writes go to it too (dual write) */
+  building?: ActiveModel;
+  readonly limits: ImageLimits;
+
+  constructor(
+    readonly config: ManyfoldConfig,
+    readonly registry: ModelRegistry,
+    readonly index: VectorIndex,
+    readonly store: Store,
+    readonly queue: EncoderQueue,
+    readonly logger: Logger,
+  ) {
+    this.limits = { maxImageBytes: config.limits.maxImageBytes, maxImagePixels: config.limits.maxImagePixels };
+  }
+
+  async activate(id: string): Promise<ActiveModel> {
+    const info = this.registry.info(id);
+    if (!info) throw new Error(`model ${id} is not in the registry`);
+    const encoder = await this.registry.get(id);
+    this.active = { id, tag: info.tag, encoder };
+    return this.active;
+  }
+
+  /** every model whose namespaces receive writes now: the active one and, during activation, the target */
+  private writeTargets(): ActiveModel[] {
+    return this.building && this.building.id !== this.active.id ? [this.active, this.building] : [this.active];
+  }
+
+  // ------------------------------------------------------------------------------------------- items
+  /** Embeds one item with one model and writes its records (image + captions), removing stale caption records. */
+  async writeItemRecords(model: ActiveModel, item: StoredItem, pixels: Uint8Array | undefined, previous?: StoredItem): Promise<void> {
+    const ns = item.namespace;
+    const enc = model.encoder;
+    const [imgVec, capVecs] = await Promise.all([
+      pixels ? this.queue.embedImage(enc, pixels) : Promise.resolve(undefined),
+      Promise.all(item.captions.map((c) => this.queue.embedText(enc, c))),
+    ]);
+    const imgNs = physicalNamespace(ns, model.tag, 'images');
+    const txtNs = physicalNamespace(ns, model.tag, 'texts');
+    if (imgVec) await this.index.upsert(imgNs, [{ id: item.id, values: imgVec, metadata: item.metadata }]);
+    else if (previous?.image) await this.index.delete(imgNs, [item.id]);
+    if (capVecs.length) {
+      const recs: VectorRecord[] = capVecs.map((v, k) => ({
+        id: captionRecordId(item.id, k),
+        values: v,
+        metadata: { ...item.metadata, _item: item.id, _caption: k, _text: item.captions[k] },
+      }));
+      await this.index.upsert(txtNs, recs);
+    }
+    const stale = previous ? previous.captions.length : 0;
+    if (stale > item.captions.length) {
+      const ids = Array.from({ length: stale - item.captions.length }, (_, i) => captionRecordId(item.id, item.captions.length + i));
+      await this.index.delete(txtNs, ids);
+    }
+  }
+
+  async pixelsOf(item: StoredItem, size: number): Promise<Uint8Array | undefined> {
+    if (!item.image) return undefined;
+    const bytes = await this.store.getBlob(item.image.sha256);
+    return imageToPixels(bytes, size, 'image', this.limits);
+  }
+
+  async upsertItems(ns: string, inputs: ItemInput[]): Promise<UpsertOutcome[]> {
+    // decode every image first: a bad image fails the whole request before anything is written
+    const decoded = new Map<string, Map<number, Uint8Array>>();
+    const targets = this.writeTargets();
+    const sizes = [...new Set(targets.map((t) => t.encoder.imageSize))];
+    const pixelsFor = async (img: CheckedImage, i: number): Promise<Map<number, Uint8Array>> => {
+      const m = new Map<number, Uint8Array>();
+      for (const s of sizes) m.set(s, await imageToPixels(img.bytes, s, `items[${i}].image`, this.limits));
+      return m;
+    };
+    for (let i = 0; i < inputs.length; i++) {
+      const img = inputs[i].image;
+      if (img) decoded.set(`${i}`, await pixelsFor(img, i));
+    }
+    const out: UpsertOutcome[] = [];
+    // last duplicate id in one request wins (index contract)
+    const lastIndex = new Map<string, number>();
+    inputs.forEach((it, i) => lastIndex.set(it.id, i));
+    for (let i = 0; i < inputs.length; i++) {
+      const input = inputs[i];
+      if (lastIndex.get(input.id) !== i) continue;
+      const captions = input.captions ?? [];
+      const metadata = input.metadata ?? {};
+      const previous = await this.store.getItem(ns, input.id);
+      const contentHash = itemContentHash(input.image?.sha256, captions, metadata);
+      if (previous && previous.contentHash === contentHash) {
+        out.push({ id: input.id, status: 'unchanged', image: Boolean(input.image), captions: captions.length });
+        continue;
+      }
+      if (input.image) await this.store.putBlob(input.image.sha256, input.image.bytes);
+      const item: StoredItem = {
+        id: input.id,
+        namespace: ns,
+        ...(input.image
+          ? { image: { sha256: input.image.sha256, format: input.image.format, width: input.image.width, height: input.image.height, bytes: input.image.bytes.length } }
+          : {}),
+        captions,
+        metadata,
+        contentHash,
+        updatedAt: new Date().toISOString(),
+      };
+      for (const t of targets) await this.writeItemRecords(t, item, decoded.get(`${i}`)?.get(t.encoder.imageSize), previous);
+      await this.store.putItem(item);
+      out.push({ id: input.id, status: previous ? 'updated' : 'created', image: Boolean(input.image), captions: captions.length });
+    }
+    return out;
+  }
+
+  /** Deletes an item's records from every model's namespaces (the registry's tags) and its stored copy. */
+  async deleteItem(ns: string, id: string): Promise<boolean> {
+    const item = await this.store.getItem(ns, id);
+    if (!item) return false;
+    const tags = new Set([...this.registry.list().map((m) => m.tag), this.active.tag]);
+    const capIds = item.captions.map((_, k) => captionRecordId(id, k));
+    for (const tag of tags) {
+      await this.index.delete(physicalNamespace(ns, tag, 'images'), [id]);
+      if (capIds.length) await this.index.delete(physicalNamespace(ns, tag, 'texts'), capIds);
+    }
+    await this.store.deleteItem(ns, id);
+    return true;
+  }
+
+  // ------------------------------------------------------------------------------------------- search
+  /** Validates a filter up front so the caller gets 422 with the offending path. */
+  checkFilter(filter: unknown): void {
+    try {
+      parseFilter(filter);
+    } catch (e) {
+      if (isIndexError(e)) throw new ApiError(422, 'invalid_filter', e.message, e.field ?? 'filter');
+      throw e;
+    }
+  }
+
+  async embedQueryText(text: string, model = this.active): Promise<Float32Array> {
+    return this.queue.embedText(model.encoder, text);
+  }
+
+  async embedQueryImage(img: CheckedImage, field: string, model = this.active): Promise<Float32Array> {
+    const px = await imageToPixels(img.bytes, model.encoder.imageSize, field, this.limits);
+    return this.queue.embedImage(model.encoder, px);
+  }
+
+  async queryVector(ns: string, vector: Float32Array, target: Target, topK: number, filter?: Record<string, unknown>, model = this.active): Promise<SearchHit[]> {
+    let matches: QueryMatch[];
+    try {
+      matches = await this.index.query(physicalNamespace(ns, model.tag, target), vector, {
+        topK,
+        ...(filter ? { filter } : {}),
+        includeMetadata: true,
+      });
+    } catch (e) {
+      if (isIndexError(e) && e.code === 'INVALID_FILTER') throw new ApiError(422, 'invalid_filter', e.message, e.field ?? 'filter');
+      throw e;
+    }
+    return matches.map((m) => {
+      if (target === 'images') return { id: m.id, score: m.score, metadata: publicMetadata(m.metadata) };
+      const md = m.metadata ?? {};
+      return {
+        id: typeof md._item === 'string' ? md._item : m.id.replace(/#\d+$/, ''),
+        score: m.score,
+        metadata: publicMetadata(md),
+        ...(typeof md._caption === 'number' ? { captionIndex: md._caption } : {}),
+        ...(typeof md._text === 'string' ? { caption: md._text } : {}),
+      };
+    });
+  }
+}
