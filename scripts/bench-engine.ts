@@ -1,29 +1,35 @@
 /**
- * Engine benchmark: the dual encoder's image tower (and the full dual-encoder step) on one backend.
+ * Engine benchmark: the dual encoder's image tower, and the full dual-encoder training step, on one backend.
  *
  *   npm run bench:engine -- [--backend auto|wasm|cpu|tensorflow] [--preset tiny] [--batch 64] [--repeats 10]
- *                           [--warmup 3] [--threads 1] [--json OUT]
+ *                           [--warmup 3] [--threads 1] [--captions-per-image 2] [--json OUT] [--skip-full]
+ *                           [--profile [--profile-top 25] [--profile-runs 3]]
  *
- * Measured (median wall time of `repeats` runs after `warmup` runs; each run ends with a dataSync of every
- * output so queued work is included):
+ * Cases (each run ends with a dataSync of every output, so queued work is included):
  * - forward:    imageTower(x) for x [B,S,S,3]
  * - inputGrad:  d/dx of sum(imageTower(x) * t) for fixed unit vectors t: one PGD step's gradient, w.r.t. the
- *               pixels only (withoutWeightGrads: no weight gradients computed)
+ *               pixels only (withoutWeightGrads, as the attacks do)
  * - trainStep:  loss and gradients of every image-tower weight for a CLIP-style loss against fixed text
  *               embeddings (cross-entropy of logitScale * zi t^T with the diagonal as targets)
- * - fullStep:   loss and gradients of every variable for the symmetric InfoNCE loss of image and text towers
- *               (captions of `seqLen` tokens, about half padding)
- * GFLOP/s = analytic matmul FLOPs (src/model/flops.ts: matmul 2*M*N*K; backward of a product 2x its forward)
- *           / median time. Elementwise work is not counted.
+ * - fullStep:   what training/trainer.ts does per step: loss (training/losses/clip.ts multiPositiveInfoNce) and
+ *               gradients of every variable for B images and captionsPerImage * B captions of 12-16 tokens,
+ *               right-padded to the longest (masked)
+ * Reported per case: median wall ms and median process CPU ms (user+sys; on a shared, loaded machine CPU time
+ * is the steadier figure, wall time is what a user waits), GFLOP/s = executed matmul FLOPs (src/model/flops.ts:
+ * 2*M*N*K per product, backward 2x forward; the last image block runs for the class token only) / median wall
+ * time, and gflopsDense = the standard-ViT FLOP count (every block on every token, the figure of earlier runs)
+ * / median wall time. Elementwise work is not counted. The 1-minute load average is printed before and after.
  */
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
 import * as tf from '../src/engine/tf.js';
 import { initBackend, type BackendKind } from '../src/engine/backend.js';
 import { withoutWeightGrads } from '../src/engine/ops.js';
 import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-encoder.js';
 import type { PresetName } from '../src/model/presets.js';
 import { imageTowerFlops, textTowerFlops } from '../src/model/flops.js';
+import { multiPositiveInfoNce } from '../training/losses/clip.js';
 import { Rng } from '../src/util/rng.js';
 
 const { values: args } = parseArgs({
@@ -34,29 +40,37 @@ const { values: args } = parseArgs({
     repeats: { type: 'string', default: '10' },
     warmup: { type: 'string', default: '3' },
     threads: { type: 'string', default: '1' },
+    'captions-per-image': { type: 'string', default: '2' },
     json: { type: 'string' },
     'skip-full': { type: 'boolean', default: false },
+    profile: { type: 'boolean', default: false },
+    'profile-top': { type: 'string', default: '25' },
+    'profile-runs': { type: 'string', default: '3' },
   },
 });
 
 const batch = Number(args.batch);
 const repeats = Number(args.repeats);
 const warmup = Number(args.warmup);
+const loadBefore = loadavg()[0];
 const info = await initBackend(args.backend as BackendKind, { threads: Number(args.threads) });
 const config = modelConfigFromPreset(args.preset as PresetName, 1000);
 const model = createDualEncoder(config, 0);
 const rng = new Rng(1);
 const s = config.image.size;
-const L = config.text.maxLen;
 
 const px = new Float32Array(batch * s * s * 3).map(() => rng.next());
 const x = tf.tensor4d(px, [batch, s, s, 3]);
-const ids = new Int32Array(batch * L);
-for (let b = 0; b < batch; b++) {
-  const len = 4 + rng.int(L / 2);
-  for (let j = 0; j < len; j++) ids[b * L + j] = 1 + rng.int(999);
-}
-const idsT = tf.tensor2d(ids, [batch, L], 'int32');
+// captions as the trainer batches them: captionsPerImage per image, 12-16 tokens, padded to the longest
+const nCaptions = batch * Number(args['captions-per-image']);
+const lens = Array.from({ length: nCaptions }, () => Math.min(config.text.maxLen, 12 + rng.int(5)));
+const L = Math.max(...lens);
+const ids = new Int32Array(nCaptions * L);
+lens.forEach((len, r) => {
+  for (let j = 0; j < len; j++) ids[r * L + j] = 1 + rng.int(999);
+});
+const idsT = tf.tensor2d(ids, [nCaptions, L], 'int32');
+const owner = Int32Array.from({ length: nCaptions }, (_, i) => Math.floor(i / Number(args['captions-per-image'])));
 const textEmb = tf.tidy(() => {
   const t = tf.randomNormal([batch, config.embedDim], 0, 1, 'float32', 7);
   return tf.div(t, tf.norm(t, 'euclidean', 1, true)) as tf.Tensor2D;
@@ -69,11 +83,6 @@ function syncAll(ts: tf.Tensor[]): void {
   for (const t of ts) t.dataSync();
 }
 
-function clipLoss(zi: tf.Tensor2D, zt: tf.Tensor2D): tf.Scalar {
-  const logits = tf.mul(tf.matMul(zi, zt, false, true), model.logitScale());
-  return tf.losses.softmaxCrossEntropy(eye, logits) as tf.Scalar;
-}
-
 const cases: Record<string, () => void> = {
   forward: () => tf.tidy(() => syncAll([model.imageTower(x)])),
   inputGrad: () =>
@@ -84,21 +93,20 @@ const cases: Record<string, () => void> = {
       syncAll([g]);
     }),
   trainStep: () => {
-    const { value, grads } = tf.variableGrads(() => tf.tidy(() => clipLoss(model.imageTower(x), textEmb)), imageVars);
+    const { value, grads } = tf.variableGrads(
+      () =>
+        tf.tidy(() => {
+          const logits = tf.mul(tf.matMul(model.imageTower(x), textEmb, false, true), model.logitScale());
+          return tf.losses.softmaxCrossEntropy(eye, logits) as tf.Scalar;
+        }),
+      imageVars,
+    );
     syncAll([value, ...Object.values(grads)]);
     tf.dispose([value, ...Object.values(grads)]);
   },
   fullStep: () => {
     const { value, grads } = tf.variableGrads(
-      () =>
-        tf.tidy(() => {
-          const zi = model.imageTower(x);
-          const zt = model.textTower(idsT);
-          const logits = tf.mul(tf.matMul(zi, zt, false, true), model.logitScale());
-          const a = tf.losses.softmaxCrossEntropy(eye, logits);
-          const b = tf.losses.softmaxCrossEntropy(eye, tf.transpose(logits));
-          return tf.mul(tf.add(a, b), 0.5) as tf.Scalar;
-        }),
+      () => multiPositiveInfoNce(model.imageTower(x), model.textTower(idsT), owner, model.logitScale()),
       allVars,
     );
     syncAll([value, ...Object.values(grads)]);
@@ -107,12 +115,13 @@ const cases: Record<string, () => void> = {
 };
 
 const imgF = imageTowerFlops(config, batch);
-const txtF = textTowerFlops(config, batch, L);
-const flops: Record<string, number> = {
-  forward: imgF.forward,
-  inputGrad: imgF.inputGrad,
-  trainStep: imgF.trainStep,
-  fullStep: imgF.trainStep + txtF.trainStep,
+const imgD = imageTowerFlops(config, batch, { dense: true });
+const txtF = textTowerFlops(config, nCaptions, L);
+const flops: Record<string, [number, number]> = {
+  forward: [imgF.forward, imgD.forward],
+  inputGrad: [imgF.inputGrad, imgD.inputGrad],
+  trainStep: [imgF.trainStep, imgD.trainStep],
+  fullStep: [imgF.trainStep + txtF.trainStep, imgD.trainStep + txtF.trainStep],
 };
 
 function median(a: number[]): number {
@@ -121,7 +130,16 @@ function median(a: number[]): number {
   return b.length % 2 ? b[m] : (b[m - 1] + b[m]) / 2;
 }
 
-const results: Record<string, { ms: number; gflops: number; gflop: number; runsMs: number[] }> = {};
+interface Result {
+  ms: number;
+  cpuMs: number;
+  gflop: number;
+  gflops: number;
+  gflopDense: number;
+  gflopsDense: number;
+  runsMs: number[];
+}
+const results: Record<string, Result> = {};
 const order = args['skip-full'] ? ['forward', 'inputGrad', 'trainStep'] : ['forward', 'inputGrad', 'trainStep', 'fullStep'];
 // warm up every case first (first calls compile kernels, grow the wasm heap and create cached constants)
 for (const name of order) for (let i = 0; i < warmup; i++) cases[name]();
@@ -129,44 +147,133 @@ const tensorsBefore = tf.memory().numTensors;
 for (const name of order) {
   const f = cases[name];
   const runs: number[] = [];
+  const cpu: number[] = [];
   for (let i = 0; i < repeats; i++) {
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     f();
     runs.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpu.push((c.user + c.system) / 1000);
   }
   const ms = median(runs);
-  results[name] = { ms, gflops: flops[name] / 1e9 / (ms / 1e3), gflop: flops[name] / 1e9, runsMs: runs.map((r) => +r.toFixed(2)) };
+  const [fe, fd] = flops[name];
+  results[name] = {
+    ms,
+    cpuMs: median(cpu),
+    gflop: fe / 1e9,
+    gflops: fe / 1e9 / (ms / 1e3),
+    gflopDense: fd / 1e9,
+    gflopsDense: fd / 1e9 / (ms / 1e3),
+    runsMs: runs.map((r) => +r.toFixed(2)),
+  };
 }
 const tensorsAfter = tf.memory().numTensors;
+const loadAfter = loadavg()[0];
 
+const r2 = (v: number) => +v.toFixed(2);
 const out = {
   backend: info.name,
   reason: info.reason,
   preset: config.preset,
   batch,
   imageSize: s,
+  captions: nCaptions,
   textLen: L,
   repeats,
   warmup,
   node: process.version,
   date: new Date().toISOString(),
+  loadavg1: { before: r2(loadBefore), after: r2(loadAfter) },
   flopFormula: 'matmul FLOPs 2*M*N*K; backward of each product 2x forward; see src/model/flops.ts',
-  ...Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ms: +v.ms.toFixed(2), gflops: +v.gflops.toFixed(2), gflop: +v.gflop.toFixed(3), runsMs: v.runsMs }])),
+  ...Object.fromEntries(
+    Object.entries(results).map(([k, v]) => [
+      k,
+      {
+        ms: r2(v.ms),
+        cpuMs: r2(v.cpuMs),
+        gflop: +v.gflop.toFixed(3),
+        gflops: r2(v.gflops),
+        gflopDense: +v.gflopDense.toFixed(3),
+        gflopsDense: r2(v.gflopsDense),
+        runsMs: v.runsMs,
+      },
+    ]),
+  ),
   tensorLeak: tensorsAfter - tensorsBefore,
 };
 
 console.log(`backend: ${info.name} (${info.reason})`);
-console.log(`preset ${config.preset}, batch ${batch}, ${s}x${s} images, text length ${L}; median of ${repeats} after ${warmup} warm-up`);
-console.log('case        GFLOP   median ms   GFLOP/s   min ms   max ms');
+console.log(
+  `preset ${config.preset}, batch ${batch}, ${s}x${s} images, ${nCaptions} captions of <= ${L} tokens; ` +
+    `median of ${repeats} after ${warmup} warm-up; load average ${loadBefore.toFixed(2)} -> ${loadAfter.toFixed(2)}`,
+);
+console.log('case        GFLOP   median ms   cpu ms   GFLOP/s  (dense GFLOP/s)   min ms   max ms');
 for (const name of order) {
   const r = results[name];
   console.log(
-    `${name.padEnd(10)} ${r.gflop.toFixed(3).padStart(6)} ${r.ms.toFixed(1).padStart(11)} ${r.gflops.toFixed(1).padStart(9)} ${Math.min(...r.runsMs).toFixed(1).padStart(8)} ${Math.max(...r.runsMs).toFixed(1).padStart(8)}`,
+    `${name.padEnd(10)} ${r.gflop.toFixed(3).padStart(6)} ${r.ms.toFixed(1).padStart(11)} ${r.cpuMs.toFixed(1).padStart(8)} ` +
+      `${r.gflops.toFixed(1).padStart(9)} ${`(${r.gflopsDense.toFixed(1)})`.padStart(17)} ` +
+      `${Math.min(...r.runsMs).toFixed(1).padStart(8)} ${Math.max(...r.runsMs).toFixed(1).padStart(8)}`,
   );
 }
 if (out.tensorLeak !== 0) console.log(`WARNING: tensor count changed by ${out.tensorLeak} across the benchmark`);
+if (args.profile) await profileCases();
 if (args.json) {
   writeFileSync(args.json, JSON.stringify(out, null, 2) + '\n');
   console.log(`wrote ${args.json}`);
 }
 model.dispose();
+
+/**
+ * --profile: `profile-runs` extra runs of each case under tf.profile; per case the kernel count, the kernel time
+ * per run and the top kernels by time grouped by (kernel, input shapes). Wasm kernels run synchronously, so
+ * kernel times are wall times (inflated when the machine is loaded); custom ops (scopes) are left out, their
+ * kernels are counted.
+ */
+async function profileCases(): Promise<void> {
+  const top = Number(args['profile-top']);
+  const profiles: Record<string, unknown> = {};
+  const runs = Math.max(1, Number(args['profile-runs']));
+  for (const name of order) {
+    const kernelsAll: { name: string; inputShapes: (number[] | null)[]; kernelTimeMs: unknown }[] = [];
+    for (let r = 0; r < runs; r++) {
+      const p = await tf.profile(() => {
+        cases[name]();
+      });
+      kernelsAll.push(...(p.kernels as unknown as typeof kernelsAll));
+    }
+    const info = { kernels: kernelsAll };
+    const groups = new Map<string, { n: number; ms: number }>();
+    const byKernel = new Map<string, { n: number; ms: number }>();
+    let total = 0;
+    for (const k of info.kernels) {
+      // custom ops (customOp/customGrad) appear as scopes whose time includes their kernels: skip them
+      if (tf.getKernel(k.name, tf.getBackend()) == null) continue;
+      const ms = (Number(k.kernelTimeMs) || 0) / runs;
+      total += ms;
+      const key = `${k.name} ${k.inputShapes.map((sh) => `[${sh ?? ''}]`).join(' ')}`;
+      const g = groups.get(key) ?? { n: 0, ms: 0 };
+      g.n += 1 / runs;
+      g.ms += ms;
+      groups.set(key, g);
+      const bk = byKernel.get(k.name) ?? { n: 0, ms: 0 };
+      bk.n += 1 / runs;
+      bk.ms += ms;
+      byKernel.set(k.name, bk);
+    }
+    const sorted = [...groups.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, top);
+    const kernels = [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms);
+    const nKernels = Math.round([...byKernel.values()].reduce((a, v) => a + v.n, 0));
+    console.log(`\n== profile ${name} (mean of ${runs} runs): ${nKernels} kernels, ${total.toFixed(1)} ms in kernels (median ${results[name].ms.toFixed(1)} ms)`);
+    for (const [k, v] of kernels) console.log(`  ${k.padEnd(24)} n=${String(Math.round(v.n)).padStart(4)} ${v.ms.toFixed(1).padStart(7)} ms`);
+    console.log('  -- top (kernel, input shapes):');
+    for (const [k, v] of sorted) console.log(`  ${v.ms.toFixed(2).padStart(7)} ms  n=${String(Math.round(v.n)).padStart(3)}  ${k}`);
+    profiles[name] = {
+      kernelCount: nKernels,
+      kernelMs: +total.toFixed(2),
+      byKernel: Object.fromEntries(kernels.map(([k, v]) => [k, { n: Math.round(v.n), ms: +v.ms.toFixed(2) }])),
+    };
+  }
+  (out as Record<string, unknown>).profile = profiles;
+}

@@ -9,7 +9,11 @@ import { z } from 'zod';
 
 export const backendSchema = z.enum(['auto', 'tensorflow', 'wasm', 'cpu']);
 export const presetSchema = z.enum(['tiny', 'small', 'base']);
-export const methodSchema = z.enum(['clean']);
+export const methodSchema = z.enum(['clean', 'tecoa', 'fare', 'mat']);
+/** MAT's text inner maximisation: discrete WordNet substitution (faithful) or PGD on token embeddings (cheaper) */
+export const textAttackSchema = z.enum(['substitution', 'embedding']);
+/** `--augment` entries (see src/augment/README in docs/defenses.md) */
+export const augmentNameSchema = z.enum(['eda', 'siblings', 'paraphrase', 'basic', 'flip', 'oracle-caption', 'oracle-image', 'provider-caption', 'provider-image', 'misaligned', 'nn', 'text', 'image', 'cross']);
 
 const positiveInt = z.number().int().positive();
 
@@ -33,6 +37,40 @@ export const trainSchema = z
     evalEvery: z.number().int().min(0).default(0),
     maxVocab: positiveInt.default(8192),
     minWordFreq: positiveInt.default(1),
+    /** fine-tune from this model artifact (directory); the default for defenses (STACK.md: from scratch collapses) */
+    init: z.string().min(1).optional(),
+    /** FARE: the frozen reference encoder (default: the --init model) */
+    reference: z.string().min(1).optional(),
+    /** training-time image budget, L-inf, /255 units (TeCoA, FARE, MAT) */
+    trainEps: z.number().min(0).max(255).default(4),
+    /** PGD steps of the training-time inner maximisation (evaluation uses 10) */
+    trainSteps: z.number().int().min(0).default(3),
+    /** PGD step size in /255 units (default 2.5 * trainEps / trainSteps) */
+    trainStepSize: z.number().positive().optional(),
+    /** MAT: words substituted per caption */
+    trainWords: z.number().int().min(0).default(1),
+    /** MAT text inner max: 'substitution' (greedy WordNet swap) or 'embedding' (PGD on token embeddings) */
+    textAttack: textAttackSchema.default('substitution'),
+    /** MAT substitution: WordNet candidates scored per word (fewer = faster) */
+    textCandidates: positiveInt.default(8),
+    /** MAT substitution: word order, 'random' (cheap, default for training) or 'delete' (PWWS importance, +~50% text cost) */
+    textWir: z.enum(['random', 'delete']).default('random'),
+    /** MAT embedding attack: L2 radius per token, relative to the mean token-embedding norm of the batch */
+    textEmbedEps: z.number().min(0).default(0.5),
+    /** N:N augmentation list (empty = none) */
+    augment: z.array(augmentNameSchema).default([]),
+    /** provider cache written by `manyfold augment prepare` (read-only during training) */
+    augmentCache: z.string().min(1).optional(),
+    /** extra (augmented) caption slots per image per step, on top of captionsPerImage */
+    augmentTexts: z.number().int().min(0).default(1),
+    /** probability that an image is replaced by one of its augmented views in a step */
+    augmentImageP: z.number().min(0).max(1).default(0.5),
+    /** augmented captions / views generated per image for the pool */
+    augmentPerSource: positiveInt.default(3),
+    /** alignment filter: drop augmented pairs whose reference-model cosine is below this quantile of the ground-truth pairs' cosines (0 = off) */
+    alignQuantile: z.number().min(0).max(1).default(0.05),
+    /** model scoring the alignment filter (default: --reference, else --init) */
+    alignModel: z.string().min(1).optional(),
   })
   .strict();
 

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ManyfoldConfig } from '../src/config.js';
 import { initBackend } from '../src/engine/backend.js';
@@ -9,6 +9,10 @@ import { evaluateClean, formatCleanSummary, type CleanEvalSummary } from '../src
 import { saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
+import { loadArtifact } from '../src/model/artifact.js';
+import type { DualEncoder } from '../src/model/types.js';
+import { buildAugmentPool, type AugmentPool } from '../src/augment/pool.js';
+import { ProviderCache } from '../src/augment/providers.js';
 import { trainModel } from './trainer.js';
 
 export interface RunTrainingOptions {
@@ -19,6 +23,8 @@ export interface RunTrainingOptions {
   evaluate: boolean;
   quiet?: boolean;
   stopAfterStep?: number;
+  /** allow an adversarial method without --init */
+  fromScratch?: boolean;
 }
 
 export interface RunTrainingResult {
@@ -27,6 +33,31 @@ export interface RunTrainingResult {
   finished: boolean;
   secondsPerEpoch: number;
   test?: CleanEvalSummary;
+  augment?: AugmentSummary;
+}
+
+export interface AugmentSummary {
+  names: string[];
+  captions: Record<string, number>;
+  views: Record<string, number>;
+  alignment?: AugmentPool['alignment'];
+  ms: number;
+}
+
+/** Human-readable augmentation counts (what was generated and what the alignment filter kept). */
+export function formatAugmentSummary(a: AugmentSummary): string {
+  const lines = [`augment: ${a.names.join(', ')} (pool built in ${(a.ms / 1000).toFixed(1)} s)`];
+  const al = a.alignment;
+  if (al) {
+    lines.push(`  alignment filter: keep cos >= ${al.threshold.toFixed(3)} (the ${al.quantile} quantile of ground-truth pairs; their mean ${al.gtMean.toFixed(3)})`);
+    for (const [k, c] of Object.entries(al.captions)) lines.push(`  captions ${k}: kept ${c.kept}/${c.generated}`);
+    for (const [k, c] of Object.entries(al.views)) lines.push(`  images ${k}: kept ${c.kept}/${c.generated}`);
+  } else {
+    for (const [k, n] of Object.entries(a.captions)) lines.push(`  captions ${k}: ${n}`);
+    for (const [k, n] of Object.entries(a.views)) lines.push(`  images ${k}: ${n}`);
+    lines.push('  alignment filter: off');
+  }
+  return lines.join('\n');
 }
 
 export async function loadSplit(config: ManyfoldConfig, split: string, size: number, quiet = false): Promise<DatasetSplit> {
@@ -59,16 +90,58 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
   const train = await loadSplit(config, 'train', imageSize, opts.quiet);
   if (train.count === 0) throw new Error(`${config.data.file} has no rows in split "train"`);
 
+  const tc = config.train;
   const t0 = Date.now();
-  const result = await trainModel({
-    out: opts.out,
-    train,
-    config: config.train,
-    seed: config.seed,
-    resume: opts.resume,
-    quiet: opts.quiet,
-    stopAfterStep: opts.stopAfterStep,
-  });
+  const owned: DualEncoder[] = [];
+  let result: Awaited<ReturnType<typeof trainModel>>;
+  let augment: AugmentSummary | undefined;
+  try {
+    const init = tc.init ? await loadArtifact(tc.init) : undefined;
+    if (init) owned.push(init.model);
+    if (tc.method !== 'clean' && !init && !opts.fromScratch) {
+      throw new Error(`--method ${tc.method} fine-tunes a clean model: pass --init MODEL (adversarial training from scratch collapses on small data, see docs/defenses.md), or --from-scratch to insist`);
+    }
+    const refDir = tc.reference ?? (tc.method === 'fare' ? tc.init : undefined);
+    const reference = tc.method === 'fare' && refDir ? (await loadArtifact(refDir)).model : undefined;
+    if (reference) owned.push(reference);
+    let pool: AugmentPool | undefined;
+    if (tc.augment.length > 0) {
+      const alignDir = tc.alignModel ?? tc.reference ?? tc.init;
+      let scorer: Encoder | undefined;
+      if (tc.alignQuantile > 0 && alignDir) {
+        const a = alignDir === tc.init && init ? init : await loadArtifact(alignDir);
+        if (a !== init) owned.push(a.model);
+        scorer = new Encoder(a.model, a.tokenizer, a.manifest);
+      } else if (tc.alignQuantile > 0 && !opts.quiet) {
+        process.stderr.write('warning: no model to score the alignment filter (--init, --reference or --align-model): augmented pairs are not filtered\n');
+      }
+      pool = await buildAugmentPool(train, tc.augment, {
+        seed: config.seed,
+        perSource: tc.augmentPerSource,
+        cache: tc.augmentCache ? ProviderCache.read(tc.augmentCache) : undefined,
+        scorer,
+        quantile: tc.alignQuantile,
+      });
+      augment = { names: pool.names, captions: pool.stats.captions, views: pool.stats.views, alignment: pool.alignment, ms: pool.stats.ms };
+      if (!opts.quiet) process.stderr.write(`${formatAugmentSummary(augment)}\n`);
+      mkdirSync(opts.out, { recursive: true });
+      writeFileSync(join(opts.out, 'augment.json'), JSON.stringify(augment, null, 2));
+    }
+    result = await trainModel({
+      out: opts.out,
+      train,
+      config: tc,
+      seed: config.seed,
+      resume: opts.resume,
+      quiet: opts.quiet,
+      stopAfterStep: opts.stopAfterStep,
+      init: init ? { model: init.model, tokenizer: init.tokenizer, id: init.manifest.id } : undefined,
+      reference,
+      pool,
+    });
+  } finally {
+    for (const m of owned) m.dispose();
+  }
   const modelDir = join(opts.out, 'model');
   if (!result.finished) {
     result.model.dispose();
@@ -90,6 +163,8 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
       data: resolve(config.data.file!),
       dataFingerprint: result.state.dataFingerprint,
       method: config.train.method,
+      init: result.state.initId ?? null,
+      augment: augment ? augment.names : [],
       seed: config.seed,
       epochs: config.train.epochs,
       steps: result.state.totalSteps,
@@ -101,7 +176,7 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
     },
     metrics: test ? { test: { tr: test.tr, ir: test.ir, semantic: test.semantic, protocol: test.protocol, nImages: test.nImages, nTexts: test.nTexts } } : {},
   });
-  writeFileSync(join(opts.out, 'train.json'), JSON.stringify({ model: manifest.id, secondsPerEpoch: result.secondsPerEpoch, test }, null, 2));
+  writeFileSync(join(opts.out, 'train.json'), JSON.stringify({ model: manifest.id, method: config.train.method, secondsPerEpoch: result.secondsPerEpoch, test, augment }, null, 2));
   result.model.dispose();
-  return { modelDir, manifest, finished: true, secondsPerEpoch: result.secondsPerEpoch, test };
+  return { modelDir, manifest, finished: true, secondsPerEpoch: result.secondsPerEpoch, test, augment };
 }

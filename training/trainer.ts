@@ -10,9 +10,13 @@ import { buildTokenizer, tokenizerFromJSON } from '../src/model/tokenizer.js';
 import type { DualEncoder, ModelConfig, Tokenizer } from '../src/model/types.js';
 import { createProgress } from '../src/util/progress.js';
 import { Rng } from '../src/util/rng.js';
+import { sampleAugmentedBatch, type AugmentPool } from '../src/augment/pool.js';
+import { itemRng } from '../src/attacks/util/seed.js';
 import { epochBatches, gatherPixels, sampleCaptions, stackIds, stepsPerEpoch } from './batches.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { multiPositiveInfoNce } from './losses/clip.js';
+import { contrastiveAgainst, fareLoss, fareObjective } from './losses/adversarial.js';
+import { pgdImages, pgdTokenEmbeddings, substituteWords } from './inner.js';
 import { AdamW, clipByGlobalNorm } from './optimizer.js';
 import { warmupCosine } from './schedule.js';
 
@@ -26,6 +30,8 @@ export interface TrainerState {
   tokenizer: unknown;
   optimizerStep: number;
   elapsedMs: number;
+  /** id of the --init artifact the run started from (null: from scratch) */
+  initId?: string | null;
 }
 
 export interface TrainOptions {
@@ -39,6 +45,12 @@ export interface TrainOptions {
   /** stop (as if killed) after this global step; for tests of resume */
   stopAfterStep?: number;
   onStep?: (info: StepInfo) => void;
+  /** fine-tune from this model (weights are copied; the caller keeps ownership). Ignored when resuming. */
+  init?: { model: DualEncoder; tokenizer: Tokenizer; id: string };
+  /** FARE: the frozen reference encoder (caller owns it) */
+  reference?: DualEncoder;
+  /** N:N augmentation pool (built by src/augment buildAugmentPool) */
+  pool?: AugmentPool;
 }
 
 export interface StepInfo {
@@ -50,6 +62,10 @@ export interface StepInfo {
   gradNorm: number;
   ms: number;
   numTensors: number;
+  /** adversarial methods: wall time of the inner maximisation */
+  innerMs?: number;
+  /** MAT substitution: words changed in this batch */
+  wordsChanged?: number;
 }
 
 export interface TrainResult {
@@ -123,12 +139,25 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     model = createDualEncoder(s.modelConfig, seed);
     startStep = s.globalStep;
     elapsedBefore = s.elapsedMs;
+  } else if (opts.init) {
+    tokenizer = opts.init.tokenizer;
+    model = createDualEncoder(opts.init.model.config, seed);
+    for (const [name, v] of model.variables) {
+      const src = opts.init.model.variables.get(name);
+      if (!src) throw new Error(`--init model lacks variable ${name}`);
+      v.assign(src);
+    }
+    writeFileSync(metricsPath, '');
   } else {
     const maxLen = modelConfigFromPreset(config.preset, 2).text.maxLen;
     tokenizer = buildTokenizer(train.captions, { maxLen, maxVocab: config.maxVocab, minFreq: config.minWordFreq });
     model = createDualEncoder(modelConfigFromPreset(config.preset, tokenizer.vocabSize), seed);
     writeFileSync(metricsPath, '');
   }
+  const method = config.method;
+  if (method === 'fare' && !opts.reference) throw new Error('FARE needs a frozen reference encoder (--reference MODEL, default the --init model)');
+  if (config.augment.length > 0 && !opts.pool) throw new Error('--augment is set but no augmentation pool was built');
+  const initId = restored ? (restored.state.initId ?? null) : (opts.init?.id ?? null);
 
   const optimizer = new AdamW(model.variables, { weightDecay: config.weightDecay });
   if (restored) {
@@ -141,7 +170,14 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   }
 
   const tokenized = train.captions.map((c) => tokenizer.encode(c));
-  const varList = [...model.variables.values()];
+  // TeCoA and FARE harden the image encoder only (text tower and temperature frozen), as in their papers
+  const imageOnly = method === 'tecoa' || method === 'fare';
+  const varList = [...model.variables.entries()].filter(([name]) => !imageOnly || name.startsWith('image.')).map(([, v]) => v);
+  const budget = {
+    eps: config.trainEps / 255,
+    steps: config.trainSteps,
+    stepSize: (config.trainStepSize ?? (config.trainSteps > 0 ? (2.5 * config.trainEps) / config.trainSteps : 0)) / 255,
+  };
   const nameOf = new Map<string, string>();
   for (const [name, v] of model.variables) nameOf.set(v.name, name);
 
@@ -155,6 +191,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     tokenizer: tokenizer.toJSON(),
     optimizerStep: optimizer.step,
     elapsedMs: elapsedBefore + (Date.now() - startedAt),
+    initId,
   });
   const saveCheckpoint = () => {
     const tensors = new Map<string, tf.Tensor>();
@@ -177,18 +214,30 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
         const t0 = Date.now();
         const images = batches[inEpoch];
         const rng = new Rng(seed * 1_000_003 + step);
-        const { captions, owner } = sampleCaptions(train, images, config.captionsPerImage, rng);
-        const { ids, length } = stackIds(tokenized, captions);
         const lr = warmupCosine(step, totalSteps, config.lr, config.warmupFraction, config.minLrRatio);
         const s = train.size;
-        const x = tf.tensor4d(gatherPixels(train, images), [images.length, s, s, 3]);
-        const idT = tf.tensor2d(ids, [captions.length, length], 'int32');
-        const { value, grads } = tf.variableGrads(
-          () => multiPositiveInfoNce(model.imageTower(x), model.textTower(idT), owner, model.logitScale()),
-          varList,
-        );
-        x.dispose();
-        idT.dispose();
+        let value: tf.Scalar;
+        let grads: tf.NamedTensorMap;
+        let innerMs: number | undefined;
+        let wordsChanged: number | undefined;
+        if (method === 'clean' && !opts.pool) {
+          // the original clean path, unchanged (bit-exact with earlier runs and resumes)
+          const { captions, owner } = sampleCaptions(train, images, config.captionsPerImage, rng);
+          const { ids, length } = stackIds(tokenized, captions);
+          const x = tf.tensor4d(gatherPixels(train, images), [images.length, s, s, 3]);
+          const idT = tf.tensor2d(ids, [captions.length, length], 'int32');
+          ({ value, grads } = tf.variableGrads(
+            () => multiPositiveInfoNce(model.imageTower(x), model.textTower(idT), owner, model.logitScale()),
+            varList,
+          ));
+          x.dispose();
+          idT.dispose();
+        } else {
+          const r = await adversarialStep(images, rng, step);
+          ({ value, grads } = r);
+          innerMs = r.innerMs;
+          wordsChanged = r.wordsChanged;
+        }
         const named: Record<string, tf.Tensor> = {};
         for (const [vn, g] of Object.entries(grads)) named[nameOf.get(vn) ?? vn] = g;
         const gradNorm = clipByGlobalNorm(named, config.gradClip);
@@ -202,7 +251,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
         const ms = Date.now() - t0;
         stepMsTotal += ms;
         stepsTimed += 1;
-        const info: StepInfo = { step, epoch, loss: lastLoss, lr, scale, gradNorm, ms, numTensors: tf.memory().numTensors };
+        const info: StepInfo = { step, epoch, loss: lastLoss, lr, scale, gradNorm, ms, numTensors: tf.memory().numTensors, ...(innerMs !== undefined ? { innerMs } : {}), ...(wordsChanged !== undefined ? { wordsChanged } : {}) };
         appendFileSync(metricsPath, JSON.stringify(info) + '\n');
         opts.onStep?.(info);
         progress.update(step, { epoch: `${epoch + 1}/${config.epochs}`, loss: lastLoss });
@@ -223,6 +272,101 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   progress.stop();
   optimizer.dispose();
   return { model, tokenizer, state: state(), finished: true, secondsPerEpoch: secondsPerEpoch(), finalLoss: lastLoss };
+
+  /**
+   * One step of an augmented and/or adversarial method: the batch (pool views + captions when augmenting), the
+   * inner maximisation (input-only gradients, seeded by (seed, step)), then the outer loss and its gradients.
+   */
+  async function adversarialStep(images: Int32Array, rng: Rng, at: number): Promise<{ value: tf.Scalar; grads: tf.NamedTensorMap; innerMs?: number; wordsChanged?: number }> {
+    const s = train.size;
+    const per = s * s * 3;
+    let pixels: Float32Array;
+    let texts: string[];
+    let owner: Int32Array;
+    if (opts.pool) {
+      const b = sampleAugmentedBatch(opts.pool, images, config.captionsPerImage, config.augmentTexts, config.augmentImageP, rng);
+      pixels = new Float32Array(images.length * per);
+      b.images.forEach((im, k) => {
+        for (let p = 0; p < per; p++) pixels[k * per + p] = im[p] / 255;
+      });
+      texts = b.captions;
+      owner = b.owner;
+    } else {
+      const c = sampleCaptions(train, images, config.captionsPerImage, rng);
+      pixels = gatherPixels(train, images);
+      texts = c.captions.map((i) => train.captions[i]);
+      owner = c.owner;
+    }
+    const innerRng = itemRng(seed, 0x5eed, at);
+    const x = tf.tensor4d(pixels, [images.length, s, s, 3]);
+    const idsOf = (t: readonly string[]) => {
+      const enc = t.map((c) => tokenizer.encode(c));
+      const { ids, length } = stackIds(enc, enc.map((_, i) => i));
+      return tf.tensor2d(ids, [t.length, length], 'int32');
+    };
+    const t0 = Date.now();
+    const owned: tf.Tensor[] = [x];
+    try {
+      if (method === 'clean') {
+        const idT = idsOf(texts);
+        owned.push(idT);
+        return tf.variableGrads(() => multiPositiveInfoNce(model.imageTower(x), model.textTower(idT), owner, model.logitScale()), varList);
+      }
+      if (method === 'tecoa') {
+        const idT = idsOf(texts);
+        const textEmb = tf.tidy(() => model.textTower(idT));
+        const scale = tf.tidy(() => model.logitScale());
+        owned.push(idT, textEmb, scale);
+        const xAdv = pgdImages(x, (xx) => contrastiveAgainst(model.imageTower(xx), textEmb, owner, scale), budget, innerRng);
+        owned.push(xAdv);
+        const innerMs = Date.now() - t0;
+        return { ...tf.variableGrads(() => contrastiveAgainst(model.imageTower(xAdv), textEmb, owner, scale), varList), innerMs };
+      }
+      if (method === 'fare') {
+        const ref = tf.tidy(() => opts.reference!.imageTower(x));
+        owned.push(ref);
+        const xAdv = pgdImages(x, (xx) => fareObjective(model.imageTower(xx), ref), budget, innerRng);
+        owned.push(xAdv);
+        const innerMs = Date.now() - t0;
+        return { ...tf.variableGrads(() => fareLoss(model.imageTower(xAdv), ref), varList), innerMs };
+      }
+      // MAT: text first, then the image against the adversarial captions, then the loss on the adversarial pairs
+      const scale = tf.tidy(() => model.logitScale());
+      owned.push(scale);
+      let wordsChanged: number | undefined;
+      let advIds: tf.Tensor2D;
+      let delta: tf.Tensor3D | null = null;
+      let advTextEmb: tf.Tensor2D;
+      if (config.textAttack === 'embedding') {
+        advIds = idsOf(texts);
+        owned.push(advIds);
+        const cleanImg = tf.tidy(() => model.imageTower(x));
+        owned.push(cleanImg);
+        delta = pgdTokenEmbeddings(model, advIds, (te) => contrastiveAgainst(cleanImg, te, owner, scale), { relEps: config.textEmbedEps, steps: config.trainSteps });
+        owned.push(delta);
+        const d = delta;
+        advTextEmb = tf.tidy(() => model.textTowerFromEmbeddings(tf.add(model.embedTokens(advIds), d) as tf.Tensor3D, advIds));
+      } else {
+        const sub = await substituteWords(model, tokenizer, pixels, s, texts, owner, { words: config.trainWords, candidates: config.textCandidates, wir: config.textWir, seed: innerRng.seed() });
+        wordsChanged = sub.wordsChanged;
+        advIds = idsOf(sub.texts);
+        owned.push(advIds);
+        advTextEmb = tf.tidy(() => model.textTower(advIds));
+      }
+      owned.push(advTextEmb);
+      const xAdv = pgdImages(x, (xx) => contrastiveAgainst(model.imageTower(xx), advTextEmb, owner, scale), budget, innerRng);
+      owned.push(xAdv);
+      const innerMs = Date.now() - t0;
+      const d = delta;
+      const out = tf.variableGrads(() => {
+        const te = d ? model.textTowerFromEmbeddings(tf.add(model.embedTokens(advIds), d) as tf.Tensor3D, advIds) : model.textTower(advIds);
+        return multiPositiveInfoNce(model.imageTower(xAdv), te, owner, model.logitScale());
+      }, varList);
+      return { ...out, innerMs, wordsChanged };
+    } finally {
+      for (const t of owned) t.dispose();
+    }
+  }
 
   function secondsPerEpoch(): number {
     return stepsTimed ? (stepMsTotal / stepsTimed / 1000) * perEpoch : NaN;

@@ -27,8 +27,11 @@ export interface ActivationJob {
   from?: string;
   status: 'running' | 'succeeded' | 'failed' | 'rolled-back';
   progress: { done: number; total: number };
-  /** where to resume: namespaces in order, and how many item keys of namespaces[nsIndex] are done */
-  checkpoint: { namespaces: string[]; nsIndex: number; keyIndex: number };
+  /**
+   * where to resume: namespaces in order, and the last item key (file name, sorted order) of namespaces[nsIndex]
+   * that is done; keys are compared, not counted, so items added or deleted meanwhile cannot shift the cursor
+   */
+  checkpoint: { namespaces: string[]; nsIndex: number; lastKey: string | null };
   verification?: { namespace: string; expected: { images: number; texts: number }; actual: { images: number; texts: number } }[];
   error?: string;
   createdAt: string;
@@ -90,7 +93,7 @@ export class ActivationManager {
       from: this.service.active.id,
       status: 'running',
       progress: { done: 0, total },
-      checkpoint: { namespaces, nsIndex: 0, keyIndex: 0 },
+      checkpoint: { namespaces, nsIndex: 0, lastKey: null },
       createdAt: now,
       updatedAt: now,
     };
@@ -122,19 +125,20 @@ export class ActivationManager {
   private async run(job: ActivationJob, target: ActiveModel, signal: AbortSignal): Promise<void> {
     try {
       const cp = job.checkpoint;
-      for (; cp.nsIndex < cp.namespaces.length; cp.nsIndex++, cp.keyIndex = 0) {
+      for (; cp.nsIndex < cp.namespaces.length; cp.nsIndex++, cp.lastKey = null) {
         const ns = cp.namespaces[cp.nsIndex];
-        const keys = await this.store.itemKeys(ns);
-        while (cp.keyIndex < keys.length) {
+        const all = await this.store.itemKeys(ns);
+        const keys = cp.lastKey === null ? all : all.filter((k) => k > cp.lastKey!);
+        for (let at = 0; at < keys.length; at += CHUNK) {
           if (signal.aborted) return; // stopped by shutdown: stays `running` on disk, resumed at the next start
           await this.hooks.beforeChunk?.(job);
           if (signal.aborted) return;
-          const chunk = keys.slice(cp.keyIndex, cp.keyIndex + CHUNK);
+          const chunk = keys.slice(at, at + CHUNK);
           for (const key of chunk) {
             const item = await this.store.readItemByKey(ns, key);
             if (item) await this.reembed(target, item);
           }
-          cp.keyIndex += chunk.length;
+          cp.lastKey = chunk[chunk.length - 1];
           job.progress.done += chunk.length;
           job.updatedAt = new Date().toISOString();
           await this.store.putDoc('jobs', job.id, job);
@@ -164,6 +168,7 @@ export class ActivationManager {
         const old = this.service.active;
         this.service.active = target;
         job.status = 'succeeded';
+        job.progress.total = Math.max(job.progress.total, job.progress.done); // items added meanwhile
         this.logger.info({ job: job.id, model: target.id, from: old.id }, 'activation verified: search switched to the new model');
       }
     } catch (e) {

@@ -22,7 +22,8 @@ interface TextJob extends Deferred<Float32Array> {
 interface ImageJob extends Deferred<Float32Array> {
   kind: 'image';
   encoder: Encoder;
-  pixels: Uint8Array;
+  /** uint8 0..255, or float32 in [0, 1] (adversarial images) */
+  pixels: Uint8Array | Float32Array;
 }
 interface TaskJob extends Deferred<unknown> {
   kind: 'task';
@@ -58,8 +59,8 @@ export class EncoderQueue {
     });
   }
 
-  /** pixels: one image, [S, S, 3] uint8 */
-  embedImage(encoder: Encoder, pixels: Uint8Array): Promise<Float32Array> {
+  /** pixels: one image, [S, S, 3], uint8 0..255 or float32 in [0, 1] */
+  embedImage(encoder: Encoder, pixels: Uint8Array | Float32Array): Promise<Float32Array> {
     return new Promise((resolve, reject) => {
       this.interactive.push({ kind: 'image', encoder, pixels, resolve, reject });
       this.schedule();
@@ -115,7 +116,11 @@ export class EncoderQueue {
     const take: (TextJob | ImageJob)[] = [];
     const rest: (TextJob | ImageJob)[] = [];
     for (const j of this.interactive) {
-      if (take.length < this.microBatch && j.kind === first.kind && j.encoder === first.encoder) take.push(j);
+      const same =
+        j.kind === first.kind &&
+        j.encoder === first.encoder &&
+        (j.kind === 'text' || (j as ImageJob).pixels.constructor === (first as ImageJob).pixels.constructor);
+      if (take.length < this.microBatch && same) take.push(j);
       else rest.push(j);
     }
     this.interactive = rest;
@@ -127,7 +132,7 @@ export class EncoderQueue {
         m = enc.embedTextsMatrix((take as TextJob[]).map((j) => j.text));
       } else {
         const per = enc.imageSize * enc.imageSize * 3;
-        const px = new Uint8Array(take.length * per);
+        const px = (first as ImageJob).pixels instanceof Float32Array ? new Float32Array(take.length * per) : new Uint8Array(take.length * per);
         (take as ImageJob[]).forEach((j, i) => px.set(j.pixels, i * per));
         m = enc.embedImagesMatrix(px, take.length);
       }

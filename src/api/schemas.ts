@@ -5,7 +5,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import type { LimitsConfig } from '../config.js';
-import { ATTACK_NAMES } from '../attacks/types.js';
+import { ATTACK_NAMES, type AttackName } from '../attacks/types.js';
 
 export const USER_NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9_.]{0,31}$/;
 export const METADATA_KEY = /^[A-Za-z0-9.-][A-Za-z0-9_.-]{0,63}$/;
@@ -27,8 +27,7 @@ export function buildSchemas(limits: LimitsConfig) {
   const Text = z.string().min(1, 'must not be empty').max(limits.maxTextChars, `at most ${limits.maxTextChars} characters`);
   const Base64Image = z
     .string()
-    .min(1)
-    .max(Math.ceil((limits.maxImageBytes * 4) / 3) + 64, `image exceeds ${limits.maxImageBytes} bytes`)
+    .min(1) // the size limit is checked on the decoded length (413 image_too_large), the body limit caps the rest
     .openapi({ description: 'image bytes (PNG, JPEG, WebP, GIF, TIFF, AVIF) as base64 or a data: URL; never a URL to fetch', format: 'byte' });
   const Namespace = z
     .string()
@@ -170,7 +169,7 @@ export function buildSchemas(limits: LimitsConfig) {
 
   const AttackSpec = z
     .strictObject({
-      name: z.enum(ATTACK_NAMES as unknown as [string, ...string[]]),
+      name: z.enum(ATTACK_NAMES as unknown as [AttackName, ...AttackName[]]),
       eps: z.number().min(0).max(64).optional().openapi({ description: 'L-inf budget in /255 units (image attacks)' }),
       stepSize: z.number().min(0).max(64).optional().openapi({ description: '/255 units' }),
       steps: z.number().int().min(0).max(100).optional(),

@@ -3,6 +3,9 @@ import { ConfigError } from '../config.js';
 import { registerTrainCommand } from './commands/train.js';
 import { registerEvalCommand } from './commands/eval.js';
 import { registerDataCommands } from './commands/data.js';
+import { registerExperimentCommand } from './commands/experiment.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerProbeCommand } from './commands/probe.js';
 
 const program = new Command();
 program
@@ -14,6 +17,9 @@ program
 registerDataCommands(program);
 registerTrainCommand(program);
 registerEvalCommand(program);
+registerExperimentCommand(program);
+registerServeCommand(program);
+registerProbeCommand(program);
 
 program.exitOverride();
 try {

@@ -78,6 +78,57 @@ export function disposeOpCaches(): void {
   onesCache.clear();
 }
 
+/**
+ * Number of live cached constant tensors (the ones matrices behind colSum, one per row count and backend).
+ * Their number grows with the distinct shapes seen (e.g. text batches of varying length), so a test that checks
+ * for leaks compares `tf.memory().numTensors - opCacheTensorCount()` across steps.
+ */
+export function opCacheTensorCount(): number {
+  let n = 0;
+  for (const t of onesCache.values()) if (!t.isDisposed) n++;
+  return n;
+}
+
+/** Lazy gradient of one input: called only when that input is on the path being differentiated. */
+type GradFn = () => tf.Tensor;
+
+interface EngineWithKernelFunc {
+  runKernelFunc(p: {
+    forwardFunc: (backend: unknown, save: (ts: tf.Tensor[]) => void) => tf.Tensor;
+    backwardsFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => Record<string, GradFn>;
+    inputs: Record<string, tf.Tensor>;
+  }): tf.Tensor;
+}
+
+/**
+ * A differentiable op with a hand-written backward whose per-input gradients are computed lazily. Unlike
+ * tf.customGrad (which computes every input's gradient eagerly), the tape calls an input's gradient only when
+ * that input leads to a differentiated tensor: weight gradients are skipped in input-only gradients (PGD), and the
+ * input gradient of the first layer is skipped in a training step. `forward` runs untaped; it must pass every
+ * tensor `backward` needs through `save` (saved tensors are kept until the backward pass; direct captures are
+ * freed on wasm). This is the same engine entry point tf.customGrad uses.
+ */
+export function customOp(
+  inputs: tf.Tensor[],
+  forward: (save: (ts: tf.Tensor[]) => void) => tf.Tensor,
+  backward: (dy: tf.Tensor, saved: tf.Tensor[]) => (GradFn | null)[],
+): tf.Tensor {
+  const inputMap: Record<string, tf.Tensor> = {};
+  inputs.forEach((t, i) => (inputMap[i] = t));
+  const shapes = inputs.map((t) => t.shape);
+  const engine = tf.engine() as unknown as EngineWithKernelFunc;
+  return engine.runKernelFunc({
+    forwardFunc: (_backend, save) => forward(save),
+    backwardsFunc: (dy, saved) => {
+      const fns = backward(dy, saved);
+      const out: Record<string, GradFn> = {};
+      shapes.forEach((shape, i) => (out[i] = fns[i] ?? (() => tf.zeros(shape))));
+      return out;
+    },
+    inputs: inputMap,
+  });
+}
+
 /** Row block used by the fast transpose; 64 measured best on wasm for the shapes used here. */
 const TRANSPOSE_BLOCK = 64;
 
@@ -103,41 +154,38 @@ function matTN(x: T2, dy: T2): T2 {
   return tf.tidy(() => tf.matMul(transpose2d(x), dy));
 }
 
+
 /** dX = dy @ T(W) with the explicit transpose (no matmul flags). */
 function matNT(dy: T2, w: T2): T2 {
   return tf.tidy(() => tf.matMul(dy, transpose2d(w)));
 }
 
-const linearBias = tf.customGrad(((x: T2, w: T2, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  const value = tf.add(tf.matMul(x, w), b) as T2;
-  return {
-    value,
-    gradFunc: (dy: T2, saved: tf.Tensor[]) => {
-      const [xs, ws] = saved as T2[];
-      if (weightGradsOff > 0) return [matNT(dy, ws), tf.zerosLike(ws), tf.zeros([ws.shape[1]])];
-      return [matNT(dy, ws), matTN(xs, dy), colSum(dy)];
-    },
-  };
-}) as unknown as CustomGradFn) as (x: T2, w: T2, b: tf.Tensor1D) => T2;
-
-const linearNoBias = tf.customGrad(((x: T2, w: T2, save: tf.GradSaveFunc) => {
-  save([x, w]);
-  const value = tf.matMul(x, w) as T2;
-  return {
-    value,
-    gradFunc: (dy: T2, saved: tf.Tensor[]) => {
-      const [xs, ws] = saved as T2[];
-      if (weightGradsOff > 0) return [matNT(dy, ws), tf.zerosLike(ws)];
-      return [matNT(dy, ws), matTN(xs, dy)];
-    },
-  };
-}) as unknown as CustomGradFn) as (x: T2, w: T2) => T2;
-
-/** y = x @ W + b for x [M,K], W [K,N], b [N] (optional), with the fast backward. */
+/**
+ * y = x @ W + b for x [M,K], W [K,N], b [N] (optional), with the fast backward (lazy per-input gradients).
+ * Forward: one fused XNNPACK op on wasm (bias added inside the GEMM). Backward, every product a plain 2-D matmul:
+ * dX = dy @ T(W), dW = T(x) @ dy, db = ones[1,M] @ dy. XNNPACK packs the right operand of a product on first use
+ * and caches the packed operator per right operand, so db reuses the dy packed for dW.
+ * (Tried: dW = T(T(dy) @ x), which packs the smaller x for the wide layers, with db from the same T(dy): 15-25%
+ * faster per product in isolation, within noise (0-3%) in the training step; not kept.)
+ */
 export function linear(x: T2, w: T2, b?: tf.Tensor1D | null): T2 {
   if (x.rank !== 2 || w.rank !== 2) throw new Error(`linear: expected 2-D x and W, got [${x.shape}] [${w.shape}]`);
-  return b ? linearBias(x, w, b) : linearNoBias(x, w);
+  return customOp(
+    b ? [x, w, b] : [x, w],
+    (save) => {
+      save([x, w]);
+      return b ? tf.fused.matMul({ a: x, b: w, bias: b }) : tf.matMul(x, w);
+    },
+    (dy, saved) => {
+      const [xs, ws] = saved as T2[];
+      const d = dy as T2;
+      return [
+        () => matNT(d, ws),
+        () => (weightGradsOff > 0 ? tf.zerosLike(ws) : matTN(xs, d)),
+        b ? () => (weightGradsOff > 0 ? tf.zeros([ws.shape[1]]) : colSum(d)) : null,
+      ];
+    },
+  ) as T2;
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
@@ -164,35 +212,37 @@ export const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
 
 const LN_EPS = 1e-5;
 
-const layerNormImpl = tf.customGrad(((x: T2, g: tf.Tensor1D, b: tf.Tensor1D, save: tf.GradSaveFunc) => {
-  const mu = tf.mean(x, 1, true);
-  const xc = tf.sub(x, mu);
-  const variance = tf.mean(tf.square(xc), 1, true);
-  const rstd = tf.rsqrt(tf.add(variance, LN_EPS));
-  const xhat = tf.mul(xc, rstd) as T2;
-  const y = tf.add(tf.mul(xhat, g), b) as T2;
-  save([xhat, rstd, g]);
-  return {
-    value: y,
-    gradFunc: (dy: T2, saved: tf.Tensor[]) => {
-      const [xh, rs, gs] = saved as [T2, tf.Tensor2D, tf.Tensor1D];
-      const off = weightGradsOff > 0;
-      const dg = off ? tf.zerosLike(gs) : colSum(tf.mul(dy, xh) as T2);
-      const db = off ? tf.zerosLike(gs) : colSum(dy);
-      const dxhat = tf.mul(dy, gs);
-      // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-      const m1 = tf.mean(dxhat, 1, true);
-      const m2 = tf.mean(tf.mul(dxhat, xh), 1, true);
-      const dx = tf.mul(tf.sub(tf.sub(dxhat, m1), tf.mul(xh, m2)), rs);
-      return [dx, dg, db];
-    },
-  };
-}) as unknown as CustomGradFn) as (x: T2, g: tf.Tensor1D, b: tf.Tensor1D) => T2;
-
 /** LayerNorm over the last axis of x [M,D] (eps 1e-5) with gain g [D] and bias b [D]; hand-written backward. */
 export function layerNorm(x: T2, g: tf.Tensor1D, b: tf.Tensor1D): T2 {
   if (x.rank !== 2) throw new Error(`layerNorm: expected 2-D x, got [${x.shape}]`);
-  return layerNormImpl(x, g, b);
+  return customOp(
+    [x, g, b],
+    (save) => {
+      const mu = tf.mean(x, 1, true);
+      const xc = tf.sub(x, mu);
+      const variance = tf.mean(tf.square(xc), 1, true);
+      const rstd = tf.rsqrt(tf.add(variance, LN_EPS));
+      const xhat = tf.mul(xc, rstd) as T2;
+      save([xhat, rstd, g]);
+      return tf.add(tf.mul(xhat, g), b) as T2;
+    },
+    (dy, saved) => {
+      const [xh, rs, gs] = saved as [T2, tf.Tensor2D, tf.Tensor1D];
+      const d = dy as T2;
+      const off = () => weightGradsOff > 0;
+      return [
+        () => {
+          // dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+          const dxhat = tf.mul(d, gs);
+          const m1 = tf.mean(dxhat, 1, true);
+          const m2 = tf.mean(tf.mul(dxhat, xh), 1, true);
+          return tf.mul(tf.sub(tf.sub(dxhat, m1), tf.mul(xh, m2)), rs);
+        },
+        () => (off() ? tf.zerosLike(gs) : colSum(tf.mul(d, xh) as T2)),
+        () => (off() ? tf.zerosLike(gs) : colSum(d)),
+      ];
+    },
+  ) as T2;
 }
 
 /** row-wise L2 normalisation of [M,D] (eps inside the sqrt, so the zero vector maps to zero, not NaN). */
@@ -200,78 +250,129 @@ export function l2Normalize(x: T2, eps = 1e-12): T2 {
   return tf.tidy(() => tf.mul(x, tf.rsqrt(tf.add(tf.sum(tf.square(x), 1, true), eps))) as T2);
 }
 
-/** batched a @ b for a [G,M,K], b [G,K,N] without matmul flags. */
-function bmm(a: tf.Tensor3D, b: tf.Tensor3D): tf.Tensor3D {
-  return tf.matMul(a, b);
-}
-
-function t3(x: tf.Tensor3D): tf.Tensor3D {
-  return tf.transpose(x, [0, 2, 1]);
+/**
+ * Batched product out[g] = op(a[g]) @ op(b[g]) for a, b [G, ., .] (op = optional transpose), returning
+ * [G, M, N]. On wasm, tf.matMul with a batch dimension > 1 runs a scalar loop (~1.5 GFLOP/s); this runs it as
+ * one depthwise convolution, which XNNPACK executes as a grouped GEMM: the G groups are the channels, the
+ * contraction runs along the filter width: input [1, M, K, G] (a), filter [1, K, G, N] (b), valid padding ->
+ * [1, M, 1, G*N]. With the three small transposes in and out it is ~4-6x faster than the batched matMul for the
+ * attention shapes ([256, 17, 17] x [256, 17, 32]). Other backends use tf.matMul with transpose flags.
+ */
+export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, transposeB = false): tf.Tensor3D {
+  const [g, a1, a2] = a.shape;
+  const [, b1, b2] = b.shape;
+  const m = transposeA ? a2 : a1;
+  const k = transposeA ? a1 : a2;
+  const n = transposeB ? b1 : b2;
+  if (a.rank !== 3 || b.rank !== 3 || (transposeB ? b2 : b1) !== k || b.shape[0] !== g) {
+    throw new Error(`batchMatMul: incompatible shapes [${a.shape}] [${b.shape}] (transposeA ${transposeA}, transposeB ${transposeB})`);
+  }
+  if (tf.getBackend() !== 'wasm') return tf.matMul(a, b, transposeA, transposeB);
+  return tf.tidy(() => {
+    const input = tf.reshape(tf.transpose(a, transposeA ? [2, 1, 0] : [1, 2, 0]), [1, m, k, g]) as tf.Tensor4D;
+    const filter = tf.reshape(tf.transpose(b, transposeB ? [2, 0, 1] : [1, 0, 2]), [1, k, g, n]) as tf.Tensor4D;
+    const out = tf.depthwiseConv2d(input, filter, 1, 'valid'); // [1, M, 1, G*N], layout (m, g, n)
+    return tf.transpose(tf.reshape(out, [m, g, n]), [1, 0, 2]) as tf.Tensor3D;
+  });
 }
 
 /**
- * softmax(q kT + mask) v for q, v: [G,T,dh] (q already scaled), kT: [G,dh,T] (k transposed), mask: additive,
- * broadcastable to [G,T,T] (e.g. [G,1,T]). Hand-written backward; batched matmuls without transpose flags.
+ * The attention core o = softmax(scale q k^T + mask) v for all heads at once, from the fused projection
+ * qkv [B*T, 3D] (columns ordered (q|k|v, head, dh)) to the merged heads [B*T, D], as one op with a hand-written
+ * backward. Layout work is one rank-4 transpose in ([B,T,3H,dh] -> [B,3H,T,dh]) and one out
+ * ([B,H,T,dh] -> [B,T,H,dh]); q, k, v are contiguous-per-sequence slices of the transposed tensor. The batched
+ * products ([B*H] small matrices) go through batchMatMul (a depthwise convolution on wasm: XNNPACK's matmul
+ * takes batch 1 only). mask: additive key mask [B,T] or null.
  */
-const attentionCoreMasked = tf.customGrad(((
-  q: tf.Tensor3D,
-  k: tf.Tensor3D,
-  v: tf.Tensor3D,
-  mask: tf.Tensor3D,
-  save: tf.GradSaveFunc,
-) => {
-  const s = tf.add(bmm(q, k), mask);
-  const p = tf.softmax(s) as tf.Tensor3D;
-  const o = bmm(p, v);
-  save([q, k, v, p]);
-  return {
-    value: o,
-    gradFunc: (dout: tf.Tensor3D, saved: tf.Tensor[]) => {
-      const [qs, ks, vs, ps] = saved as tf.Tensor3D[];
-      const [dq, dk, dv] = attentionBackward(dout, qs, ks, vs, ps);
-      return [dq, dk, dv, tf.zerosLike(mask)];
+function attentionCore(qkv: T2, mask: tf.Tensor2D | null, batch: number, seqLen: number, heads: number): T2 {
+  const n = batch * seqLen;
+  const d = qkv.shape[1] / 3;
+  const dh = d / heads;
+  const g = batch * heads;
+  const scale = 1 / Math.sqrt(dh);
+  const inputs = mask ? [qkv, mask] : [qkv];
+  return customOp(
+    inputs,
+    (save) => {
+      const hv = tf.transpose(tf.reshape(qkv, [batch, seqLen, 3 * heads, dh]), [0, 2, 1, 3]); // [B,3H,T,dh]
+      const part = (i: number) =>
+        tf.reshape(tf.slice(hv, [0, i * heads, 0, 0], [batch, heads, seqLen, dh]), [g, seqLen, dh]) as tf.Tensor3D;
+      const q = part(0);
+      const k = part(1);
+      const v = part(2);
+      let s = tf.mul(batchMatMul(q, k, false, true), scale); // [G,T,T]
+      if (mask) s = tf.reshape(tf.add(tf.reshape(s, [batch, heads, seqLen, seqLen]), tf.reshape(mask, [batch, 1, 1, seqLen])), [g, seqLen, seqLen]);
+      const p = tf.softmax(s) as tf.Tensor3D;
+      const o = batchMatMul(p, v); // [G,T,dh]
+      save([q, k, v, p]);
+      return tf.reshape(tf.transpose(tf.reshape(o, [batch, heads, seqLen, dh]), [0, 2, 1, 3]), [n, d]) as T2;
     },
-  };
-}) as unknown as CustomGradFn) as (
-  q: tf.Tensor3D,
-  k: tf.Tensor3D,
-  v: tf.Tensor3D,
-  mask: tf.Tensor3D,
-) => tf.Tensor3D;
-
-const attentionCoreUnmasked = tf.customGrad(((
-  q: tf.Tensor3D,
-  k: tf.Tensor3D,
-  v: tf.Tensor3D,
-  save: tf.GradSaveFunc,
-) => {
-  const p = tf.softmax(bmm(q, k)) as tf.Tensor3D;
-  const o = bmm(p, v);
-  save([q, k, v, p]);
-  return {
-    value: o,
-    gradFunc: (dout: tf.Tensor3D, saved: tf.Tensor[]) => {
-      const [qs, ks, vs, ps] = saved as tf.Tensor3D[];
-      return attentionBackward(dout, qs, ks, vs, ps);
+    (dy, saved) => {
+      const [q, k, v, p] = saved as tf.Tensor3D[];
+      return [
+        () => {
+          const dout = tf.reshape(tf.transpose(tf.reshape(dy, [batch, seqLen, heads, dh]), [0, 2, 1, 3]), [g, seqLen, dh]) as tf.Tensor3D;
+          const dv = batchMatMul(p, dout, true, false); // p^T dout
+          const dp = batchMatMul(dout, v, false, true); // dout v^T
+          // softmax backward, with the score scale folded in: ds = scale * p * (dp - sum(dp * p, -1))
+          const ds = tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as tf.Tensor3D;
+          const dq = batchMatMul(ds, k); // [G,T,dh]
+          const dk = batchMatMul(ds, q, true, false); // ds^T q
+          const four = (t: tf.Tensor) => tf.reshape(t, [batch, heads, seqLen, dh]);
+          const dhv = tf.concat([four(dq), four(dk), four(dv)], 1); // [B,3H,T,dh]
+          return tf.reshape(tf.transpose(dhv, [0, 2, 1, 3]), [n, 3 * d]);
+        },
+        null,
+      ];
     },
-  };
-}) as unknown as CustomGradFn) as (q: tf.Tensor3D, k: tf.Tensor3D, v: tf.Tensor3D) => tf.Tensor3D;
+  ) as T2;
+}
 
-/** gradients of o = softmax(q kT) v w.r.t. q [G,T,dh], kT [G,dh,T], v [G,T,dh], given p = softmax(q kT) */
-function attentionBackward(
-  dout: tf.Tensor3D,
-  q: tf.Tensor3D,
-  kT: tf.Tensor3D,
-  v: tf.Tensor3D,
-  p: tf.Tensor3D,
-): [tf.Tensor3D, tf.Tensor3D, tf.Tensor3D] {
-  const dv = bmm(t3(p), dout);
-  const dp = bmm(dout, t3(v));
-  // softmax backward: ds = p * (dp - sum(dp * p, -1))
-  const ds = tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))) as tf.Tensor3D;
-  const dq = bmm(ds, t3(kT));
-  const dkT = bmm(t3(q), ds); // d(kT) = q^T ds : [G,dh,T]
-  return [dq, dkT, dv];
+/**
+ * Attention of one query row per sequence (the class token, row 0) over all T keys: q [B, D] (already
+ * projected), kv [B*T, 2D] (columns (k|v, head, dh)) -> [B, D] merged heads. The last image block only needs
+ * the class token's output, so its queries, output projection and MLP run on B rows instead of B*T.
+ */
+function attentionCoreQuery(q: T2, kv: T2, batch: number, seqLen: number, heads: number): T2 {
+  const d = q.shape[1];
+  const dh = d / heads;
+  const g = batch * heads;
+  const scale = 1 / Math.sqrt(dh);
+  return customOp(
+    [q, kv],
+    (save) => {
+      const hv = tf.transpose(tf.reshape(kv, [batch, seqLen, 2 * heads, dh]), [0, 2, 1, 3]); // [B,2H,T,dh]
+      const k = tf.reshape(tf.slice(hv, [0, 0, 0, 0], [batch, heads, seqLen, dh]), [g, seqLen, dh]) as tf.Tensor3D;
+      const v = tf.reshape(tf.slice(hv, [0, heads, 0, 0], [batch, heads, seqLen, dh]), [g, seqLen, dh]) as tf.Tensor3D;
+      const qh = tf.reshape(q, [g, 1, dh]) as tf.Tensor3D; // [B, H*dh] -> [B*H, 1, dh]: no copy
+      const p = tf.softmax(tf.mul(batchMatMul(qh, k, false, true), scale)) as tf.Tensor3D; // [G,1,T]
+      const o = batchMatMul(p, v); // [G,1,dh]
+      save([qh, k, v, p]);
+      return tf.reshape(o, [batch, d]) as T2;
+    },
+    (dy, saved) => {
+      const [qh, k, v, p] = saved as tf.Tensor3D[];
+      // shared by both input gradients; cheap ([G,1,T]), so each closure recomputes it
+      const dsOf = (dout: tf.Tensor3D) => {
+        const dp = batchMatMul(dout, v, false, true); // [G,1,T]
+        return tf.mul(tf.mul(p, tf.sub(dp, tf.sum(tf.mul(dp, p), -1, true))), scale) as tf.Tensor3D;
+      };
+      return [
+        () => {
+          const dout = tf.reshape(dy, [g, 1, dh]) as tf.Tensor3D;
+          return tf.reshape(batchMatMul(dsOf(dout), k), [batch, d]);
+        },
+        () => {
+          const dout = tf.reshape(dy, [g, 1, dh]) as tf.Tensor3D;
+          const dk = batchMatMul(dsOf(dout), qh, true, false); // [G,T,dh]
+          const dv = batchMatMul(p, dout, true, false); // [G,T,dh]
+          const four = (t: tf.Tensor) => tf.reshape(t, [batch, heads, seqLen, dh]);
+          const dhv = tf.concat([four(dk), four(dv)], 1); // [B,2H,T,dh]
+          return tf.reshape(tf.transpose(dhv, [0, 2, 1, 3]), [batch * seqLen, 2 * d]);
+        },
+      ];
+    },
+  ) as T2;
 }
 
 export interface AttentionParams {
@@ -297,32 +398,29 @@ export function attention(
   return tf.tidy(() => {
     const d = x.shape[1];
     if (d % heads !== 0) throw new Error(`attention: width ${d} not divisible by heads ${heads}`);
-    const dh = d / heads;
-    const g = batch * heads;
     const qkv = linear(x, p.qkvW, p.qkvB); // [B*T, 3D], columns ordered (q|k|v, head, dh)
-    // [B*T, 3, D] -> [3, B*T, D] (3-D transpose), then contiguous row slices (no SplitV/Unpack), then one
-    // 4-D transpose per operand; k goes straight to k^T [B, H, dh, T]. Rank-5 transposes are ~30x slower on wasm.
-    const n = batch * seqLen;
-    const qkv3 = tf.reshape(tf.transpose(tf.reshape(qkv, [n, 3, d]), [1, 0, 2]), [3 * n, d]);
-    const [q2, k2, v2] = [0, 1, 2].map((i) => tf.slice(qkv3, [i * n, 0], [n, d]));
-    const toHeads = (t: tf.Tensor, perm: number[], shape: [number, number, number]) =>
-      tf.reshape(tf.transpose(tf.reshape(t, [batch, seqLen, heads, dh]), perm), shape) as tf.Tensor3D;
-    const q = toHeads(tf.mul(q2, 1 / Math.sqrt(dh)), [0, 2, 1, 3], [g, seqLen, dh]);
-    const kT = toHeads(k2, [0, 2, 3, 1], [g, dh, seqLen]);
-    const v = toHeads(v2, [0, 2, 1, 3], [g, seqLen, dh]);
-    let o: tf.Tensor3D;
-    if (keyMask) {
-      // [B, T] -> [B, H, 1, T] -> [G, 1, T]
-      const m = tf.reshape(tf.tile(tf.reshape(keyMask, [batch, 1, seqLen]), [1, heads, 1]), [g, 1, seqLen]);
-      o = attentionCoreMasked(q, kT, v, m as tf.Tensor3D);
-    } else {
-      o = attentionCoreUnmasked(q, kT, v);
-    }
-    // [B, H, T, dh] -> [B, T, H, dh] -> [B*T, D]
-    const merged = tf.reshape(tf.transpose(tf.reshape(o, [batch, heads, seqLen, dh]), [0, 2, 1, 3]), [
-      batch * seqLen,
-      d,
-    ]) as T2;
-    return linear(merged, p.projW, p.projB);
+    return linear(attentionCore(qkv, keyMask, batch, seqLen, heads), p.projW, p.projB);
   });
+}
+
+/**
+ * Attention output for the first token (row 0) of every sequence only: x [B*T, D] (all tokens; they are the
+ * keys and values) -> [B, D], equal to rows 0, T, 2T, ... of attention(x, ...) without a mask. Used by the last
+ * image block, whose other rows nothing reads.
+ */
+export function attentionFirstToken(x: T2, p: AttentionParams, batch: number, seqLen: number, heads: number): T2 {
+  return tf.tidy(() => {
+    const d = x.shape[1];
+    if (d % heads !== 0) throw new Error(`attention: width ${d} not divisible by heads ${heads}`);
+    const x0 = firstRows(x, batch, seqLen);
+    const q = linear(x0, tf.slice(p.qkvW, [0, 0], [d, d]) as T2, tf.slice(p.qkvB, [0], [d]) as tf.Tensor1D);
+    const kv = linear(x, tf.slice(p.qkvW, [0, d], [d, 2 * d]) as T2, tf.slice(p.qkvB, [d], [2 * d]) as tf.Tensor1D);
+    return linear(attentionCoreQuery(q, kv, batch, seqLen, heads), p.projW, p.projB);
+  });
+}
+
+/** rows 0, T, 2T, ... of x [B*T, D] -> [B, D] */
+export function firstRows(x: T2, batch: number, seqLen: number): T2 {
+  const d = x.shape[1];
+  return tf.reshape(tf.slice(tf.reshape(x, [batch, seqLen, d]), [0, 0, 0], [batch, 1, d]), [batch, d]) as T2;
 }

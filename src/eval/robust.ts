@@ -16,8 +16,9 @@
  * - side 'both' (the papers' protocol): adversarial images AND adversarial captions form the similarity matrix,
  *   so the gallery of each direction is adversarial too.
  * - Inputs are crafted per chunk of `chunkImages` images with all their captions (SGA attacks an image's caption
- *   set together), against the clean gallery of the whole (limited) data: goal "gold leaves the top-1".
- *   Attack seed of chunk c = seed + 1000003*c (so a result is reproducible from seed + chunkImages).
+ *   set together), against the clean gallery of the whole (limited) data.
+ *   Attack seed of chunk c = seed + 1000003*c (so a result is reproducible from seed + chunkImages). The goal
+ *   is "every gold item leaves the top-goalK" (default 10, the largest reported K).
  * - Recall: the Karpathy protocol of eval/recall.ts (pessimistic ties). ASR (SGA's definition): among the
  *   queries that are correct at R@K on clean input, the share that fail after the attack, in percent.
  * - Worst case per query (AutoAttack-style): for each eps, a query counts as a hit only when it is a hit under
@@ -112,6 +113,10 @@ export interface RobustEvalOptions {
   transferAttack?: 'pgd' | 'coattack' | 'sga';
   /** black-box budgets: queries per image (default 500) and per caption (default 100); oracle top-K (default 10) */
   blackbox?: { imageQueries?: number; textQueries?: number; topK?: number };
+  /** the attacks' retrieval goal: every gold item leaves the top-goalK of the clean gallery (default 10, the
+   * largest reported K, so captions and images ranked 2..10 are attacked too and early stopping never weakens
+   * R@5/R@10) */
+  goalK?: number;
   /** bootstrap resamples (default 1000) */
   resamples?: number;
   /** adversarial examples kept for the HTML report (default 4) */
@@ -167,7 +172,7 @@ export interface RobustEntry {
   /** model forward passes (white-box) or oracle queries (black-box) spent */
   queries: { total: number; perImage: number; perCaption: number };
   perturbation: { linfMax255: number; l2Mean: number; wordsChangedMean: number; captionsChanged: number };
-  /** share of queries the attack itself judged successful (goal: gold leaves the top-1 of the clean gallery) */
+  /** share of queries the attack itself judged successful (goal: gold leaves the top-goalK of the clean gallery) */
   goalSuccess: { images: number | null; captions: number | null };
   wallSeconds: number;
 }
@@ -191,6 +196,7 @@ export interface RobustSettings {
   nTexts: number;
   ks: number[];
   chunkImages: number;
+  goalK: number;
   resamples: number;
   transferAttack: string;
   blackbox: { imageQueries: number; textQueries: number; topK: number };
@@ -465,6 +471,8 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
   if (!(Number.isInteger(chunk) && chunk >= 1)) throw new Error(`robust eval: chunkImages must be a positive integer`);
   if (options.limit !== undefined && !(Number.isInteger(options.limit) && options.limit >= 1)) throw new Error(`robust eval: limit must be a positive integer`);
   const resamples = options.resamples ?? 1000;
+  const goalK = options.goalK ?? 10;
+  if (!(Number.isInteger(goalK) && goalK >= 1)) throw new Error(`robust eval: goalK must be a positive integer`);
   const transferAttack = options.transferAttack ?? 'sga';
   const bb = { imageQueries: options.blackbox?.imageQueries ?? 500, textQueries: options.blackbox?.textQueries ?? 100, topK: options.blackbox?.topK ?? 10 };
   const nExamples = options.examples ?? 4;
@@ -575,7 +583,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
     const batch = batchOf(c);
     const cs = chunkSeed(seed, ci);
     const targetsFor = (img: Float32Array, txt: Float32Array) =>
-      splitTargets({ imageEmb: img, textEmb: txt, dim: img.length / nI, captionToImage: d.gt.captionToImage, imageToCaptions: d.gt.imageToCaptions, batchImages: c.images, batchCaptions: c.captions, k: 1 });
+      splitTargets({ imageEmb: img, textEmb: txt, dim: img.length / nI, captionToImage: d.gt.captionToImage, imageToCaptions: d.gt.imageToCaptions, batchImages: c.images, batchCaptions: c.captions, k: goalK });
     const st = stepsOverride ?? steps;
     const pgdBudget = eps !== null ? { eps: eps / 255, steps: st, stepSize: stepFor(eps), seed: cs } : { seed: cs };
     const sum = (a?: number[]) => (a ?? []).reduce((x, y) => x + y, 0);
@@ -610,14 +618,14 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
       case 'blackbox': {
         const o = oraclesFor();
         const ri = await attackByName('blackbox-image', { eps: eps! / 255, maxQueries: bb.imageQueries, seed: cs }).run(
-          { images: batch.images, size: batch.size, targets: { k: 1, imageGoldIds: c.images.map((i) => d.gt.imageToCaptions[i]) } },
+          { images: batch.images, size: batch.size, targets: { k: goalK, imageGoldIds: c.images.map((i) => d.gt.imageToCaptions[i]) } },
           { oracle: o.image },
         );
         const key = `blackbox#${ci}`;
         let t = textCache.get(key);
         if (!t) {
           const rt = await attackByName('blackbox-text', { maxWordsChanged: words, maxQueries: bb.textQueries, seed: cs }).run(
-            { captions: batch.captions, targets: { k: 1, captionGoldIds: c.captions.map((x) => [d.gt.captionToImage[x]]) } },
+            { captions: batch.captions, targets: { k: goalK, captionGoldIds: c.captions.map((x) => [d.gt.captionToImage[x]]) } },
             { oracle: o.text },
           );
           t = { texts: rt.captions!.texts, queries: rt.captions!.queries, success: rt.captions!.success, wordsChanged: rt.captions!.wordsChanged };
@@ -723,7 +731,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
         nImages: nI,
         nTexts: nT,
         chunkImages: chunk,
-        goal: 'top1-leave (clean gallery)',
+        goal: `top${goalK}-leave (clean gallery)`,
         ...(spec.kind === 'transfer' ? { surrogate: `${spec.surrogate} (${options.surrogates![spec.surrogate!].version}; recipe ${transferAttack})` } : {}),
         ...(spec.kind === 'blackbox' ? { queryBudget: { perImage: bb.imageQueries, perCaption: bb.textQueries, topK: bb.topK } } : {}),
       },
@@ -887,6 +895,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
     nTexts: nT,
     ks: [...KS],
     chunkImages: chunk,
+    goalK,
     resamples,
     transferAttack,
     blackbox: bb,
@@ -918,7 +927,7 @@ export function robustProtocolText(side: RobustSide): string {
   return (
     `${s}. Recall in percent, Karpathy ITR protocol, pessimistic ties. ASR = share of queries correct at R@K on clean input that fail under attack (SGA). ` +
     'Worst = per query, a hit only if a hit under every attack at that eps (AutoAttack-style). 95% CI = percentile bootstrap over queries (seed 0). ' +
-    'Attacks are crafted per chunk of images (with all their captions) against the clean gallery, goal top-1 leave; eps in /255 units, L-inf, pixels in [0,1].'
+    'Attacks are crafted per chunk of images (with all their captions) against the clean gallery (goal: every gold item leaves the top-K, K = goalK); eps in /255 units, L-inf, pixels in [0,1].'
   );
 }
 

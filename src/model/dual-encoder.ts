@@ -28,6 +28,8 @@
 import * as tf from '../engine/tf.js';
 import {
   attention,
+  attentionFirstToken,
+  firstRows,
   gelu,
   l2Normalize,
   layerNorm,
@@ -223,6 +225,25 @@ class DualEncoderImpl implements DualEncoder {
     return tf.add(h1, m) as tf.Tensor2D;
   }
 
+  /**
+   * The last image block for the class token only: h [B*T, W] -> the class token's output [B, W]. Same values as
+   * rows 0, T, 2T, ... of runBlock (attention keys/values still come from every token), but the queries, the
+   * attention output projection, LayerNorm 2 and the MLP run on B rows instead of B*T: the image tower pools
+   * the class token, so the other rows of the last block are never read.
+   */
+  private runBlockFirstToken(h: tf.Tensor2D, b: BlockVars, batch: number, seqLen: number, heads: number): tf.Tensor2D {
+    const a = attentionFirstToken(
+      layerNorm(h, b.ln1g, b.ln1b),
+      { qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB },
+      batch,
+      seqLen,
+      heads,
+    );
+    const h1 = tf.add(firstRows(h, batch, seqLen), a) as tf.Tensor2D;
+    const m = linear(gelu(linear(layerNorm(h1, b.ln2g, b.ln2b), b.fc1W, b.fc1B)), b.fc2W, b.fc2B);
+    return tf.add(h1, m) as tf.Tensor2D;
+  }
+
   imageTower(x: tf.Tensor4D): tf.Tensor2D {
     this.checkAlive();
     const im = this.config.image;
@@ -246,8 +267,10 @@ class DualEncoderImpl implements DualEncoder {
       const cls = tf.add(tf.zeros([bsz, 1, w]), tf.reshape(this.iCls, [1, 1, w]));
       const tokens = tf.reshape(tf.concat([cls, emb], 1), [bsz, t * w]) as tf.Tensor2D;
       let h = tf.reshape(addRowVector(tokens, tf.reshape(this.iPos, [t * w])), [bsz * t, w]) as tf.Tensor2D;
-      for (const b of this.iBlocks) h = this.runBlock(h, b, bsz, t, im.heads, null);
-      const pooled = tf.reshape(tf.slice(tf.reshape(h, [bsz, t, w]), [0, 0, 0], [bsz, 1, w]), [bsz, w]) as tf.Tensor2D;
+      const last = this.iBlocks.length - 1;
+      for (let i = 0; i < last; i++) h = this.runBlock(h, this.iBlocks[i], bsz, t, im.heads, null);
+      // the class token's output of the last block (the tower pools the class token)
+      const pooled = this.runBlockFirstToken(h, this.iBlocks[last], bsz, t, im.heads);
       const z = linear(layerNorm(pooled, this.iLnG, this.iLnB), this.iProj);
       return l2Normalize(z);
     });

@@ -12,6 +12,12 @@
  *     (every dX product; dV, dQ and dK are all needed) = 2L + 3A
  *   trainStep (gradients of all weights; no gradient w.r.t. the pixels) = forward + (2L - L_patch_dX + 2A)
  *     = 3L + 3A - L_patch   (the patch embedding's dX is not needed when the input is not differentiated)
+ *
+ * The image tower pools the class token, so Manyfold runs its last block for the class token only (queries,
+ * output projection and MLP on B rows; keys and values still for all B*T tokens): that block costs
+ *   2*n*W*2W (k, v) + 2*B*W*W (q) + 2*B*W*W (proj) + 2 * 2*B*W*(r*W) (MLP), attention 2 * (2*B*T*W).
+ * imageTowerFlops counts what is executed; with { dense: true } it counts the standard ViT (every block on every
+ * token), the figure earlier benchmarks divided by.
  */
 import type { ModelConfig } from './types.js';
 
@@ -28,14 +34,23 @@ function blockLinear(n: number, w: number, r: number): number {
   return 2 * n * w * 3 * w + 2 * n * w * w + 2 * (2 * n * w * r * w);
 }
 
-export function imageTowerFlops(c: ModelConfig, batch: number): TowerFlops {
+export interface FlopOptions {
+  /** count the last image block on every token (a standard ViT) instead of the class token only (default false) */
+  dense?: boolean;
+}
+
+export function imageTowerFlops(c: ModelConfig, batch: number, opts: FlopOptions = {}): TowerFlops {
   const im = c.image;
   const nPatch = (im.size / im.patch) ** 2;
   const t = nPatch + 1;
   const n = batch * t;
-  const patch = 2 * batch * nPatch * im.patch * im.patch * 3 * im.width;
-  const lin = patch + im.depth * blockLinear(n, im.width, im.mlpRatio) + 2 * batch * im.width * c.embedDim;
-  const att = im.depth * 2 * (2 * batch * t * t * im.width);
+  const w = im.width;
+  const patch = 2 * batch * nPatch * im.patch * im.patch * 3 * w;
+  const fullBlocks = opts.dense ? im.depth : im.depth - 1;
+  const lastLin = opts.dense ? 0 : 2 * n * w * 2 * w + 2 * 2 * batch * w * w + 2 * (2 * batch * w * im.mlpRatio * w);
+  const lastAtt = opts.dense ? 0 : 2 * (2 * batch * t * w);
+  const lin = patch + fullBlocks * blockLinear(n, w, im.mlpRatio) + lastLin + 2 * batch * w * c.embedDim;
+  const att = fullBlocks * 2 * (2 * batch * t * t * w) + lastAtt;
   return { forward: lin + att, inputGrad: 2 * lin + 3 * att, trainStep: 3 * lin + 3 * att - patch };
 }
 

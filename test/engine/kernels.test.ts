@@ -115,6 +115,10 @@ describe('zero-copy Slice on wasm', () => {
       [[6, 7], [1, 2], [4, 3]],
       [[4, 5, 6], [1, 2, 3], [2, 3, 2]],
       [[3, 4, 5, 6], [1, 0, 2, 1], [2, 4, 2, 5]],
+      // trailing dimensions taken whole (copied as one run per leading index)
+      [[4, 6, 5, 3], [1, 2, 0, 0], [2, 3, 5, 3]],
+      [[5, 12, 7, 4], [0, 4, 0, 0], [5, 4, 7, 4]],
+      [[6, 5, 4], [2, 1, 0], [3, 2, 4]],
       [[2, 3, 4, 5, 2], [0, 1, 1, 0, 1], [2, 2, 3, 5, 1]],
     ];
     for (const [shape, begin, size] of shapes) {
@@ -128,5 +132,44 @@ describe('zero-copy Slice on wasm', () => {
     }
     await initBackend('wasm');
     expect(registeredKernels('wasm')).toContain('Slice');
+  });
+});
+
+describe('zero-copy Identity on wasm', () => {
+  it('clones share the buffer, survive disposal of the source, and gradients through saved tensors stay right', async () => {
+    await initBackend('wasm');
+    expect(registeredKernels('wasm')).toContain('Identity');
+    const a = tf.tensor1d([1, 2, 3, 4]);
+    const c = tf.clone(a);
+    a.dispose();
+    expect(Array.from(c.dataSync())).toEqual([1, 2, 3, 4]);
+    const g = tf.grad((x: tf.Tensor) => tf.sum(tf.mul(x, x)))(c);
+    expect(Array.from(g.dataSync())).toEqual([2, 4, 6, 8]);
+    tf.dispose([c, g]);
+  });
+});
+
+describe('row-copy GatherV2 on wasm', () => {
+  it('matches cpu for axis 0 (1-D..3-D tables, 1-D and 2-D indices, int32 tables), other axes via the stock kernel', async () => {
+    const cases: [number[], number[], number[], number, 'float32' | 'int32'][] = [
+      [[10], [3, 0, 9, 3], [4], 0, 'float32'],
+      [[7, 5], [6, 0, 2, 2, 1], [5], 0, 'float32'],
+      [[7, 5], [6, 0, 2, 2, 1, 3], [2, 3], 0, 'int32'],
+      [[4, 3, 2], [3, 1], [2], 0, 'float32'],
+      [[4, 3, 2], [2, 0, 1], [3], 1, 'float32'],
+    ];
+    for (const [shape, idx, idxShape, axis, dtype] of cases) {
+      const mk = () => {
+        const n = shape.reduce((a, b) => a * b, 1);
+        const x = tf.tensor(Array.from({ length: n }, (_, i) => i * 3 - 11), shape, dtype);
+        return tf.gather(x, tf.tensor(idx, idxShape, 'int32'), axis);
+      };
+      const [w] = await on('wasm', mk);
+      const [c] = await on('cpu', mk);
+      expect(Array.from(w), `gather [${shape}] axis ${axis}`).toEqual(Array.from(c));
+    }
+    await initBackend('wasm');
+    expect(registeredKernels('wasm')).toContain('GatherV2');
+    expect(() => tf.tidy(() => tf.gather(tf.ones([3, 2]), tf.tensor1d([3], 'int32')))).toThrow(/not in \[0, 2\]/);
   });
 });

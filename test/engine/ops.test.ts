@@ -3,7 +3,10 @@ import * as tf from '../../src/engine/tf.js';
 import { initBackend } from '../../src/engine/backend.js';
 import {
   attention,
+  attentionFirstToken,
+  batchMatMul,
   colSum,
+  firstRows,
   gelu,
   inputGrad,
   l2Normalize,
@@ -179,6 +182,54 @@ describe.each(['wasm', 'cpu'] as const)('fast ops vs naive tf ops on %s', (backe
       tf.dispose([x, qkvW, qkvB, projW, projB, ...(mask ? [mask] : [])]);
     });
   }
+
+  it('batchMatMul (depthwise-conv formulation on wasm) for every transpose combination', () => {
+    tf.tidy(() => {
+      const G = 6;
+      for (const [m, k, n] of [
+        [17, 32, 17],
+        [17, 17, 32],
+        [1, 32, 17],
+        [5, 3, 7],
+      ]) {
+        for (const ta of [false, true]) {
+          for (const tb of [false, true]) {
+            const a = randn(ta ? [G, k, m] : [G, m, k], m * 100 + k) as tf.Tensor3D;
+            const b = randn(tb ? [G, n, k] : [G, k, n], n * 100 + k + 1) as tf.Tensor3D;
+            const got = batchMatMul(a, b, ta, tb);
+            expect(got.shape).toEqual([G, m, n]);
+            expect(compare(got, tf.matMul(a, b, ta, tb)).rel, `[${m},${k},${n}] ${ta} ${tb}`).toBeLessThan(FWD_TOL);
+          }
+        }
+      }
+      expect(() => batchMatMul(tf.zeros([2, 3, 4]) as tf.Tensor3D, tf.zeros([2, 5, 6]) as tf.Tensor3D)).toThrow(/incompatible/);
+    });
+  });
+
+  it('attentionFirstToken == first rows of attention (values and gradients)', () => {
+    const B = 3;
+    const T = 6;
+    const D = 32;
+    const H = 4;
+    const x = randn([B * T, D], 31);
+    const qkvW = randn([D, 3 * D], 32, 0.3);
+    const qkvB = randn([3 * D], 33, 0.1);
+    const projW = randn([D, D], 34, 0.2);
+    const projB = randn([D], 35, 0.1);
+    const params = (a: tf.Tensor[]) => ({
+      qkvW: a[1] as tf.Tensor2D,
+      qkvB: a[2] as tf.Tensor1D,
+      projW: a[3] as tf.Tensor2D,
+      projB: a[4] as tf.Tensor1D,
+    });
+    checkFwdBwd(
+      (...a) => attentionFirstToken(a[0] as tf.Tensor2D, params(a), B, T, H),
+      (...a) => firstRows(attention(a[0] as tf.Tensor2D, params(a), B, T, H, null), B, T),
+      [x, qkvW, qkvB, projW, projB],
+      36,
+    );
+    tf.dispose([x, qkvW, qkvB, projW, projB]);
+  });
 
   it('withoutWeightGrads / inputGrad: same input gradient, zero weight gradients', () => {
     tf.tidy(() => {

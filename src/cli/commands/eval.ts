@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config.js';
-import { choiceFlag } from '../flags.js';
+import { choiceFlag, intFlag, numberFlag, numberListFlag } from '../flags.js';
 
 /** `--model` accepts an artifact directory or a training run directory holding model/. */
 export function resolveModelDir(dir: string): string {
@@ -14,7 +14,10 @@ export function resolveModelDir(dir: string): string {
 export function registerEvalCommand(program: Command): void {
   program
     .command('eval')
-    .description('retrieval recall (R@1/5/10, both directions, semantic recall on scenes) of a model on a split')
+    .description(
+      'retrieval recall (R@1/5/10, both directions, semantic recall on scenes) of a model on a split; with --attack, ' +
+        'robust recall under attack (ASR, worst case, bootstrap CIs, sanity checks) with JSON / Markdown / HTML reports',
+    )
     .requiredOption('--model <dir>', 'model artifact directory (or a training run directory)')
     .requiredOption('--data <file>', 'Karpathy JSON or JSONL manifest')
     .option('--split <name>', 'split to evaluate', 'test')
@@ -23,8 +26,27 @@ export function registerEvalCommand(program: Command): void {
     .option('--export-sims <prefix>', 'write PREFIX.json (ground truth) and PREFIX.bin (float32 image x text similarities)')
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
+    .option('--attack <list>', 'robust eval: comma list of pgd,text,charedit,coattack,sga,blackbox,transfer:MODEL_DIR')
+    .option('--eps <list>', 'image budgets in /255 units (L-inf), e.g. 1,2,4,8', numberListFlag, [2])
+    .option('--steps <n>', 'PGD steps', intFlag(0), 10)
+    .option('--step-size <x>', 'PGD step size in /255 units (default 2.5*eps/steps)', numberFlag({ min: 0 }))
+    .option('--words <n>', 'words changed per caption', intFlag(0), 1)
+    .option('--side <side>', 'query: only queries adversarial (live index); both: queries and gallery (papers)', choiceFlag(['query', 'both'] as const), 'query')
+    .option('--limit <n>', 'robust eval on the first N images of the split (and their captions)', intFlag(1))
+    .option('--seed <n>', 'attack seed', intFlag(0), 0)
+    .option('--chunk <n>', 'images per attack chunk (part of the protocol: seeds are per chunk)', intFlag(1), 64)
+    .option('--queries <n>', 'black-box query budget per image', intFlag(1), 500)
+    .option('--text-queries <n>', 'black-box query budget per caption', intFlag(1), 100)
+    .option('--transfer-attack <name>', 'recipe crafted on a transfer surrogate', choiceFlag(['pgd', 'coattack', 'sga'] as const), 'sga')
+    .option('--examples <n>', 'adversarial examples in the HTML report', intFlag(0), 4)
+    .option('--resamples <n>', 'bootstrap resamples', intFlag(1), 1000)
+    .option('--no-sanity', 'skip the sanity checks')
+    .option('--md <file>', 'write a Markdown report (with --attack)')
+    .option('--html <file>', 'write a self-contained HTML report (with --attack)')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
+      if (o.attack) return robustAction(o);
+      if (o.md || o.html || o.limit !== undefined) throw new Error('--md, --html and --limit need --attack (the clean eval writes --json over the whole split)');
       const config = loadConfig({ overrides: { backend: o.backend, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
       const [{ initBackend }, { loadArtifact }, { Encoder }, { evaluateClean, formatCleanSummary }, { exportSims }, { loadSplit }] = await Promise.all([
         import('../../engine/backend.js'),
@@ -65,4 +87,105 @@ export function registerEvalCommand(program: Command): void {
       }
       model.dispose();
     });
+}
+
+interface RobustFlags {
+  model: string;
+  data: string;
+  split: string;
+  images?: string;
+  json?: string;
+  md?: string;
+  html?: string;
+  backend?: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  onBadRow?: 'fail' | 'skip';
+  quiet?: boolean;
+  attack: string;
+  eps: number[];
+  steps: number;
+  stepSize?: number;
+  words: number;
+  side: 'query' | 'both';
+  limit?: number;
+  seed: number;
+  chunk: number;
+  queries: number;
+  textQueries: number;
+  transferAttack: 'pgd' | 'coattack' | 'sga';
+  examples: number;
+  resamples: number;
+  sanity: boolean;
+}
+
+/** `manyfold eval --attack ...`: robust recall through evaluateRobust, reports in JSON / Markdown / HTML. */
+async function robustAction(o: RobustFlags): Promise<void> {
+  const config = loadConfig({ overrides: { backend: o.backend, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
+  const [{ initBackend }, { loadArtifact }, { Encoder }, { evaluateRobust }, { writeReports, renderMarkdown }, { loadSplit }, { createProgress }] = await Promise.all([
+    import('../../engine/backend.js'),
+    import('../../model/artifact.js'),
+    import('../../model/encoder.js'),
+    import('../../eval/robust.js'),
+    import('../../eval/report/index.js'),
+    import('../../../training/run.js'),
+    import('../../util/progress.js'),
+  ]);
+  const backend = await initBackend(config.backend);
+  const modelDir = resolveModelDir(o.model);
+  const { model, tokenizer, manifest } = await loadArtifact(modelDir);
+  const encoder = new Encoder(model, tokenizer, manifest);
+  // transfer:DIR -> surrogate artifacts keyed by DIR
+  const attacks = o.attack.split(',').map((a) => a.trim()).filter(Boolean);
+  const surrogates: Record<string, InstanceType<typeof Encoder>> = {};
+  for (const a of attacks) {
+    if (!a.startsWith('transfer:')) continue;
+    const dir = a.slice('transfer:'.length);
+    if (surrogates[dir]) continue;
+    const s = await loadArtifact(resolveModelDir(dir));
+    surrogates[dir] = new Encoder(s.model, s.tokenizer, s.manifest);
+  }
+  try {
+    const split = await loadSplit(config, o.split, encoder.imageSize, Boolean(o.quiet));
+    if (split.count === 0) throw new Error(`${o.data} has no rows in split "${o.split}"`);
+    const method = typeof manifest.training.method === 'string' ? manifest.training.method : undefined;
+    let bar: ReturnType<typeof createProgress> | undefined;
+    let barLabel = '';
+    const { report, examples } = await evaluateRobust(encoder, split, {
+      attacks,
+      eps255: o.eps,
+      steps: o.steps,
+      stepSize255: o.stepSize,
+      words: o.words,
+      side: o.side,
+      limit: o.limit,
+      seed: o.seed,
+      chunkImages: o.chunk,
+      surrogates,
+      transferAttack: o.transferAttack,
+      blackbox: { imageQueries: o.queries, textQueries: o.textQueries },
+      examples: o.examples,
+      resamples: o.resamples,
+      sanity: o.sanity,
+      defended: method === undefined ? undefined : method === 'clean' ? false : true,
+      modelName: manifest.id,
+      onProgress: (p) => {
+        if (o.quiet || p.stage !== 'attack' || !p.label) return;
+        if (p.label !== barLabel) {
+          bar?.stop();
+          barLabel = p.label;
+          bar = createProgress(`${p.label} (${p.entriesDone + 1}/${p.entriesTotal})`, p.total);
+        }
+        bar!.update(p.done);
+      },
+    });
+    bar?.stop();
+    process.stderr.write(`backend ${backend.name}; ${report.seconds.toFixed(1)} s\n`);
+    process.stdout.write(renderMarkdown(report));
+    const command = `manyfold eval ${process.argv.slice(3).join(' ')}`;
+    const files = await writeReports(report, examples, { json: o.json, md: o.md, html: o.html }, { command, extraJson: { data: o.data, split: o.split, backend: backend.name } });
+    for (const f of files) process.stderr.write(`report written to ${f}\n`);
+    if (report.sanity.warnings > 0) process.stderr.write(`${report.sanity.warnings} sanity warning(s): see the report\n`);
+  } finally {
+    model.dispose();
+    for (const s of Object.values(surrogates)) s.model.dispose();
+  }
 }

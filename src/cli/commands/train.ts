@@ -1,24 +1,51 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, presetSchema, trainSchema } from '../../config.js';
+import { augmentNameSchema, loadConfig, presetSchema, textAttackSchema, trainSchema } from '../../config.js';
 import { choiceFlag, intFlag, numberFlag } from '../flags.js';
+
+/** comma-separated --augment list, validated against the schema's names */
+function augmentListFlag(value: string): string[] {
+  const names = value.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) choiceFlag(augmentNameSchema.options)(n);
+  return names;
+}
+
+/** learning rate when fine-tuning from --init and no --lr is given (STACK.md: 1e-4..3e-4 warm-started) */
+export const FINE_TUNE_LR = 2e-4;
 
 export function registerTrainCommand(program: Command): void {
   program
     .command('train')
-    .description('train a dual encoder; writes checkpoints, metrics.jsonl and the final model artifact to --out/model')
+    .description('train a dual encoder (clean, or a defense fine-tuned from --init); writes checkpoints, metrics.jsonl and the model artifact to --out/model')
     .requiredOption('--data <file>', 'Karpathy JSON or JSONL manifest')
     .requiredOption('--out <dir>', 'run directory (checkpoint, metrics, model/)')
     .option('--images <dir>', 'image directory (default: relative to the data file)')
     .option('--preset <name>', 'model preset: tiny | small | base', choiceFlag(presetSchema.options))
-    .option('--method <name>', 'training method', choiceFlag(trainSchema.shape.method.unwrap().options))
+    .option('--method <name>', 'clean | tecoa | fare | mat', choiceFlag(trainSchema.shape.method.unwrap().options))
+    .option('--init <model>', 'fine-tune from this model artifact (required for tecoa/fare/mat unless --from-scratch)')
+    .option('--reference <model>', 'FARE: frozen reference encoder (default: the --init model)')
+    .option('--from-scratch', 'allow an adversarial method without --init (collapses on small data)')
+    .option('--train-eps <x>', 'training-time L-inf image budget, /255 (default 4)', numberFlag({ min: 0 }))
+    .option('--train-steps <n>', 'PGD steps of the inner maximisation (default 3); also the embedding-attack steps', intFlag(0))
+    .option('--train-step-size <x>', 'PGD step size, /255 (default 2.5*eps/steps)', numberFlag({ min: 0, exclusiveMin: true }))
+    .option('--train-words <n>', 'MAT: words substituted per caption (default 1)', intFlag(0))
+    .option('--text-attack <kind>', 'MAT text inner max: substitution (WordNet swap) | embedding (PGD on token embeddings, cheaper)', choiceFlag(textAttackSchema.options))
+    .option('--text-candidates <n>', 'MAT substitution: WordNet candidates per word (default 8)', intFlag(1))
+    .option('--text-wir <order>', 'MAT substitution: word order random (default) | delete (importance, slower)', choiceFlag(['random', 'delete'] as const))
+    .option('--text-embed-eps <x>', 'MAT embedding attack: L2 radius per token relative to the mean token norm (default 0.5)', numberFlag({ min: 0 }))
+    .option('--augment <list>', 'N:N augmentation, comma-separated: nn | text | image | cross | eda, siblings, paraphrase, basic, flip, oracle-caption, oracle-image, provider-caption, provider-image | misaligned (control)', augmentListFlag)
+    .option('--augment-cache <file>', "provider cache written by 'manyfold augment prepare' (read-only during training)")
+    .option('--augment-texts <n>', 'augmented caption slots per image per step (default 1)', intFlag(0))
+    .option('--augment-image-p <x>', 'probability of training on an augmented view of an image (default 0.5)', numberFlag({ min: 0 }))
+    .option('--align-quantile <q>', 'alignment filter: keep augmented pairs scoring >= this quantile of ground-truth pairs (default 0.05; 0 = off)', numberFlag({ min: 0 }))
+    .option('--align-model <model>', 'model scoring the alignment filter (default: --reference, else --init)')
     .option('--epochs <n>', 'epochs', intFlag(1))
     .option('--batch <n>', 'images per batch', intFlag(1))
     .option('--captions-per-image <n>', 'captions sampled per image per step (all positives)', intFlag(1))
-    .option('--lr <x>', 'peak learning rate', numberFlag({ min: 0, exclusiveMin: true }))
+    .option('--lr <x>', `peak learning rate (default 1e-3 from scratch, ${FINE_TUNE_LR} with --init)`, numberFlag({ min: 0, exclusiveMin: true }))
     .option('--weight-decay <x>', 'AdamW weight decay', numberFlag({ min: 0 }))
     .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag(1))
-    .option('--seed <n>', 'seed for init, batches and sampling', intFlag(0))
+    .option('--seed <n>', 'seed for init, batches, sampling, augmentation and inner attacks', intFlag(0))
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
@@ -38,14 +65,80 @@ export function registerTrainCommand(program: Command): void {
             epochs: o.epochs,
             batch: o.batch,
             captionsPerImage: o.captionsPerImage,
-            lr: o.lr,
+            lr: o.lr ?? (o.init ? FINE_TUNE_LR : undefined),
             weightDecay: o.weightDecay,
             checkpointEvery: o.checkpointEvery,
+            init: o.init,
+            reference: o.reference,
+            trainEps: o.trainEps,
+            trainSteps: o.trainSteps,
+            trainStepSize: o.trainStepSize,
+            trainWords: o.trainWords,
+            textAttack: o.textAttack,
+            textCandidates: o.textCandidates,
+            textWir: o.textWir,
+            textEmbedEps: o.textEmbedEps,
+            augment: o.augment,
+            augmentCache: o.augmentCache,
+            augmentTexts: o.augmentTexts,
+            augmentImageP: o.augmentImageP,
+            alignQuantile: o.alignQuantile,
+            alignModel: o.alignModel,
           },
         },
       });
       const { runTraining } = await import('../../../training/run.js');
-      await runTraining({ config, out: o.out, resume: Boolean(o.resume), evaluate: o.eval !== false, quiet: Boolean(o.quiet) });
+      await runTraining({ config, out: o.out, resume: Boolean(o.resume), evaluate: o.eval !== false, quiet: Boolean(o.quiet), fromScratch: Boolean(o.fromScratch) });
       process.stderr.write(`model written to ${join(o.out, 'model')}\n`);
+    });
+
+  const augment = program.command('augment').description('N:N augmentation tools');
+  augment
+    .command('prepare')
+    .description('query a cross-modal provider OFFLINE for every training image and write the cache that training reads (--augment-cache)')
+    .requiredOption('--data <file>', 'Karpathy JSON or JSONL manifest')
+    .requiredOption('--out <file>', 'cache file to write (a partial cache of the same provider is resumed)')
+    .option('--provider <kind>', 'scenes-oracle | http', choiceFlag(['scenes-oracle', 'http'] as const), 'http')
+    .option('--base-url <url>', 'http: OpenAI-compatible API base, e.g. http://127.0.0.1:8000/v1')
+    .option('--caption-model <name>', 'http: chat model for captions and paraphrases')
+    .option('--image-model <name>', 'http: image-generation model')
+    .option('--captions <n>', 'new captions per image', intFlag(0), 3)
+    .option('--images <n>', 'new images per image', intFlag(0), 1)
+    .option('--paraphrases <n>', 'paraphrases per ground-truth caption', intFlag(0), 0)
+    .option('--split <name>', 'split to prepare', 'train')
+    .option('--preset <name>', 'model preset (fixes the image size stored in the cache)', choiceFlag(presetSchema.options), 'tiny')
+    .option('--concurrency <n>', 'requests in flight', intFlag(1), 2)
+    .option('--seed <n>', 'seed', intFlag(0), 0)
+    .option('--images-dir <dir>', 'image directory (default: relative to the data file)')
+    .action(async (o) => {
+      const [{ loadSplit }, { modelConfigFromPreset }, { httpProvider, prepareProviderCache, scenesOracleProvider }] = await Promise.all([
+        import('../../../training/run.js'),
+        import('../../model/presets.js'),
+        import('../../augment/providers.js'),
+      ]);
+      const config = loadConfig({ overrides: { data: { file: o.data, imagesDir: o.imagesDir } } });
+      const split = await loadSplit(config, o.split, modelConfigFromPreset(o.preset, 2).image.size);
+      let provider;
+      if (o.provider === 'scenes-oracle') {
+        if (!split.scenes?.some(Boolean)) throw new Error(`${o.data} carries no scene graphs: the scenes oracle needs the scenes data set`);
+        provider = scenesOracleProvider();
+      } else {
+        if (!o.baseUrl) throw new Error('--provider http needs --base-url');
+        if (!o.captionModel && !o.imageModel) throw new Error('--provider http needs --caption-model and/or --image-model');
+        provider = httpProvider({ baseUrl: o.baseUrl, captionModel: o.captionModel, imageModel: o.imageModel, apiKey: process.env.MANYFOLD_PROVIDER_API_KEY });
+      }
+      const r = await prepareProviderCache({
+        split,
+        provider,
+        out: o.out,
+        data: o.data,
+        captions: o.captions,
+        images: o.images,
+        paraphrases: o.paraphrases,
+        concurrency: o.concurrency,
+        seed: o.seed,
+        onProgress: (d, t) => process.stderr.write(`\raugment prepare: ${d}/${t}`),
+      });
+      process.stderr.write(`\n${r.file}: ${r.counts.captions} captions, ${r.counts.images} images, ${r.counts.paraphrases} paraphrases (${r.skipped} images already cached)\n`);
     });
 }

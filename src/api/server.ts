@@ -1,0 +1,150 @@
+/**
+ * Building and running the Node server: config (file <- env <- flags, one zod schema), tfjs backend, index,
+ * store, registry, keys, logger -> createApp -> @hono/node-server. `functions/node.ts` and `manyfold serve`
+ * are thin wrappers around startServer; graceful shutdown is `close()` (stop accepting, let in-flight requests
+ * finish within server.shutdownTimeoutMs, stop background jobs so they resume at the next start, close the index).
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { pino, type Logger } from 'pino';
+import { loadConfig, type ManyfoldConfig } from '../config.js';
+import { initBackend } from '../engine/backend.js';
+import { createIndex } from '../index/index.js';
+import type { VectorIndex } from '../index/types.js';
+import { createApp, type AppDeps, type ManyfoldApi } from './app.js';
+import { resolveApiKeys } from './auth.js';
+import { ModelRegistry } from './registry.js';
+import { Store } from './store.js';
+
+export interface StartServerOptions {
+  /** a model artifact directory, or a directory of artifact directories */
+  modelDir: string;
+  dataDir: string;
+  port?: number;
+  host?: string;
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  /** extra config layered last (tests, the benchmark) */
+  overrides?: Record<string, unknown>;
+  logger?: Logger;
+  /** where a generated admin key is shown (default: stderr) */
+  printKey?: (message: string) => void;
+  hooks?: AppDeps['hooks'];
+}
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  config: ManyfoldConfig;
+  api: ManyfoldApi;
+  index: VectorIndex;
+  server: ServerType;
+  logger: Logger;
+  close(): Promise<void>;
+}
+
+/** MANYFOLD_PORT, MANYFOLD_HOST, MANYFOLD_API_KEYS, MANYFOLD_INDEX, MANYFOLD_LOG_LEVEL -> config layer */
+export function serverEnvLayer(env: NodeJS.ProcessEnv): Record<string, unknown> {
+  const server: Record<string, unknown> = {};
+  if (env.MANYFOLD_PORT) server.port = Number(env.MANYFOLD_PORT);
+  if (env.MANYFOLD_HOST) server.host = env.MANYFOLD_HOST;
+  if (env.MANYFOLD_LOG_LEVEL) server.logLevel = env.MANYFOLD_LOG_LEVEL;
+  return {
+    ...(Object.keys(server).length ? { server } : {}),
+    ...(env.MANYFOLD_API_KEYS ? { auth: { keys: env.MANYFOLD_API_KEYS } } : {}),
+    ...(env.MANYFOLD_INDEX ? { index: { kind: env.MANYFOLD_INDEX } } : {}),
+  };
+}
+
+function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...a };
+  for (const [k, v] of Object.entries(b)) {
+    if (v === undefined) continue;
+    const cur = out[k];
+    out[k] = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur) ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
+  }
+  return out;
+}
+
+export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
+  const env = opts.env ?? process.env;
+  const flags: Record<string, unknown> = { server: { ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) } };
+  const config = loadConfig({ file: opts.configFile, env, overrides: deepMerge(deepMerge(serverEnvLayer(env), flags), opts.overrides ?? {}) });
+  const dataDir = resolve(opts.dataDir);
+  const logger =
+    opts.logger ??
+    pino({
+      level: config.server.logLevel,
+      base: { service: 'manyfold' },
+      redact: { paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'apiKey', 'pinecone.apiKey'], censor: '[redacted]' },
+    });
+  const backend = await initBackend(config.backend);
+  logger.info({ backend: backend.name, reason: backend.reason }, 'tfjs backend');
+  const store = await Store.open(dataDir);
+  const index = await createIndex({
+    kind: config.index.kind,
+    dir: config.index.dir ?? join(dataDir, 'index'),
+    ...(config.index.annThreshold ? { annThreshold: config.index.annThreshold } : {}),
+    ...(config.index.pinecone ? { pinecone: config.index.pinecone } : {}),
+  });
+  const registry = new ModelRegistry([opts.modelDir, join(dataDir, 'models')]);
+  const keys = resolveApiKeys(config.auth.keys, store.keysFile);
+  if (keys.generated) {
+    (opts.printKey ?? ((m) => process.stderr.write(`${m}\n`)))(
+      `manyfold: no MANYFOLD_API_KEYS configured; generated an admin API key (shown once; only its sha256 is stored in ${store.keysFile}):\n  ${keys.generated}`,
+    );
+  }
+  let api: ManyfoldApi;
+  try {
+    api = await createApp({ config, registry, index, store, logger, keys: keys.keys, hooks: opts.hooks });
+  } catch (e) {
+    await index.close?.();
+    throw e;
+  }
+  const server = await new Promise<ServerType>((ok, fail) => {
+    const s = serve({ fetch: api.app.fetch, port: config.server.port, hostname: config.server.host }, () => ok(s));
+    s.once('error', fail);
+  });
+  const port = (server.address() as AddressInfo).port;
+  const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, model: api.service.active.id, index: index.kind, keys: keys.source }, 'manyfold API listening');
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      logger.info('shutting down: no new connections, finishing in-flight requests');
+      const httpServer = server as import('node:http').Server;
+      const closed = new Promise<void>((r) => httpServer.close(() => r()));
+      // keep-alive connections become idle as their in-flight requests finish: close them as they do
+      const idle = setInterval(() => httpServer.closeIdleConnections?.(), 50);
+      httpServer.closeIdleConnections?.();
+      const timer = setTimeout(() => httpServer.closeAllConnections?.(), config.server.shutdownTimeoutMs);
+      await closed;
+      clearTimeout(timer);
+      clearInterval(idle);
+      await api.close();
+      await index.close?.();
+      logger.info('stopped');
+    })());
+  return { url, port, config, api, index, server, logger, close };
+}
+
+/** SIGTERM/SIGINT -> graceful close, then exit (a second signal exits at once). */
+export function installSignalHandlers(running: RunningServer): void {
+  let count = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++count > 1) process.exit(130);
+    running.logger.info({ signal: sig }, 'signal received');
+    running.close().then(
+      () => process.exit(0),
+      (e) => {
+        running.logger.error({ err: (e as Error).message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+}

@@ -1,0 +1,103 @@
+/**
+ * The `scenes` benchmark's ORACLE cross-modal providers. They stand in for a captioner and a text-to-image
+ * generator, using the ground-truth scene graph the benchmark carries, so they are perfectly aligned by
+ * construction (real data needs a model: see http.ts):
+ * - scenes-oracle-captioner (image -> caption): fresh captions of the image's scene graph (captionsForScene:
+ *   other templates and synonyms than the data set's captions).
+ * - scenes-oracle-renderer (caption -> image): the scene graph the captions describe rendered again with new
+ *   nuisance (background colour and texture, rotation, colour noise; same objects, sizes and positions, so every
+ *   caption of the image still holds), with renderScene at twice the size and box-downsampled.
+ */
+import { captionsForScene } from '../data/scenes/captions.js';
+import { renderScene, type RenderSpec, type Texture } from '../data/scenes/raster.js';
+import { BACKGROUND_RGB, COLOR_RGB, MIN_CONTRAST, SIZE_SCALE, type Color, type Shape } from '../data/scenes/vocab.js';
+import type { SceneGraph } from '../data/types.js';
+import type { Rng } from '../util/rng.js';
+import type { Augmenter, Pair } from './types.js';
+import { withCaptions } from './types.js';
+
+export const ORACLE_CAPTIONER = 'scenes-oracle-captioner';
+export const ORACLE_RENDERER = 'scenes-oracle-renderer';
+
+const MAX_ROT: Record<string, number> = { circle: 0, square: 0.2, triangle: 0.26, star: 0.35, cross: 0.2, diamond: 0.12 };
+
+function texture(rng: Rng, px: number): Texture {
+  const u = rng.next();
+  const k = px / 64;
+  if (u < 0.3) return { kind: 'plain' };
+  if (u < 0.5) return { kind: 'gradient', angle: rng.uniform(0, 2 * Math.PI), amplitude: rng.uniform(10, 22) };
+  if (u < 0.7) return { kind: 'noise', amplitude: rng.uniform(6, 12), seed: rng.seed() };
+  if (u < 0.85) return { kind: 'stripes', angle: rng.uniform(0, Math.PI), period: rng.uniform(6, 14) * k, amplitude: rng.uniform(5, 9) };
+  return { kind: 'checker', cell: rng.uniform(6, 12), amplitude: rng.uniform(4, 8) };
+}
+
+/** A new rendering of `scene` at size x size (RGB uint8). */
+export function renderSceneVariant(scene: SceneGraph, size: number, rng: Rng): Uint8Array {
+  const px = size * 2;
+  const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+  const bgs = Object.keys(BACKGROUND_RGB).filter((n) => scene.objects.every((o) => dist(BACKGROUND_RGB[n], COLOR_RGB[o.color as Color] ?? [128, 128, 128]) >= MIN_CONTRAST));
+  const bg = bgs.length ? rng.pick(bgs) : 'gray';
+  const jitter = rng.uniform(-8, 8);
+  const spec: RenderSpec = {
+    backgroundRgb: BACKGROUND_RGB[bg].map((c) => c + jitter) as unknown as [number, number, number],
+    texture: texture(rng, px),
+    objects: scene.objects.map((o) => {
+      const base = COLOR_RGB[o.color as Color] ?? [128, 128, 128];
+      const gain = rng.uniform(0.93, 1.05);
+      const rot = MAX_ROT[o.shape] ?? 0;
+      return {
+        shape: o.shape as Shape,
+        x: o.x,
+        y: o.y,
+        scale: SIZE_SCALE[o.size] * rng.uniform(0.94, 1.06),
+        rotation: rot ? rng.uniform(-rot, rot) : 0,
+        rgb: base.map((c) => Math.max(0, Math.min(255, c * gain + rng.uniform(-12, 12)))) as [number, number, number],
+      };
+    }),
+  };
+  const big = renderScene(spec, px);
+  const out = new Uint8Array(size * size * 3);
+  for (let y = 0; y < size; y++)
+    for (let x = 0; x < size; x++)
+      for (let c = 0; c < 3; c++) {
+        const a = big[((2 * y) * px + 2 * x) * 3 + c] + big[((2 * y) * px + 2 * x + 1) * 3 + c] + big[((2 * y + 1) * px + 2 * x) * 3 + c] + big[((2 * y + 1) * px + 2 * x + 1) * 3 + c];
+        out[(y * size + x) * 3 + c] = Math.round(a / 4);
+      }
+  return out;
+}
+
+/** new captions of the scene graph that the data set's captions do not already contain */
+export function oracleCaptions(scene: SceneGraph, existing: readonly string[], count: number, rng: Rng): string[] {
+  const have = new Set(existing);
+  return captionsForScene(scene, rng, count + existing.length + 2).filter((c) => !have.has(c)).slice(0, count);
+}
+
+export function oracleCaptionAugmenter(count = 3): Augmenter {
+  return {
+    name: 'oracle-caption',
+    kind: 'cross-text',
+    augment(pair: Pair, rng: Rng): Pair[] {
+      if (!pair.scene) return [];
+      const caps = oracleCaptions(pair.scene, pair.captions, count, rng);
+      return caps.length ? [withCaptions(pair, caps, 'oracle-caption')] : [];
+    },
+  };
+}
+
+export function oracleImageAugmenter(variants = 2): Augmenter {
+  return {
+    name: 'oracle-image',
+    kind: 'cross-image',
+    augment(pair: Pair, rng: Rng): Pair[] {
+      const scene = pair.scene;
+      if (!scene) return [];
+      return Array.from({ length: variants }, (_, k) => ({
+        ...pair,
+        image: renderSceneVariant(scene, pair.size, rng),
+        captions: pair.captions.slice(),
+        origins: pair.origins.slice(),
+        view: `oracle-image#${k}`,
+      }));
+    },
+  };
+}

@@ -1,0 +1,32 @@
+import type { Command } from 'commander';
+import { choiceFlag, intFlag } from '../flags.js';
+
+export function registerExperimentCommand(program: Command): void {
+  program
+    .command('experiment')
+    .description('the defenses table: train one clean model, fine-tune TeCoA, FARE, MAT and the MAT augmentation variants from it, robust-eval each, write table.{md,json,html} (resumable)')
+    .requiredOption('--out <dir>', 'experiment directory (rows already finished there are skipped)')
+    .option('--budget <name>', 'quick (< 1 h on 2 cores) | full', choiceFlag(['quick', 'full'] as const), 'quick')
+    .option('--seeds <n>', 'repeat the whole table with seeds 0..N-1', intFlag(1), 1)
+    .option('--data <file>', 'Karpathy JSON / JSONL (default: generate the scenes set into --out/data)')
+    .option('--augment-cache <file>', "provider cache for cross-modal augmentation on real data ('manyfold augment prepare')")
+    .option('--side <side>', 'query | both (see manyfold eval --side)', choiceFlag(['query', 'both'] as const), 'query')
+    .option('--only <rows>', 'comma list of row ids to run (clean always runs): clean-ft,tecoa,fare,mat,mat-text,mat-image,mat-cross,mat-nn,mat-misaligned')
+    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--quiet', 'no progress output')
+    .action(async (o) => {
+      const { runExperiment } = await import('../../../training/experiment.js');
+      const { files } = await runExperiment({
+        out: o.out,
+        budget: o.budget,
+        seeds: o.seeds,
+        data: o.data,
+        augmentCache: o.augmentCache,
+        side: o.side,
+        only: o.only ? String(o.only).split(',').map((s: string) => s.trim()) : undefined,
+        backend: o.backend,
+        quiet: Boolean(o.quiet),
+      });
+      process.stderr.write(`wrote ${files.join(', ')}\n`);
+    });
+}

@@ -1,0 +1,26 @@
+import type { Command } from 'commander';
+import { intFlag } from '../flags.js';
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the retrieval API (search, ingest, blue/green models, attack probes) over HTTP')
+    .requiredOption('--model <dir>', 'model artifact directory (or a directory of artifacts: the registry)')
+    .requiredOption('--data <dir>', 'data directory: items, image blobs, jobs, probe reports, the LanceDB index')
+    .option('--port <n>', 'port (0 = any free port; default 8080 or MANYFOLD_PORT)', intFlag(0))
+    .option('--host <host>', 'interface to listen on (default 127.0.0.1 or MANYFOLD_HOST)')
+    .option('--config <file>', 'JSON config file (sections server, index, auth, limits, backend)')
+    .action(async (o) => {
+      const { startServer, installSignalHandlers } = await import('../../api/server.js');
+      const running = await startServer({
+        modelDir: o.model,
+        dataDir: o.data,
+        ...(o.port !== undefined ? { port: o.port as number } : {}),
+        ...(o.host ? { host: o.host as string } : {}),
+        ...(o.config ? { configFile: o.config as string } : {}),
+      });
+      installSignalHandlers(running);
+      process.stdout.write(`manyfold API on ${running.url} (docs: ${running.url}/docs)\n`);
+      await new Promise(() => undefined); // runs until a signal
+    });
+}

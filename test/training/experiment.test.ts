@@ -1,0 +1,59 @@
+/**
+ * The experiment runner end to end on a toy budget with a stubbed robust eval: clean base + two fine-tuned rows,
+ * table files written, checks computed, and a second run skips every finished row.
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateScenes } from '../../src/data/scenes/generate.js';
+import type { RobustReport, evaluateRobust } from '../../src/eval/robust.js';
+import { runExperiment, type ExperimentTable } from '../../training/experiment.js';
+
+let dir: string;
+let data: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'mf-exp-'));
+  data = (await generateScenes({ out: join(dir, 'scenes'), train: 16, val: 0, test: 6, seed: 2 })).file;
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const calls: string[] = [];
+const stub: typeof evaluateRobust = async (encoder, _data, opts) => {
+  calls.push(String(opts.modelName));
+  expect(opts.surrogates?.clean).toBeDefined();
+  const e = (v: number) => ({ attacked: { tr: true, ir: true }, tr: { r1: v, r5: v, r10: v }, ir: { r1: v + 1, r5: v, r10: v }, ci: { tr: { r1: [v - 5, v + 5] }, ir: { r1: [v - 4, v + 6] } } });
+  const v = String(opts.modelName).startsWith('mat-nn') ? 40 : 20;
+  const report = { clean: { tr: { r1: 50, r1ci: [45, 55] }, ir: { r1: 48, r1ci: [43, 53] } }, attacks: { 'pgd@2': e(v), text: e(v), 'coattack@2': e(v), 'sga@2': e(v), 'transfer:clean@2': e(v) }, model: encoder.version } as unknown as RobustReport;
+  return { report, examples: [] };
+};
+
+describe('manyfold experiment', () => {
+  it('trains the clean base, fine-tunes the selected rows from it, writes the table, and resumes by skipping finished rows', async () => {
+    const out = join(dir, 'exp');
+    const overrides = { cleanEpochs: 1, fineTuneEpochs: 1, batch: 8, trainSteps: 1, evalLimit: 6 };
+    const { table, files } = await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat-nn', 'mat-misaligned'], quiet: true, evaluate: stub, overrides });
+    expect(calls.length).toBe(3);
+    expect(table.rows.map((r) => r.row)).toEqual(['clean', 'mat-nn', 'mat-misaligned']);
+    for (const f of files) expect(existsSync(f)).toBe(true);
+    const md = readFileSync(join(out, 'table.md'), 'utf8');
+    expect(md).toMatch(/\| MAT \+ N:N \| 50\.0 \[45, 55\]/);
+    expect(md).toMatch(/Protocol: /);
+    const json = JSON.parse(readFileSync(join(out, 'table.json'), 'utf8')) as ExperimentTable;
+    const check = json.checks.find((c) => c.name.startsWith('MAT+N:N (aligned) - MAT+misaligned'))!;
+    expect(check.value).toBe(20.5 - 0.5 - 0);
+    expect(json.rows.find((r) => r.row === 'mat-nn')!.secondsPerEpoch).toBeGreaterThan(0);
+    // the fine-tuned rows started from the clean model
+    const manifest = JSON.parse(readFileSync(join(out, 'seed-0', 'mat-nn', 'model', 'manifest.json'), 'utf8')) as { training: { init: string; method: string; augment: string[] } };
+    const clean = JSON.parse(readFileSync(join(out, 'seed-0', 'clean', 'model', 'manifest.json'), 'utf8')) as { id: string };
+    expect(manifest.training.init).toBe(clean.id);
+    expect(manifest.training.method).toBe('mat');
+    expect(existsSync(join(out, 'seed-0', 'mat-nn', 'augment.json'))).toBe(true);
+
+    calls.length = 0;
+    const again = await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat-nn', 'mat-misaligned'], quiet: true, evaluate: stub, overrides });
+    expect(calls.length).toBe(0);
+    expect(again.table.rows.length).toBe(3);
+  });
+});

@@ -1,0 +1,413 @@
+/**
+ * `manyfold experiment`: the defenses table of issue 4.
+ *
+ * For each seed: train ONE clean model, fine-tune every method / augmentation variant from it with the same
+ * data, budget and seed, run the robust evaluation (src/eval/robust.ts evaluateRobust: PGD, text, Co-Attack, SGA,
+ * and SGA transferred from the clean model) on each, and write one table (Markdown + JSON + HTML) with the
+ * clean and robust R@1 of both directions, their bootstrap CIs, and seconds per epoch per method.
+ * Resumable: a row whose result.json exists is skipped; a row whose training was interrupted resumes from its
+ * checkpoint (step-exact); a finished model is not retrained.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { loadConfig, type ManyfoldConfig } from '../src/config.js';
+import { initBackend } from '../src/engine/backend.js';
+import { generateScenes } from '../src/data/scenes/generate.js';
+import { loadArtifact } from '../src/model/artifact.js';
+import { Encoder } from '../src/model/encoder.js';
+import { evaluateRobust, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
+import { modelConfigFromPreset } from '../src/model/presets.js';
+import { loadSplit, runTraining } from './run.js';
+
+export type Budget = 'quick' | 'full';
+
+export interface BudgetSpec {
+  /** scenes sizes generated when no --data is given */
+  scenes: { train: number; test: number };
+  preset: 'tiny' | 'small';
+  batch: number;
+  captionsPerImage: number;
+  cleanEpochs: number;
+  cleanLr: number;
+  fineTuneEpochs: number;
+  fineTuneLr: number;
+  trainEps: number;
+  trainSteps: number;
+  /** robust eval */
+  evalLimit: number;
+  evalEps: number[];
+  evalSteps: number;
+  resamples: number;
+}
+
+/**
+ * Budgets, planned from measured step times on the 2-core machine (docs/defenses.md): clean ~0.9 s/step
+ * (batch 64, 2 captions), TeCoA/FARE ~2 s, MAT ~3-4 s with 2 PGD steps and substitution; evaluation of 100
+ * test images under the five attacks ~1-2 min per row.
+ */
+export const BUDGETS: Record<Budget, BudgetSpec> = {
+  quick: {
+    scenes: { train: 640, test: 100 },
+    preset: 'tiny',
+    batch: 64,
+    captionsPerImage: 2,
+    cleanEpochs: 60,
+    cleanLr: 1e-3,
+    fineTuneEpochs: 5,
+    fineTuneLr: 2e-4,
+    trainEps: 4,
+    trainSteps: 2,
+    evalLimit: 100,
+    evalEps: [2],
+    evalSteps: 10,
+    resamples: 1000,
+  },
+  full: {
+    scenes: { train: 4000, test: 500 },
+    preset: 'tiny',
+    batch: 64,
+    captionsPerImage: 2,
+    cleanEpochs: 30,
+    cleanLr: 1e-3,
+    fineTuneEpochs: 10,
+    fineTuneLr: 2e-4,
+    trainEps: 4,
+    trainSteps: 3,
+    evalLimit: 500,
+    evalEps: [2, 4],
+    evalSteps: 10,
+    resamples: 1000,
+  },
+};
+
+export interface RowSpec {
+  id: string;
+  label: string;
+  method: 'clean' | 'tecoa' | 'fare' | 'mat';
+  augment: string[];
+  /** the base clean model itself (not fine-tuned) */
+  base?: boolean;
+  alignQuantile?: number;
+  note?: string;
+}
+
+export const ROWS: readonly RowSpec[] = [
+  { id: 'clean', label: 'clean', method: 'clean', augment: [], base: true },
+  { id: 'clean-ft', label: 'clean + fine-tune (no attack)', method: 'clean', augment: [] },
+  { id: 'tecoa', label: 'TeCoA', method: 'tecoa', augment: [] },
+  { id: 'fare', label: 'FARE', method: 'fare', augment: [] },
+  { id: 'mat', label: 'MAT', method: 'mat', augment: [] },
+  { id: 'mat-text', label: 'MAT + text aug', method: 'mat', augment: ['text'] },
+  { id: 'mat-image', label: 'MAT + image aug', method: 'mat', augment: ['image'] },
+  { id: 'mat-cross', label: 'MAT + cross-modal aug', method: 'mat', augment: ['cross'] },
+  { id: 'mat-nn', label: 'MAT + N:N', method: 'mat', augment: ['nn'] },
+  { id: 'mat-misaligned', label: 'MAT + misaligned aug (control)', method: 'mat', augment: ['misaligned'], alignQuantile: 0 },
+];
+
+export const EXPERIMENT_ATTACKS = ['pgd', 'text', 'coattack', 'sga', 'transfer:clean'] as const;
+
+export interface ExperimentOptions {
+  out: string;
+  budget: Budget;
+  seeds: number;
+  /** data set (default: the scenes set generated into out/data) */
+  data?: string;
+  augmentCache?: string;
+  backend?: ManyfoldConfig['backend'];
+  side?: 'query' | 'both';
+  /** run only these row ids (the clean base always runs) */
+  only?: string[];
+  quiet?: boolean;
+  /** robust eval implementation (tests inject a stub); default evaluateRobust */
+  evaluate?: typeof evaluateRobust;
+  /** override budget fields (tests) */
+  overrides?: Partial<BudgetSpec>;
+}
+
+export interface RowResult {
+  row: string;
+  label: string;
+  seed: number;
+  method: string;
+  augment: string[];
+  model: string;
+  secondsPerEpoch: number | null;
+  trainSeconds: number | null;
+  loadavg: number[];
+  augmentCounts?: unknown;
+  report: RobustReport;
+}
+
+const log = (quiet: boolean | undefined, m: string) => {
+  if (!quiet) process.stderr.write(`[experiment ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
+};
+
+export async function runExperiment(o: ExperimentOptions): Promise<{ table: ExperimentTable; files: string[] }> {
+  const spec: BudgetSpec = { ...BUDGETS[o.budget], ...(o.overrides ?? {}) };
+  const out = resolve(o.out);
+  mkdirSync(out, { recursive: true });
+  const backend = await initBackend(o.backend ?? 'auto');
+  log(o.quiet, `backend ${backend.name}; budget ${o.budget}; seeds ${o.seeds}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  let data = o.data;
+  if (!data) {
+    const dir = join(out, 'data');
+    const file = join(dir, 'dataset_scenes.json');
+    if (!existsSync(file)) await generateScenes({ out: dir, train: spec.scenes.train, val: 0, test: spec.scenes.test, seed: 1 });
+    data = file;
+  }
+  writeFileSync(join(out, 'experiment.json'), JSON.stringify({ budget: o.budget, spec, seeds: o.seeds, data, side: o.side ?? 'query', rows: ROWS.map((r) => r.id), attacks: EXPERIMENT_ATTACKS }, null, 2));
+  const imageSize = modelConfigFromPreset(spec.preset, 2).image.size;
+  const baseConfig = loadConfig({ overrides: { backend: o.backend, data: { file: data } } });
+  const test = await loadSplit(baseConfig, 'test', imageSize, true);
+  const train = await loadSplit(baseConfig, 'train', imageSize, true);
+  const hasScenes = !!train.scenes?.some(Boolean);
+  const evaluate = o.evaluate ?? evaluateRobust;
+  const results: RowResult[] = [];
+
+  for (let seed = 0; seed < o.seeds; seed++) {
+    const seedDir = join(out, `seed-${seed}`);
+    const cleanDir = join(seedDir, 'clean');
+    const cleanModel = join(cleanDir, 'model');
+    const trainCfg = (row: RowSpec, init?: string) =>
+      loadConfig({
+        overrides: {
+          backend: o.backend,
+          seed,
+          data: { file: data },
+          train: {
+            preset: spec.preset,
+            method: row.method,
+            batch: spec.batch,
+            captionsPerImage: spec.captionsPerImage,
+            epochs: row.base ? spec.cleanEpochs : spec.fineTuneEpochs,
+            lr: row.base ? spec.cleanLr : spec.fineTuneLr,
+            init,
+            trainEps: spec.trainEps,
+            trainSteps: spec.trainSteps,
+            augment: row.augment,
+            augmentCache: o.augmentCache,
+            ...(row.alignQuantile !== undefined ? { alignQuantile: row.alignQuantile } : {}),
+          },
+        },
+      });
+    let cleanEnc: Encoder | undefined;
+    try {
+      for (const row of ROWS) {
+        if (o.only && !row.base && !o.only.includes(row.id)) continue;
+        const rowDir = row.base ? cleanDir : join(seedDir, row.id);
+        const resultFile = join(rowDir, 'result.json');
+        if (row.augment.includes('cross') && !hasScenes && !o.augmentCache) {
+          log(o.quiet, `seed ${seed} ${row.id}: skipped (cross-modal augmentation needs scene graphs or --augment-cache)`);
+          continue;
+        }
+        if (existsSync(resultFile) && !(row.base && !existsSync(join(cleanModel, 'manifest.json')))) {
+          results.push(JSON.parse(readFileSync(resultFile, 'utf8')) as RowResult);
+          log(o.quiet, `seed ${seed} ${row.id}: done earlier (${resultFile})`);
+          if (!row.base) continue;
+        }
+        const modelDir = join(rowDir, 'model');
+        const load0 = loadavg();
+        let secondsPerEpoch: number | null = null;
+        let trainSeconds: number | null = null;
+        let augmentCounts: unknown;
+        if (!existsSync(join(modelDir, 'manifest.json'))) {
+          log(o.quiet, `seed ${seed} ${row.id}: training (${row.label})`);
+          const r = await runTraining({ config: trainCfg(row, row.base ? undefined : cleanModel), out: rowDir, resume: true, evaluate: false, quiet: true });
+          if (!r.finished) throw new Error(`training of ${row.id} did not finish`);
+          augmentCounts = r.augment;
+        }
+        const loaded = await loadArtifact(modelDir);
+        secondsPerEpoch = typeof loaded.manifest.training.secondsPerEpoch === 'number' ? loaded.manifest.training.secondsPerEpoch : null;
+        trainSeconds = typeof loaded.manifest.training.trainSeconds === 'number' ? loaded.manifest.training.trainSeconds : null;
+        if (augmentCounts === undefined && existsSync(join(rowDir, 'augment.json'))) augmentCounts = JSON.parse(readFileSync(join(rowDir, 'augment.json'), 'utf8'));
+        const encoder = new Encoder(loaded.model, loaded.tokenizer, loaded.manifest);
+        if (row.base) {
+          cleanEnc = encoder;
+          if (existsSync(resultFile)) continue;
+        }
+        log(o.quiet, `seed ${seed} ${row.id}: robust eval`);
+        const evalOpts: RobustEvalOptions = {
+          attacks: [...EXPERIMENT_ATTACKS],
+          eps255: spec.evalEps,
+          steps: spec.evalSteps,
+          side: o.side ?? 'query',
+          limit: Math.min(spec.evalLimit, test.count),
+          seed,
+          surrogates: { clean: cleanEnc! },
+          resamples: spec.resamples,
+          examples: 0,
+          defended: row.method !== 'clean',
+          modelName: `${row.id} (${loaded.manifest.id})`,
+        };
+        const { report } = await evaluate(encoder, test, evalOpts);
+        const result: RowResult = { row: row.id, label: row.label, seed, method: row.method, augment: row.augment, model: loaded.manifest.id, secondsPerEpoch, trainSeconds, loadavg: [...load0, ...loadavg()].map((x) => Math.round(x * 100) / 100), augmentCounts, report };
+        writeFileSync(resultFile, JSON.stringify(result, null, 2));
+        results.push(result);
+        if (!row.base) loaded.model.dispose();
+        log(o.quiet, `seed ${seed} ${row.id}: clean TR ${report.clean.tr.r1} IR ${report.clean.ir.r1}; ${Object.entries(report.attacks).map(([k, e]) => `${k} ${e.tr.r1}/${e.ir.r1}`).join(', ')}`);
+      }
+    } finally {
+      cleanEnc?.model.dispose();
+    }
+  }
+  const table = buildTable(results, { budget: o.budget, spec, data, side: o.side ?? 'query', seeds: o.seeds });
+  const files = writeTable(out, table);
+  return { table, files };
+}
+
+// ---------------------------------------------------------------------------------------------- table
+
+export interface Cell {
+  r1: number;
+  ci: [number, number] | null;
+  /** across seeds: sample standard deviation (null with one seed) */
+  sd: number | null;
+  attacked: boolean;
+}
+
+export interface TableRow {
+  row: string;
+  label: string;
+  seeds: number;
+  clean: { tr: Cell; ir: Cell };
+  attacks: Record<string, { tr: Cell; ir: Cell }>;
+  /** mean of TR and IR robust R@1 under Co-Attack and SGA (the goal's metric) */
+  multimodalMean: number | null;
+  secondsPerEpoch: number | null;
+}
+
+export interface ExperimentTable {
+  title: string;
+  protocol: string;
+  budget: string;
+  spec: BudgetSpec;
+  data: string;
+  side: string;
+  attackLabels: string[];
+  rows: TableRow[];
+  checks: { name: string; value: number | null; holds: boolean | null; detail: string }[];
+  generated: string;
+}
+
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+const sd = (xs: number[]) => (xs.length < 2 ? null : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
+const r2 = (x: number) => Math.round(x * 100) / 100;
+
+function cell(values: number[], cis: ([number, number] | undefined)[], attacked: boolean): Cell {
+  return { r1: r2(mean(values)), ci: values.length === 1 && cis[0] ? cis[0] : null, sd: sd(values) === null ? null : r2(sd(values)!), attacked };
+}
+
+export function buildTable(results: RowResult[], meta: { budget: string; spec: BudgetSpec; data: string; side: string; seeds: number }): ExperimentTable {
+  const labels: string[] = [];
+  for (const r of results) for (const k of Object.keys(r.report.attacks)) if (!labels.includes(k)) labels.push(k);
+  const rows: TableRow[] = [];
+  for (const spec of ROWS) {
+    const rs = results.filter((r) => r.row === spec.id);
+    if (rs.length === 0) continue;
+    const attacks: TableRow['attacks'] = {};
+    for (const l of labels) {
+      const es = rs.map((r) => r.report.attacks[l]).filter(Boolean);
+      if (es.length === 0) continue;
+      attacks[l] = {
+        tr: cell(es.map((e) => e.tr.r1), es.map((e) => e.ci.tr.r1), es[0].attacked.tr),
+        ir: cell(es.map((e) => e.ir.r1), es.map((e) => e.ci.ir.r1), es[0].attacked.ir),
+      };
+    }
+    const mm = labels.filter((l) => /^(coattack|sga)@/.test(l) && attacks[l]).flatMap((l) => [attacks[l].tr.r1, attacks[l].ir.r1]);
+    const spe = rs.map((r) => r.secondsPerEpoch).filter((x): x is number => typeof x === 'number');
+    rows.push({
+      row: spec.id,
+      label: spec.label,
+      seeds: rs.length,
+      clean: {
+        tr: cell(rs.map((r) => r.report.clean.tr.r1), rs.map((r) => r.report.clean.tr.r1ci), true),
+        ir: cell(rs.map((r) => r.report.clean.ir.r1), rs.map((r) => r.report.clean.ir.r1ci), true),
+      },
+      attacks,
+      multimodalMean: mm.length ? r2(mean(mm)) : null,
+      secondsPerEpoch: spe.length ? r2(mean(spe)) : null,
+    });
+  }
+  const get = (id: string) => rows.find((r) => r.row === id);
+  const checks: ExperimentTable['checks'] = [];
+  const diff = (a?: TableRow, b?: TableRow) => (a?.multimodalMean != null && b?.multimodalMean != null ? r2(a.multimodalMean - b.multimodalMean) : null);
+  const d1 = diff(get('mat-nn'), get('mat'));
+  checks.push({ name: 'MAT+N:N - MAT, robust R@1 (mean of TR/IR under Co-Attack and SGA)', value: d1, holds: d1 === null ? null : d1 >= 5, detail: 'goal: >= 5 points' });
+  const c = get('clean');
+  const nn = get('mat-nn');
+  const cg = c && nn ? r2((c.clean.tr.r1 + c.clean.ir.r1) / 2 - (nn.clean.tr.r1 + nn.clean.ir.r1) / 2) : null;
+  checks.push({ name: 'clean R@1 drop of MAT+N:N vs the clean model (mean of TR/IR)', value: cg, holds: cg === null ? null : cg <= 3, detail: 'goal: <= 3 points' });
+  for (const other of ['tecoa', 'fare']) {
+    const d = diff(get('mat'), get(other));
+    checks.push({ name: `MAT - ${other === 'tecoa' ? 'TeCoA' : 'FARE'} under multimodal attacks`, value: d, holds: d === null ? null : d > 0, detail: 'goal: > 0' });
+  }
+  const dm = diff(get('mat-nn'), get('mat-misaligned'));
+  checks.push({ name: 'MAT+N:N (aligned) - MAT+misaligned under multimodal attacks', value: dm, holds: dm === null ? null : dm > 0, detail: 'goal: misaligned hurts (> 0)' });
+  const dmm = diff(get('mat'), get('mat-misaligned'));
+  checks.push({ name: 'MAT - MAT+misaligned under multimodal attacks', value: dmm, holds: dmm === null ? null : dmm > 0, detail: 'paper: misaligned can be worse than no augmentation' });
+  const seedsNote = meta.seeds > 1 ? `mean over ${meta.seeds} seeds (± sample sd)` : '95% CI = percentile bootstrap over queries (1000 resamples)';
+  return {
+    title: 'Manyfold defenses: clean and robust R@1',
+    protocol:
+      `Test split of ${meta.data}, first ${meta.spec.evalLimit} images and their captions; Karpathy R@1 (TR image->text, IR text->image, pessimistic ties); ` +
+      `side '${meta.side}' (${meta.side === 'query' ? 'only queries are adversarial, the gallery is clean; an attack on one modality leaves the other direction at its clean value, marked *' : 'queries and gallery adversarial'}); ` +
+      `image budget L-inf ${meta.spec.evalEps.join(', ')}/255, PGD ${meta.spec.evalSteps} steps, step 2.5*eps/steps, random start; text: 1 word (WordNet); ` +
+      `Co-Attack and SGA as in src/attacks; transfer:clean = SGA crafted on the clean model. Training: ${meta.spec.preset} preset, batch ${meta.spec.batch}, ` +
+      `clean ${meta.spec.cleanEpochs} epochs at lr ${meta.spec.cleanLr}; every other row fine-tuned ${meta.spec.fineTuneEpochs} epochs at lr ${meta.spec.fineTuneLr} from that clean model, ` +
+      `training attack L-inf ${meta.spec.trainEps}/255, ${meta.spec.trainSteps} PGD steps, 1 word. ${seedsNote}.`,
+    budget: meta.budget,
+    spec: meta.spec,
+    data: meta.data,
+    side: meta.side,
+    attackLabels: labels,
+    rows,
+    checks,
+    generated: new Date().toISOString(),
+  };
+}
+
+function fmtCell(c: Cell): string {
+  const v = c.r1.toFixed(1) + (c.attacked ? '' : '*');
+  if (c.ci) return `${v} [${c.ci[0].toFixed(0)}, ${c.ci[1].toFixed(0)}]`;
+  if (c.sd !== null) return `${v} ± ${c.sd.toFixed(1)}`;
+  return v;
+}
+
+export function tableMarkdown(t: ExperimentTable): string {
+  const head = ['method', 'clean TR', 'clean IR', ...t.attackLabels.flatMap((l) => [`${l} TR`, `${l} IR`]), 'CoA+SGA mean', 's/epoch'];
+  const lines = [`# ${t.title}`, '', `Budget \`${t.budget}\`, generated ${t.generated}.`, '', `Protocol: ${t.protocol}`, '', `| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
+  for (const r of t.rows) {
+    const cells = [r.label, fmtCell(r.clean.tr), fmtCell(r.clean.ir), ...t.attackLabels.flatMap((l) => (r.attacks[l] ? [fmtCell(r.attacks[l].tr), fmtCell(r.attacks[l].ir)] : ['–', '–'])), r.multimodalMean?.toFixed(1) ?? '–', r.secondsPerEpoch?.toFixed(1) ?? '–'];
+    lines.push(`| ${cells.join(' | ')} |`);
+  }
+  lines.push('', '## Checks against the goals of issue 4', '', '| check | value | holds |', '|---|---|---|');
+  for (const c of t.checks) lines.push(`| ${c.name} (${c.detail}) | ${c.value ?? '–'} | ${c.holds === null ? 'n/a' : c.holds ? 'yes' : 'no'} |`);
+  lines.push('', 's/epoch: mean wall seconds per training epoch of that row (fine-tuning rows; the clean row trains from scratch) on this machine, under whatever load it had.');
+  return lines.join('\n') + '\n';
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+export function tableHtml(t: ExperimentTable): string {
+  const md = tableMarkdown(t);
+  const head = ['method', 'clean TR', 'clean IR', ...t.attackLabels.flatMap((l) => [`${l} TR`, `${l} IR`]), 'CoA+SGA mean', 's/epoch'];
+  const rows = t.rows.map((r) => `<tr><th>${esc(r.label)}</th>${[fmtCell(r.clean.tr), fmtCell(r.clean.ir), ...t.attackLabels.flatMap((l) => (r.attacks[l] ? [fmtCell(r.attacks[l].tr), fmtCell(r.attacks[l].ir)] : ['–', '–'])), r.multimodalMean?.toFixed(1) ?? '–', r.secondsPerEpoch?.toFixed(1) ?? '–'].map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`);
+  const checks = t.checks.map((c) => `<tr><td>${esc(c.name)} (${esc(c.detail)})</td><td>${c.value ?? '–'}</td><td>${c.holds === null ? 'n/a' : c.holds ? 'yes' : 'no'}</td></tr>`);
+  return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(t.title)}</title><style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}th{text-align:left;background:#f6f6f6}p{max-width:100ch}</style></head><body>
+<h1>${esc(t.title)}</h1><p>Budget <code>${esc(t.budget)}</code>, generated ${esc(t.generated)}.</p><p>${esc(t.protocol)}</p>
+<table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>
+<h2>Checks against the goals of issue 4</h2><table><thead><tr><th>check</th><th>value</th><th>holds</th></tr></thead><tbody>${checks.join('')}</tbody></table>
+<!-- markdown source
+${esc(md)}
+--></body></html>
+`;
+}
+
+export function writeTable(out: string, t: ExperimentTable): string[] {
+  const files = [join(out, 'table.json'), join(out, 'table.md'), join(out, 'table.html')];
+  writeFileSync(files[0], JSON.stringify(t, null, 2) + '\n');
+  writeFileSync(files[1], tableMarkdown(t));
+  writeFileSync(files[2], tableHtml(t));
+  return files;
+}
