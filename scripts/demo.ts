@@ -3,19 +3,23 @@
  *   1. generate the `scenes` benchmark (deterministic by seed; reused when already there)
  *   2. train the tiny dual encoder on it (resumable: rerunning continues or reuses the finished run)
  *   3. evaluate clean retrieval on the test split and print R@1/5/10 for both directions
+ *   4. serve the model (Hono API, embedded LanceDB), index the test split over HTTP, run one text search, one
+ *      image search and a small attack probe against the live index, print the results and the dashboard URL
  * Flags: --data DIR (default data/scenes), --out DIR (default runs/demo), --epochs N, --train N, --seed S,
- *        --backend auto|tensorflow|wasm|cpu
+ *        --backend auto|tensorflow|wasm|cpu, --port N (default 8080; 0 = any), --serve (keep serving after the
+ *        demo; the default on a terminal), --no-serve (exit after the demo; the default on a pipe)
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { loadConfig } from '../src/config.js';
 import { generateScenes, SCENES_JSON } from '../src/data/scenes/generate.js';
-import { formatCleanSummary } from '../src/eval/evaluate.js';
 import { createProgress } from '../src/util/progress.js';
 import { CHECKPOINT_FILE } from '../training/trainer.js';
 import { runTraining } from '../training/run.js';
+import { startServer, installSignalHandlers } from '../src/api/server.js';
 
 /** Demo defaults, chosen so that `npm ci && npm run demo` finishes in under 10 minutes on 2 cores. */
 export const DEMO_DEFAULTS = { train: 3000, val: 100, test: 200, epochs: 12, seed: 0 } as const;
@@ -28,6 +32,8 @@ const flagsSchema = z
     train: z.coerce.number().int().positive().default(DEMO_DEFAULTS.train),
     seed: z.coerce.number().int().min(0).default(DEMO_DEFAULTS.seed),
     backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+    port: z.coerce.number().int().min(0).max(65535).default(8080),
+    serve: z.boolean().default(Boolean(process.stdout.isTTY)),
   })
   .strict();
 
@@ -40,9 +46,16 @@ async function main(): Promise<void> {
       train: { type: 'string' },
       seed: { type: 'string' },
       backend: { type: 'string' },
+      port: { type: 'string' },
+      serve: { type: 'boolean' },
+      'no-serve': { type: 'boolean' },
     },
     strict: true,
   });
+  const serveFlag = values['no-serve'] ? false : values.serve;
+  delete values['no-serve'];
+  if (serveFlag === undefined) delete values.serve;
+  else values.serve = serveFlag;
   const parsed = flagsSchema.safeParse(values);
   if (!parsed.success) {
     throw new Error(`bad flag: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
@@ -67,12 +80,111 @@ async function main(): Promise<void> {
   const resume = existsSync(join(flags.out, CHECKPOINT_FILE));
   const result = await runTraining({ config, out: flags.out, resume, evaluate: true, quiet: false });
   if (!result.test) throw new Error('no test split to evaluate');
-  process.stdout.write(`\n${formatCleanSummary(result.test)}\n`);
   process.stdout.write(
     `\nManyfold demo: test R@1 image->text ${result.test.tr.r1.toFixed(1)}  text->image ${result.test.ir.r1.toFixed(1)}` +
       `  (${result.test.nImages} images, ${result.test.nTexts} captions; model ${result.manifest?.id} in ${result.modelDir}; ` +
-      `${result.secondsPerEpoch.toFixed(1)} s/epoch; total ${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
+      `${Number.isFinite(result.secondsPerEpoch) ? `${result.secondsPerEpoch.toFixed(1)} s/epoch; ` : ''}total ${((Date.now() - t0) / 1000).toFixed(0)} s)\n`,
   );
+
+  // 4. the product: serve, index, search, probe
+  await serveAndProbe(flags, dataFile, result.modelDir);
+}
+
+interface SearchResult {
+  results: { id: string; score: number; metadata?: Record<string, unknown>; caption?: string }[];
+  model: string;
+}
+
+async function serveAndProbe(flags: z.infer<typeof flagsSchema>, dataFile: string, modelDir: string): Promise<void> {
+  const key = `demo-${flags.seed}-admin-key`;
+  const running = await startServer({
+    modelDir,
+    dataDir: join(flags.out, 'serve'),
+    port: flags.port,
+    host: '127.0.0.1',
+    env: { ...process.env, MANYFOLD_API_KEYS: `${key}=admin+search+write+probe`, MANYFOLD_LOG_LEVEL: process.env.MANYFOLD_LOG_LEVEL ?? 'warn' },
+  });
+  const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${running.url}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${key}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method} ${path} -> ${res.status}: ${text.slice(0, 300)}`);
+    return JSON.parse(text) as T;
+  };
+  try {
+    // index the test split: image + captions per item, metadata from the scene graph
+    const json = JSON.parse(readFileSync(dataFile, 'utf8')) as {
+      images: { filename: string; split: string; sentences: { raw: string }[]; scene?: { objects: { shape: string; color: string }[] } }[];
+    };
+    const test = json.images.filter((i) => i.split === 'test');
+    const items = await Promise.all(
+      test.map(async (i) => ({
+        id: i.filename.replace(/\.png$/, ''),
+        image: (await readFile(join(flags.data, 'images', i.filename))).toString('base64'),
+        captions: i.sentences.map((s) => s.raw),
+        metadata: { split: 'test', objects: i.scene?.objects.length ?? 0, colors: [...new Set(i.scene?.objects.map((o) => o.color) ?? [])] },
+      })),
+    );
+    const t0 = Date.now();
+    for (let k = 0; k < items.length; k += 100) await api('POST', '/v1/items', { items: items.slice(k, k + 100) });
+    process.stdout.write(`\nindexed ${items.length} test items into LanceDB in ${((Date.now() - t0) / 1000).toFixed(1)} s (${running.url})\n`);
+
+    const query = test[1].sentences[0].raw;
+    const textHits = await api<SearchResult>('POST', '/v1/search', { text: query, target: 'images', topK: 5 });
+    process.stdout.write(`\ntext search "${query}" -> images (model ${textHits.model}):\n`);
+    for (const r of textHits.results) process.stdout.write(`  ${r.id.padEnd(16)} ${r.score.toFixed(3)}${r.id === items[1].id ? '  <- gold' : ''}\n`);
+
+    const imageHits = await api<SearchResult>('POST', '/v1/search', { image: items[2].image, target: 'texts', topK: 5 });
+    process.stdout.write(`\nimage search ${items[2].id} -> captions:\n`);
+    for (const r of imageHits.results) {
+      process.stdout.write(`  ${r.id.padEnd(16)} ${r.score.toFixed(3)}  ${r.caption ?? ''}${r.id === items[2].id ? '  <- gold' : ''}\n`);
+    }
+
+    const { probe } = await api<{ probe: { id: string } }>('POST', '/v1/probes', {
+      sample: 16,
+      seed: flags.seed,
+      attacks: [{ name: 'pgd', eps: 2, steps: 10 }, { name: 'text' }, { name: 'coattack', eps: 2, steps: 10 }],
+    });
+    const bar = createProgress('probe %', 100);
+    let status: { status: string; progress: { done: number; total: number; stage: string }; report?: unknown; error?: string };
+    for (;;) {
+      status = (await api<{ probe: typeof status }>('GET', `/v1/probes/${probe.id}`)).probe;
+      bar.update(status.progress.total ? Math.round((100 * status.progress.done) / status.progress.total) : 0, { stage: status.progress.stage });
+      if (!['queued', 'running'].includes(status.status)) break;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    bar.stop();
+    if (status.status !== 'succeeded') throw new Error(`probe ${probe.id} ${status.status}: ${status.error ?? ''}`);
+    process.stdout.write(`\nprobe ${probe.id} (16 sampled items, queries attacked, gallery clean):\n${summarizeProbe(status.report)}\n`);
+    process.stdout.write(`  report: ${running.url}/v1/probes/${probe.id}?format=html\n`);
+    process.stdout.write(`\ndashboard: ${running.url}/dashboard   (API key: ${key})\nAPI reference: ${running.url}/docs\n`);
+    if (flags.serve) {
+      process.stdout.write('serving; Ctrl-C to stop\n');
+      installSignalHandlers(running);
+      return;
+    }
+  } catch (e) {
+    await running.close();
+    throw e;
+  }
+  await running.close();
+}
+
+/** One line per attack: robust R@1 in both directions and the attack success rate, from the probe report. */
+function summarizeProbe(report: unknown): string {
+  type Dir = { R1: number; asr?: number; n: number };
+  const r = report as { clean?: { i2t: Dir; t2i: Dir }; attacks?: { name: string; i2t?: Dir; t2i?: Dir; attackQueries: number; wallMs: number }[] } | undefined;
+  if (!r?.attacks || !r.clean) return JSON.stringify(report).slice(0, 2000);
+  const fmt = (d?: Dir) => (d ? d.R1.toFixed(1).padStart(6) : '   n/a');
+  const asr = (d?: Dir) => (d?.asr !== undefined ? d.asr.toFixed(1).padStart(5) : '  n/a');
+  const lines = [`  ${'attack'.padEnd(10)} TR R@1 IR R@1  ASR TR ASR IR   time`, `  ${'clean'.padEnd(10)} ${fmt(r.clean.i2t)} ${fmt(r.clean.t2i)}`];
+  for (const a of r.attacks) {
+    lines.push(`  ${a.name.padEnd(10)} ${fmt(a.i2t)} ${fmt(a.t2i)}  ${asr(a.i2t)}  ${asr(a.t2i)} ${(a.wallMs / 1000).toFixed(1).padStart(5)} s`);
+  }
+  return lines.join('\n');
 }
 
 /** The generated JSON records its generator settings; regenerate when they differ from what the demo wants. */
