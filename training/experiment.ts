@@ -42,9 +42,12 @@ export interface BudgetSpec {
 }
 
 /**
- * Budgets, planned from measured step times on the 2-core machine (docs/defenses.md): clean ~0.9 s/step
- * (batch 64, 2 captions), TeCoA/FARE ~2 s, MAT ~3-4 s with 2 PGD steps and substitution; evaluation of 100
- * test images under the five attacks ~1-2 min per row.
+ * Budgets, planned from measured step times on the 2-core machine (docs/defenses.md): relative to a clean step
+ * (~0.9 s idle, ~1.9 s at load 10; batch 64, 2 captions), TeCoA ~1x, FARE ~0.75x, MAT ~3.6x (2 PGD steps +
+ * substitution), MAT + augmentation ~5-7x (one more caption per image to attack) plus ~50 s to build its pool;
+ * robust eval (5 attacks) ~5 s per test image at load 8, ~2.5 s idle. quick on an idle machine: clean 500
+ * steps ~8 min, 9 fine-tuned rows x 40 steps ~20 min, eval 10 rows x 40 images ~17 min -> ~45 min (about twice
+ * that when the machine is as loaded as it was during development).
  */
 export const BUDGETS: Record<Budget, BudgetSpec> = {
   quick: {
@@ -52,13 +55,13 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
     preset: 'tiny',
     batch: 64,
     captionsPerImage: 2,
-    cleanEpochs: 60,
+    cleanEpochs: 50,
     cleanLr: 1e-3,
-    fineTuneEpochs: 5,
+    fineTuneEpochs: 4,
     fineTuneLr: 2e-4,
     trainEps: 4,
     trainSteps: 2,
-    evalLimit: 100,
+    evalLimit: 40,
     evalEps: [2],
     evalSteps: 10,
     resamples: 1000,
@@ -390,7 +393,6 @@ export function tableMarkdown(t: ExperimentTable): string {
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
 export function tableHtml(t: ExperimentTable): string {
-  const md = tableMarkdown(t);
   const head = ['method', 'clean TR', 'clean IR', ...t.attackLabels.flatMap((l) => [`${l} TR`, `${l} IR`]), 'CoA+SGA mean', 's/epoch'];
   const rows = t.rows.map((r) => `<tr><th>${esc(r.label)}</th>${[fmtCell(r.clean.tr), fmtCell(r.clean.ir), ...t.attackLabels.flatMap((l) => (r.attacks[l] ? [fmtCell(r.attacks[l].tr), fmtCell(r.attacks[l].ir)] : ['–', '–'])), r.multimodalMean?.toFixed(1) ?? '–', r.secondsPerEpoch?.toFixed(1) ?? '–'].map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`);
   const checks = t.checks.map((c) => `<tr><td>${esc(c.name)} (${esc(c.detail)})</td><td>${c.value ?? '–'}</td><td>${c.holds === null ? 'n/a' : c.holds ? 'yes' : 'no'}</td></tr>`);
@@ -398,9 +400,7 @@ export function tableHtml(t: ExperimentTable): string {
 <h1>${esc(t.title)}</h1><p>Budget <code>${esc(t.budget)}</code>, generated ${esc(t.generated)}.</p><p>${esc(t.protocol)}</p>
 <table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>
 <h2>Checks against the goals of issue 4</h2><table><thead><tr><th>check</th><th>value</th><th>holds</th></tr></thead><tbody>${checks.join('')}</tbody></table>
-<!-- markdown source
-${esc(md)}
---></body></html>
+</body></html>
 `;
 }
 

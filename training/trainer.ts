@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
-import type { TrainConfig } from '../src/config.js';
+import { trainSchema, type TrainConfig } from '../src/config.js';
 import type { DatasetSplit } from '../src/data/types.js';
 import { createDualEncoder } from '../src/model/dual-encoder.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
@@ -92,6 +92,11 @@ export function fingerprintSplit(split: DatasetSplit): string {
   return h.digest('hex').slice(0, 16);
 }
 
+function withDefaults(train: unknown): unknown {
+  const parsed = trainSchema.safeParse(train);
+  return parsed.success ? parsed.data : train;
+}
+
 function describeMismatch(a: unknown, b: unknown): string[] {
   const out: string[] = [];
   const ja = a as Record<string, unknown>;
@@ -132,7 +137,8 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     const problems = [
       ...(s.dataFingerprint !== fingerprint ? [`training data changed (fingerprint ${s.dataFingerprint} vs ${fingerprint})`] : []),
       ...(s.seed !== seed ? [`seed: checkpoint ${s.seed} vs now ${seed}`] : []),
-      ...describeMismatch(s.train, config),
+      // settings added to the schema after the checkpoint was written take their defaults, so old checkpoints resume
+      ...describeMismatch(withDefaults(s.train), config),
     ];
     if (problems.length) throw new Error(`cannot resume ${ckptPath}:\n  ${problems.join('\n  ')}`);
     tokenizer = tokenizerFromJSON(s.tokenizer);

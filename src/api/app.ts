@@ -18,6 +18,7 @@ import type { VectorIndex } from '../index/types.js';
 import { tf } from '../engine/tf.js';
 import { ActivationManager, type ActivationHooks } from './activation.js';
 import { KeyRing, requireScope, type ApiKeyEntry, type Scope } from './auth.js';
+import { mountDashboard } from './dashboard/index.js';
 import { docsHtml, scalarScriptPath } from './docs.js';
 import { EncoderQueue } from './encoderQueue.js';
 import { ApiError, errorBody, formatPath, type ErrorStatus } from './errors.js';
@@ -546,6 +547,9 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
       return c.json({ id, status: r }, 200);
     },
   );
+
+  // ---------------------------------------------------------------------------- dashboard (+ GET /v1/items/{id}/image)
+  mountDashboard(app, { store, defaultNamespace: config.server.defaultNamespace });
 
   // ---------------------------------------------------------------------------- docs
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer', description: 'an API key from MANYFOLD_API_KEYS' });

@@ -2,9 +2,11 @@
  * Fast op formulations for tfjs, tuned for the wasm backend (see STACK.md) and correct on every backend.
  *
  * Why: on wasm, matMul with transposeA/transposeB or a batch dimension > 1 skips XNNPACK and runs a scalar
- * loop (~2 GFLOP/s instead of ~40); every default matMul gradient uses those flags, tf.sum over axis 0 is slow,
- * and Pow/Tanh are slow. So:
- * - linear: tf.customGrad whose backward is plain 2-D matmuls of explicitly transposed operands
+ * loop (~1.5 GFLOP/s instead of ~30-40); every default matMul gradient uses those flags, tf.sum over axis 0 is
+ * slow, and Pow/Tanh are slow. So:
+ * - customOp: a differentiable op with a hand-written backward whose per-input gradients are lazy (the tape only
+ *   computes the gradients of inputs on the differentiated path). linear, layerNorm and the attention cores use it.
+ * - linear: forward as one fused matmul+bias; backward as plain 2-D matmuls of explicitly transposed operands
  *   (dX = dy @ T(W), dW = T(x) @ dy), the bias gradient as ones[1,M] @ dy.
  * - layerNorm: hand-written backward (row statistics recomputed from saved tensors, column sums as matmuls).
  * - gelu: the tanh-approximation GELU written as x * sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3)
@@ -12,10 +14,12 @@
  * - colSum: sum over axis 0 as ones[1,M] @ x.
  * - transpose2d: for tall matrices, the 2-D transpose done as a 3-D transpose ([M/c, c, N] -> perm [2,0,1]),
  *   which the wasm Transpose kernel does faster than the plain 2-D case.
- * - attention: multi-head self-attention over [B*T, D] tokens with an optional key-padding mask, with a
- *   hand-written backward for the softmax(QK^T)V core.
+ * - batchMatMul: batched small products as one depthwise convolution on wasm (XNNPACK grouped GEMM).
+ * - attention: multi-head self-attention over [B*T, D] tokens with an optional key-padding mask; the
+ *   softmax(QK^T)V core is one op (layout in and out, batchMatMul products, hand-written backward).
+ *   attentionFirstToken: the same for the first token's query only (the image tower's last block).
  *
- * Every customGrad passes the forward tensors its backward needs through save(): capturing them in the closure
+ * Every custom op passes the forward tensors its backward needs through save(): capturing them in the closure
  * crashes on wasm (the engine frees them), although the cpu backend hides the bug.
  *
  * All functions take and return tensors owned by the caller; wrap calls in tf.tidy.

@@ -166,6 +166,8 @@ export interface RobustEntry {
   attacked: { tr: boolean; ir: boolean };
   tr: Triple;
   ir: Triple;
+  /** sum of the six recalls (TR and IR at 1, 5, 10) */
+  rsum: number;
   /** SGA's ASR in percent over the queries correct at R@K clean; `base` = how many those were */
   asr: { tr: Triple; ir: Triple; base: { tr: Triple; ir: Triple } };
   ci: { tr: CiTriple; ir: CiTriple; asr: { tr: CiTriple; ir: CiTriple } };
@@ -388,6 +390,7 @@ export function directionFromRanks(rank: Int32Array, ks: readonly number[] = KS)
 interface Scored {
   tr: Triple;
   ir: Triple;
+  rsum: number;
   asr: RobustEntry['asr'];
   ci: RobustEntry['ci'];
 }
@@ -404,9 +407,12 @@ function score(clean: { tr: DirectionRecall; ir: DirectionRecall }, tr: Directio
   };
   const at = asrDir(clean.tr, tr);
   const ai = asrDir(clean.ir, ir);
+  const t = triple(tr);
+  const i = triple(ir);
   return {
-    tr: triple(tr),
-    ir: triple(ir),
+    tr: t,
+    ir: i,
+    rsum: round2(t.r1 + t.r5 + t.r10 + i.r1 + i.r5 + i.r10),
     asr: { tr: at.asr, ir: ai.asr, base: { tr: at.base, ir: ai.base } },
     ci: { tr: ciTriple(tr, resamples), ir: ciTriple(ir, resamples), asr: { tr: at.ci, ir: ai.ci } },
   };

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../src/engine/tf.js';
 import { initBackend } from '../../src/engine/backend.js';
+import { opCacheTensorCount } from '../../src/engine/ops.js';
 import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
 import { countParameters } from '../../src/model/presets.js';
 import type { DualEncoder } from '../../src/model/types.js';
@@ -206,6 +207,58 @@ describe('dual encoder', () => {
     expect(tf.memory().numTensors).toBe(before);
     m.dispose();
     tf.dispose([x, idsT]);
+  });
+
+  it('same seed and inputs -> bit-identical loss and gradients on wasm (two models, repeated steps)', () => {
+    const { px, ids } = makeInputs(7);
+    const x = tf.tensor4d(px, [B, 32, 32, 3]);
+    const idsT = tf.tensor2d(ids, [B, L], 'int32');
+    const run = () => {
+      const m = createDualEncoder(modelConfigFromPreset('tiny', VOCAB), 11);
+      const vars = [...m.variables.values()];
+      const out: Buffer[] = [];
+      for (let i = 0; i < 2; i++) {
+        const { value, grads } = tf.variableGrads(() => infoNce(m, x, idsT), vars);
+        out.push(Buffer.from(value.dataSync().buffer.slice(0)));
+        for (const v of vars) out.push(Buffer.from(grads[v.name].dataSync().slice().buffer));
+        tf.dispose([value, ...Object.values(grads)]);
+      }
+      m.dispose();
+      return out;
+    };
+    const a = run();
+    const b = run();
+    expect(a.length).toBe(b.length);
+    a.forEach((buf, i) => expect(buf.equals(b[i]), `tensor ${i}`).toBe(true));
+    tf.dispose([x, idsT]);
+  });
+
+  it('numTensors minus cached op constants is flat across steps whose text lengths vary', () => {
+    const m = createDualEncoder(modelConfigFromPreset('tiny', VOCAB), 6);
+    const { px, ids } = makeInputs(4);
+    const x = tf.tensor4d(px, [B, 32, 32, 3]);
+    const full = tf.tensor2d(ids, [B, L], 'int32');
+    const vars = [...m.variables.values()];
+    const step = (len: number) => {
+      const idsT = tf.slice(full, [0, 0], [B, len]) as tf.Tensor2D;
+      const { value, grads } = tf.variableGrads(() => infoNce(m, x, idsT), vars);
+      value.dataSync();
+      tf.dispose([value, ...Object.values(grads), idsT]);
+      tf.tidy(() => {
+        m.textTower(tf.slice(full, [0, 0], [B, len]) as tf.Tensor2D);
+      });
+    };
+    step(L);
+    const before = tf.memory().numTensors - opCacheTensorCount();
+    const cachedBefore = opCacheTensorCount();
+    for (const len of [24, 17, L, 9, 24]) {
+      step(len);
+      expect(tf.memory().numTensors - opCacheTensorCount(), `after a step with length ${len}`).toBe(before);
+    }
+    // new lengths did add cached constants (so the subtraction matters)
+    expect(opCacheTensorCount()).toBeGreaterThan(cachedBefore);
+    m.dispose();
+    tf.dispose([x, full]);
   });
 
   it('wasm loss, embeddings and gradients of every variable match the cpu backend', async () => {

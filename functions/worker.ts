@@ -1,0 +1,122 @@
+/**
+ * Cloudflare Workers entry (infra/wrangler.jsonc). Thin: bindings -> createEdgeApi -> the same Hono app as the
+ * Node server; plus the queue consumer of the scale-out re-index (src/reindex).
+ *
+ * Bindings (see docs/deployment.md):
+ *   ASSETS            static assets (run_worker_first: nothing is served publicly): /model/* (the artifact:
+ *                     manifest.json, tokenizer.json, weights-*.bin) and /index/snapshot.mfvi (optional memory-index
+ *                     snapshot for small corpora)
+ *   DATA              R2 bucket: items, blobs, jobs, re-index progress (memory when unbound: tests, demos)
+ *   REINDEX_QUEUE     Cloudflare Queue producer; this Worker is also its consumer (and the DLQ's)
+ *   MANYFOLD_API_KEYS secret, `key=scope+scope,...`
+ *   MANYFOLD_INDEX    'memory' (default here) or 'pinecone' (+ PINECONE_API_KEY secret, PINECONE_HOST var)
+ *   MANYFOLD_BACKEND  'auto' (wasm from the bundled module, else cpu), 'wasm' or 'cpu'
+ * The tfjs wasm binary is imported as a module (workerd cannot compile wasm from bytes; see src/edge/backend.ts).
+ */
+import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm';
+import { createEdgeApi, type EdgeApi } from '../src/edge/api.js';
+import { initEdgeBackend, type EdgeBackendInfo } from '../src/edge/backend.js';
+import { MemoryBucket, type BucketLike } from '../src/edge/bucket.js';
+import { registerReindexRoutes } from '../src/reindex/routes.js';
+import { processQueueBatch, type QueueBatchLike, type ReindexDeps } from '../src/reindex/worker.js';
+
+export interface WorkerEnv {
+  ASSETS?: { fetch(input: Request | string): Promise<Response> };
+  DATA?: BucketLike;
+  REINDEX_QUEUE?: { send(body: unknown): Promise<void>; sendBatch(messages: { body: unknown }[]): Promise<void> };
+  MANYFOLD_API_KEYS?: string;
+  MANYFOLD_INDEX?: string;
+  MANYFOLD_BACKEND?: string;
+  MANYFOLD_CONFIG?: string;
+  MANYFOLD_LOG_LEVEL?: string;
+  PINECONE_API_KEY?: string;
+  PINECONE_HOST?: string;
+  [k: string]: unknown;
+}
+
+interface Isolate {
+  edge: EdgeApi;
+  backend: EdgeBackendInfo;
+  coldStartMs: number;
+  bucket: BucketLike;
+}
+
+let isolate: Promise<Isolate> | undefined;
+const memoryBucket = new MemoryBucket();
+
+async function asset(env: WorkerEnv, path: string): Promise<Response> {
+  if (!env.ASSETS) throw new Error('the ASSETS binding is missing (see infra/wrangler.jsonc)');
+  return env.ASSETS.fetch(new Request(`https://assets.local${path}`));
+}
+
+async function boot(env: WorkerEnv): Promise<Isolate> {
+  const t0 = Date.now();
+  const kind = (env.MANYFOLD_BACKEND ?? 'auto') as 'auto' | 'wasm' | 'cpu';
+  const backend = await initEdgeBackend(kind === 'cpu' || kind === 'wasm' ? kind : 'auto', wasmSimd);
+  const bucket = env.DATA ?? memoryBucket;
+  const edge = await createEdgeApi({
+    env,
+    bucket,
+    models: [
+      {
+        name: 'assets:/model/',
+        read: async (name) => {
+          const r = await asset(env, `/model/${name}`);
+          if (!r.ok) throw new Error(`asset /model/${name}: HTTP ${r.status}`);
+          return new Uint8Array(await r.arrayBuffer());
+        },
+      },
+    ],
+    snapshot: async () => {
+      const r = await asset(env, '/index/snapshot.mfvi');
+      return r.ok ? new Uint8Array(await r.arrayBuffer()) : null;
+    },
+  });
+  // first forward pass compiles the kernels: do it here, not in the first search
+  edge.api.service.active.encoder.embedTextsMatrix(['warm up']);
+  const iso: Isolate = { edge, backend, coldStartMs: 0, bucket };
+  registerReindexRoutes(edge.api.app, () => reindexDeps(iso, env));
+  iso.coldStartMs = Date.now() - t0;
+  return iso;
+}
+
+function getIsolate(env: WorkerEnv): Promise<Isolate> {
+  isolate ??= boot(env).catch((e) => {
+    isolate = undefined;
+    throw e;
+  });
+  return isolate;
+}
+
+function reindexDeps(iso: Isolate, env: WorkerEnv): ReindexDeps {
+  return {
+    service: iso.edge.api.service,
+    registry: iso.edge.registry,
+    store: iso.edge.api.service.store,
+    index: iso.edge.index,
+    progress: iso.bucket,
+    enqueue: env.REINDEX_QUEUE ? (msgs) => env.REINDEX_QUEUE!.sendBatch(msgs.map((body) => ({ body }))) : undefined,
+  };
+}
+
+export default {
+  async fetch(request: Request, env: WorkerEnv, ctx: unknown): Promise<Response> {
+    let iso: Isolate;
+    try {
+      iso = await getIsolate(env);
+    } catch (e) {
+      console.error(JSON.stringify({ level: 50, msg: 'worker failed to start', err: (e as Error).message }));
+      return Response.json({ error: { code: 'not_ready', message: 'the worker failed to start; see its logs' } }, { status: 503 });
+    }
+    const url = new URL(request.url);
+    if (url.pathname === '/edge/info') {
+      return Response.json({ backend: iso.backend, coldStartMs: iso.coldStartMs, appStartMs: iso.edge.startMs, model: iso.edge.api.service.active.id, index: iso.edge.index.kind });
+    }
+    return iso.edge.api.app.fetch(request, env, ctx as never);
+  },
+
+  async queue(batch: QueueBatchLike, env: WorkerEnv): Promise<void> {
+    const iso = await getIsolate(env);
+    await processQueueBatch(batch, reindexDeps(iso, env));
+  },
+};
