@@ -3,9 +3,10 @@
  * Node server; plus the queue consumer of the scale-out re-index (src/reindex).
  *
  * Bindings (see docs/deployment.md):
- *   ASSETS            static assets (run_worker_first: nothing is served publicly): /model/* (the artifact:
- *                     manifest.json, tokenizer.json, weights-*.bin) and /index/snapshot.mfvi (optional memory-index
- *                     snapshot for small corpora)
+ *   ASSETS            static assets (run_worker_first: nothing is served publicly), built by
+ *                     infra/build-worker-assets.ts: /model/* (the default artifact: manifest.json, tokenizer.json,
+ *                     weights-*.bin), /models/<id>/* (more artifacts), /models.json (the list), and
+ *                     /index/snapshot.mfvi (optional memory-index snapshot for small corpora)
  *   DATA              R2 bucket: items, blobs, jobs, re-index progress (memory when unbound: tests, demos)
  *   REINDEX_QUEUE     Cloudflare Queue producer; this Worker is also its consumer (and the DLQ's)
  *   MANYFOLD_API_KEYS secret, `key=scope+scope,...`
@@ -54,19 +55,19 @@ async function boot(env: WorkerEnv): Promise<Isolate> {
   const kind = (env.MANYFOLD_BACKEND ?? 'auto') as 'auto' | 'wasm' | 'cpu';
   const backend = await initEdgeBackend(kind === 'cpu' || kind === 'wasm' ? kind : 'auto', wasmSimd);
   const bucket = env.DATA ?? memoryBucket;
+  const list = await asset(env, '/models.json');
+  const folders = list.ok ? ((await list.json()) as string[]) : ['model'];
   const edge = await createEdgeApi({
     env,
     bucket,
-    models: [
-      {
-        name: 'assets:/model/',
-        read: async (name) => {
-          const r = await asset(env, `/model/${name}`);
-          if (!r.ok) throw new Error(`asset /model/${name}: HTTP ${r.status}`);
-          return new Uint8Array(await r.arrayBuffer());
-        },
+    models: folders.map((folder) => ({
+      name: `assets:/${folder}/`,
+      read: async (name: string) => {
+        const r = await asset(env, `/${folder}/${name}`);
+        if (!r.ok) throw new Error(`asset /${folder}/${name}: HTTP ${r.status}`);
+        return new Uint8Array(await r.arrayBuffer());
       },
-    ],
+    })),
     snapshot: async () => {
       const r = await asset(env, '/index/snapshot.mfvi');
       return r.ok ? new Uint8Array(await r.arrayBuffer()) : null;

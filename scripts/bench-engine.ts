@@ -224,6 +224,8 @@ if (args.json) {
   console.log(`wrote ${args.json}`);
 }
 model.dispose();
+// the threaded wasm build's pthread workers keep the event loop alive: exit explicitly
+process.exit(0);
 
 /**
  * --profile: `profile-runs` extra runs of each case under tf.profile; per case the kernel count, the kernel time

@@ -56,7 +56,8 @@ async function activateBundledWasm(mod: WebAssembly.Module): Promise<void> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
   tf.env().set('WASM_HAS_SIMD_SUPPORT', true);
-  wasm.setWasmPaths({ 'tfjs-backend-wasm-simd.wasm': SENTINEL, 'tfjs-backend-wasm.wasm': SENTINEL }, true);
+  // every name must be mapped (tfjs validates the map); threads are off, so only the SIMD build is instantiated
+  wasm.setWasmPaths({ 'tfjs-backend-wasm-simd.wasm': SENTINEL, 'tfjs-backend-wasm.wasm': SENTINEL, 'tfjs-backend-wasm-threaded-simd.wasm': SENTINEL }, true);
   const platform = tf.env().platform as unknown as { fetch: (p: string, init?: unknown) => Promise<Response> };
   const origFetch = platform.fetch.bind(platform);
   const W = WebAssembly as unknown as { instantiate: (src: unknown, imports?: unknown) => Promise<unknown> };

@@ -121,6 +121,9 @@ export function customOp(
   inputs.forEach((t, i) => (inputMap[i] = t));
   const shapes = inputs.map((t) => t.shape);
   const engine = tf.engine() as unknown as EngineWithKernelFunc;
+  if (typeof engine.runKernelFunc !== 'function') {
+    throw new Error('customOp: this tfjs-core has no Engine.runKernelFunc (written against tfjs-core 4.22)');
+  }
   return engine.runKernelFunc({
     forwardFunc: (_backend, save) => forward(save),
     backwardsFunc: (dy, saved) => {

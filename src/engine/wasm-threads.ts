@@ -14,6 +14,14 @@
  * Everything is restored right after initialisation. On any failure the caller falls back to one thread.
  *
  * Single-threaded use never touches this module.
+ *
+ * Measured (tiny preset, 2-core machine shared with other jobs, load average 7-9): 2 threads gave about the same
+ * wall time as 1 for the training step but ~1.6x the CPU time (400 vs 248 ms per step). XNNPACK parallelises
+ * each op separately and its pthreadpool workers spin before they sleep (the extra CPU time); a step is ~1000
+ * small ops, so whenever the second core is busy with another process, ops wait for a descheduled worker. The
+ * likely reason threads lose on a loaded machine; and it cannot be fixed from here (the pool is global to the wasm module; tfjs gives no
+ * per-op control). Keep it opt-in; it can only pay off on otherwise idle cores. Note that the pthread workers
+ * keep Node's event loop alive: a script that used threads must end with process.exit().
  */
 import * as tf from './tf.js';
 

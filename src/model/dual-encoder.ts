@@ -6,7 +6,9 @@
  * [0,1] pixel space); patchify by reshape/transpose (no conv); linear patch embedding; a class token and learned
  * position embeddings; pre-LN blocks (LN -> MHSA -> residual, LN -> MLP(GELU) -> residual); the final LayerNorm is
  * applied to the class token only (LN is per token, so this equals normalising all tokens and then pooling);
- * linear projection (no bias); L2 normalisation.
+ * linear projection (no bias); L2 normalisation. Because only the class token is pooled, the last block runs its
+ * queries, attention output projection and MLP for the class token only (keys and values for every token): the
+ * same function, ~20% fewer FLOPs for the tower.
  *
  * Text tower: token embedding (gather) + learned position embedding; pre-LN blocks with bidirectional attention
  * and a key-padding mask (id 0 = pad); final LayerNorm; **masked mean pooling** over non-pad tokens; projection

@@ -73,6 +73,7 @@ export async function planReindex(deps: ReindexDeps, model: string, opts: { batc
   const info = deps.registry.info(model);
   if (!info) throw new Error(`unknown model ${model}`);
   if (!deps.enqueue) throw new Error('no queue producer is configured');
+  if (model === deps.service.active.id) throw new Error(`model ${model} is the active model: re-index a different model into its own namespace`);
   const batchSize = Math.max(1, Math.min(256, opts.batchSize ?? 16));
   const runId = opts.runId ?? newRunId();
   const plan: ReindexPlan = { runId, model, tag: info.tag, batchSize, totalBatches: 0, totalItems: 0, namespaces: [], createdAt: new Date().toISOString() };

@@ -30,6 +30,7 @@ export function registerReindexRoutes(app: OpenAPIHono<any>, deps: () => Reindex
     const d = deps();
     await d.registry.scan();
     if (!d.registry.has(body.model)) throw new ApiError(404, 'not_found', `unknown model ${body.model}`, 'model');
+    if (body.model === d.service.active.id) throw new ApiError(409, 'already_active', `model ${body.model} is already active`, 'model');
     const plan = await planReindex(d, body.model, body.batchSize ? { batchSize: body.batchSize as number } : {});
     return c.json({ plan }, 202);
   });

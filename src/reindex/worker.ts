@@ -39,7 +39,7 @@ export async function processQueueBatch(batch: QueueBatchLike, deps: ReindexDeps
         r.acked++;
       } catch (e) {
         console.error(JSON.stringify({ level: 50, msg: 're-index batch failed; will retry', id: m.id, attempts: m.attempts, err: (e as Error).message }));
-        m.retry({ delaySeconds: Math.min(60, 2 ** m.attempts) });
+        m.retry({ delaySeconds: Math.min(60, 2 ** Math.max(0, m.attempts - 1)) });
         r.retried++;
       }
     }),

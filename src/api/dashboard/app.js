@@ -440,7 +440,7 @@ async function onStartProbe(ev) {
   btn.disabled = true;
   try {
     const { probe } = await api('POST', 'v1/probes', { json: { sample, attacks: SUITES[suite] ?? SUITES.quick, resamples: 200 } });
-    setStatus('probe-status', `Probe ${probe.id} ${probe.status}.`, true);
+    setStatus('probe-status', `Started probe ${probe.id} (${probe.status}).`, true);
     await loadProbes();
   } catch (e) {
     setStatus('probe-status', '');
@@ -568,9 +568,9 @@ function lineChart(series, titleId, descId) {
 
 function barChart(bars, titleId, descId) {
   const G = 76;
-  const m = { l: 48, r: 12, t: 14, b: 74 };
+  const m = { l: 48, r: 90, t: 14, b: 84 };
   const W = Math.max(320, m.l + m.r + bars.length * G);
-  const H = 260;
+  const H = 270;
   const desc = bars.map((b) => `${b.key}: clean ${pct(b.clean)}, robust ${pct(b.robust)}`).join('; ');
   const { svg, y } = frame(W, H, m, titleId, descId, 'Clean vs robust R@1 per attack', desc);
   const bw = (G - 20) / 2;

@@ -53,11 +53,21 @@ export const DASHBOARD_CSP = [
 ].join('; ');
 
 const cache = new Map<AssetName, Promise<string>>();
+/**
+ * The page's files, read once from beside this module. A bundled deployment without them (an edge Worker
+ * bundle carries no sibling files) answers 404 for /dashboard instead of a 500; the JSON API is unaffected.
+ */
 function asset(name: AssetName): Promise<string> {
   let p = cache.get(name);
   if (!p) {
-    p = readFile(new URL(`./${name}`, import.meta.url), 'utf8');
-    p.catch(() => cache.delete(name));
+    p = (async () => {
+      try {
+        return await readFile(new URL(`./${name}`, import.meta.url), 'utf8');
+      } catch {
+        cache.delete(name);
+        throw new ApiError(404, 'not_found', 'the dashboard is not bundled with this deployment (use the Node server)');
+      }
+    })();
     cache.set(name, p);
   }
   return p;

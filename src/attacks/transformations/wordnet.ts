@@ -101,7 +101,9 @@ export class WordNetSynonymSwap implements WordTransformation {
   private async lookup(word: string): Promise<string[]> {
     const wp = await loadWordPos();
     const keepPos = (r: { pos: string }) => !this.pos || this.pos.has(r.pos);
-    const direct = (await wp.lookup(word)).filter(keepPos);
+    // wordpos reads its four part-of-speech files concurrently and returns results in completion order: sort them,
+    // or the candidate list (and so the attack) would depend on I/O timing instead of the seed
+    const direct = stableSynsets((await wp.lookup(word)).filter(keepPos));
     let raw: string[] = [];
     if (direct.length > 0) {
       for (const r of direct) raw.push(...r.synonyms);
@@ -112,7 +114,7 @@ export class WordNetSynonymSwap implements WordTransformation {
       for (const [suf, rep] of VERB_RULES.slice(0, 4)) if (word.endsWith(suf)) bases.push([word.slice(0, -suf.length) + rep, 'v']);
       for (const [base, pos] of bases) {
         if (base.length < 2 || (this.pos && !this.pos.has(pos))) continue;
-        const rs = pos === 'n' ? await wp.lookupNoun(base) : await wp.lookupVerb(base);
+        const rs = stableSynsets(pos === 'n' ? await wp.lookupNoun(base) : await wp.lookupVerb(base));
         if (rs.length === 0 || inflectS(base) !== word) continue;
         for (const r of rs) raw.push(...r.synonyms.map((s) => (VALID.test(s) ? inflectS(s) : s)));
       }
@@ -129,4 +131,8 @@ export class WordNetSynonymSwap implements WordTransformation {
     }
     return out;
   }
+}
+
+function stableSynsets<T extends { pos: string; synsetOffset?: number | string }>(results: T[]): T[] {
+  return [...results].sort((a, b) => (a.pos === b.pos ? Number(a.synsetOffset ?? 0) - Number(b.synsetOffset ?? 0) : a.pos < b.pos ? -1 : 1));
 }

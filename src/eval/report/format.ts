@@ -20,6 +20,7 @@ export const ATTACK_HEADERS = [
   'IR R@1 [95% CI]',
   'IR R@5',
   'IR R@10',
+  'RSUM',
   'ASR TR@1 [CI]',
   'ASR IR@1 [CI]',
   'queries/img',
@@ -40,6 +41,7 @@ export function attackRow(e: RobustEntry): string[] {
     `${f2(e.ir.r1)} ${ci(e.ci.ir.r1)}${e.attacked.ir ? '' : ' (clean)'}`,
     f2(e.ir.r5),
     f2(e.ir.r10),
+    f1(e.rsum),
     `${f1(e.asr.tr.r1)} ${ci(e.ci.asr.tr.r1)} of ${e.asr.base.tr.r1}`,
     `${f1(e.asr.ir.r1)} ${ci(e.ci.asr.ir.r1)} of ${e.asr.base.ir.r1}`,
     f1(e.queries.perImage),
@@ -48,7 +50,7 @@ export function attackRow(e: RobustEntry): string[] {
   ];
 }
 
-export const WORST_HEADERS = ['eps/255', 'over', 'TR R@1 [95% CI]', 'TR R@5', 'TR R@10', 'IR R@1 [95% CI]', 'IR R@5', 'IR R@10', 'ASR TR@1', 'ASR IR@1'];
+export const WORST_HEADERS = ['eps/255', 'over', 'TR R@1 [95% CI]', 'TR R@5', 'TR R@10', 'IR R@1 [95% CI]', 'IR R@5', 'IR R@10', 'RSUM', 'ASR TR@1', 'ASR IR@1'];
 
 export function worstRow(w: WorstEntry): string[] {
   return [
@@ -60,17 +62,21 @@ export function worstRow(w: WorstEntry): string[] {
     `${f2(w.ir.r1)} ${ci(w.ci.ir.r1)}`,
     f2(w.ir.r5),
     f2(w.ir.r10),
+    f1(w.rsum),
     f1(w.asr.tr.r1),
     f1(w.asr.ir.r1),
   ];
 }
 
-export const CLEAN_HEADERS = ['direction', 'R@1 [95% CI]', 'R@5', 'R@10'];
+export const CLEAN_HEADERS = ['direction', 'R@1 [95% CI]', 'R@5', 'R@10', 'RSUM'];
 
 export function cleanRows(r: RobustReport): string[][] {
+  const t = r.clean.tr;
+  const i = r.clean.ir;
+  const rsum = f1(t.r1 + t.r5 + t.r10 + i.r1 + i.r5 + i.r10);
   return [
-    ['image->text (TR)', `${f2(r.clean.tr.r1)} ${ci(r.clean.tr.r1ci)}`, f2(r.clean.tr.r5), f2(r.clean.tr.r10)],
-    ['text->image (IR)', `${f2(r.clean.ir.r1)} ${ci(r.clean.ir.r1ci)}`, f2(r.clean.ir.r5), f2(r.clean.ir.r10)],
+    ['image->text (TR)', `${f2(t.r1)} ${ci(t.r1ci)}`, f2(t.r5), f2(t.r10), rsum],
+    ['text->image (IR)', `${f2(i.r1)} ${ci(i.r1ci)}`, f2(i.r5), f2(i.r10), '(both)'],
   ];
 }
 
