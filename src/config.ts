@@ -145,6 +145,37 @@ export const limitsSchema = z
   })
   .strict();
 
+/** `manyfold nightly`: the retrain -> eval gate -> deploy job (src/nightly, docs/operations.md). */
+export const nightlySchema = z
+  .object({
+    /** where run state files live: <stateDir>/<runId>/state.json (+ summary.json, train/, eval-*.json) */
+    stateDir: z.string().min(1).default('runs/nightly'),
+    /** the running API (blue/green activation, smoke) and an admin key for it */
+    serverUrl: z.string().url().optional(),
+    adminKey: z.string().min(8).optional(),
+    /** directory the server scans for artifacts (its <data>/models): published artifacts are copied here */
+    publishDir: z.string().min(1).optional(),
+    /** held-out split of the data file used by the gate, and how many of its images (fixed: first N) */
+    evalSplit: z.string().min(1).default('test'),
+    evalLimit: positiveInt.default(64),
+    /** the fixed attack suite of the gate */
+    attacks: z.array(z.string().min(1)).min(1).default(['pgd', 'text']),
+    eps255: z.array(z.number().positive()).min(1).default([2]),
+    attackSteps: positiveInt.default(5),
+    evalSeed: z.number().int().min(0).default(0),
+    /** gate: the candidate's robust R@1 (worst case over the suite, mean of TR and IR, in points) may be at most
+     * this much below the active model's */
+    robustR1Tolerance: z.number().min(0).default(1),
+    /** gate: the candidate's clean R@1 (mean of TR and IR, points) may drop at most this much */
+    cleanR1MaxDrop: z.number().min(0).default(3),
+    /** activation job polling */
+    pollMs: positiveInt.default(250),
+    jobTimeoutMs: positiveInt.default(30 * 60_000),
+    /** smoke: a text query that must return at least one result from the new model */
+    smokeQuery: z.string().min(1).default('a red circle'),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     backend: backendSchema.default('auto'),
@@ -155,6 +186,7 @@ export const configSchema = z
     index: indexConfigSchema.default(indexConfigSchema.parse({})),
     auth: authSchema.default({}),
     limits: limitsSchema.default(limitsSchema.parse({})),
+    nightly: nightlySchema.default(nightlySchema.parse({})),
   })
   .strict();
 
@@ -163,6 +195,7 @@ export type TrainConfig = z.infer<typeof trainSchema>;
 export type ServerConfig = z.infer<typeof serverSchema>;
 export type IndexSectionConfig = z.infer<typeof indexConfigSchema>;
 export type LimitsConfig = z.infer<typeof limitsSchema>;
+export type NightlyConfig = z.infer<typeof nightlySchema>;
 
 /** Human-readable list of zod issues: `train.epochs: Too small: expected number to be >0`. */
 export function formatZodError(error: z.ZodError, source?: string): string {

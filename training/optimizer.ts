@@ -16,6 +16,8 @@ export const decayMatricesOnly = (_name: string, v: tf.Variable): boolean => v.r
  * AdamW (Loshchilov & Hutter) with decoupled weight decay and bias correction, written out so that its state
  * can be checkpointed by name and restored bit-exactly on resume (tfjs' AdamOptimizer keeps it private).
  */
+let nextOptimizerId = 0;
+
 export class AdamW {
   readonly beta1: number;
   readonly beta2: number;
@@ -32,9 +34,13 @@ export class AdamW {
     this.epsilon = opts.epsilon ?? 1e-6;
     this.weightDecay = opts.weightDecay;
     this.decays = opts.decays ?? decayMatricesOnly;
+    const uid = nextOptimizerId++;
     for (const [name, variable] of variables) {
-      this.m.set(name, tf.variable(tf.zerosLike(variable), false, `adamw.m.${name}`));
-      this.v.set(name, tf.variable(tf.zerosLike(variable), false, `adamw.v.${name}`));
+      // tf.variable shares the initial tensor's buffer: dispose the initial tensor so only the variable counts
+      const zeros = tf.zerosLike(variable);
+      this.m.set(name, tf.variable(zeros, false, `adamw.m.${name}.${uid}`));
+      this.v.set(name, tf.variable(zeros, false, `adamw.v.${name}.${uid}`));
+      zeros.dispose();
     }
   }
 

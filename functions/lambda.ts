@@ -1,0 +1,179 @@
+/**
+ * AWS Lambda entries (sst.config.ts). Thin: environment -> createEdgeApi -> the same Hono app, served through
+ * hono/aws-lambda (function URL / API Gateway v2 events); plus the SQS consumer of the re-index pipeline and the
+ * nightly trigger of the cron.
+ *
+ * Environment (sst.config.ts links them):
+ *   MANYFOLD_API_KEYS, PINECONE_API_KEY   secrets (SST Secret -> env)
+ *   MANYFOLD_INDEX                        'pinecone' (production) or 'memory'; PINECONE_HOST
+ *   MODEL_BUCKET + MODEL_PREFIX           S3 location of model artifacts: <prefix>/<id>/manifest.json ...;
+ *                                         MODEL_IDS (comma list, first = default) names which ones to serve
+ *   DATA_BUCKET                           S3 bucket for items, blobs, jobs, re-index progress
+ *   REINDEX_QUEUE_URL                     SQS queue of the re-index (DLQ by redrive policy)
+ *   local runs/tests: MANYFOLD_MODEL_DIRS (comma list of artifact directories) and MANYFOLD_DATA_DIR instead
+ *   of the buckets (no AWS SDK call at all).
+ * The AWS SDK v3 ships with the Lambda Node.js runtime; it is imported dynamically only when a bucket or queue
+ * is configured, so it is not a dependency of this package.
+ */
+import { handle } from 'hono/aws-lambda';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { initBackend } from '../src/engine/backend.js';
+import { createEdgeApi, type EdgeApi } from '../src/edge/api.js';
+import type { BucketLike, BucketListResult } from '../src/edge/bucket.js';
+import { DirBucket } from '../src/edge/bucket-dir.js';
+import type { EdgeModelSource } from '../src/edge/registry.js';
+import { registerReindexRoutes } from '../src/reindex/routes.js';
+import { processMessage, recordDead, type ReindexDeps, type ReindexMessage } from '../src/reindex/pipeline.js';
+
+type Env = Record<string, string | undefined>;
+
+interface Boot {
+  edge: EdgeApi;
+  bucket: BucketLike;
+  http: ReturnType<typeof handle>;
+  deps: () => ReindexDeps;
+  coldStartMs: number;
+  backend: string;
+}
+
+let booting: Promise<Boot> | undefined;
+
+// ------------------------------------------------------------------------------------------ AWS adapters
+type AnyClient = { send(cmd: unknown): Promise<any> };
+const sdk = (name: string): Promise<any> => import(/* @vite-ignore */ name);
+
+async function s3Bucket(bucket: string): Promise<BucketLike> {
+  const m = await sdk('@aws-sdk/client-s3');
+  const c: AnyClient = new m.S3Client({});
+  return {
+    async get(key) {
+      try {
+        const r = await c.send(new m.GetObjectCommand({ Bucket: bucket, Key: key }));
+        const bytes: Uint8Array = await r.Body.transformToByteArray();
+        return { arrayBuffer: async () => bytes.slice().buffer as ArrayBuffer, text: async () => new TextDecoder().decode(bytes) };
+      } catch (e) {
+        if ((e as { name?: string }).name === 'NoSuchKey') return null;
+        throw e;
+      }
+    },
+    async put(key, value) {
+      await c.send(new m.PutObjectCommand({ Bucket: bucket, Key: key, Body: typeof value === 'string' ? value : value instanceof ArrayBuffer ? new Uint8Array(value) : value }));
+    },
+    async delete(keys) {
+      for (const k of Array.isArray(keys) ? keys : [keys]) await c.send(new m.DeleteObjectCommand({ Bucket: bucket, Key: k }));
+    },
+    async list(o = {}): Promise<BucketListResult> {
+      const r = await c.send(new m.ListObjectsV2Command({ Bucket: bucket, Prefix: o.prefix, ContinuationToken: o.cursor, MaxKeys: o.limit }));
+      return { objects: (r.Contents ?? []).map((x: { Key: string }) => ({ key: x.Key })), truncated: Boolean(r.IsTruncated), ...(r.NextContinuationToken ? { cursor: r.NextContinuationToken } : {}) };
+    },
+  };
+}
+
+async function sqsSender(queueUrl: string): Promise<(msgs: ReindexMessage[]) => Promise<void>> {
+  const m = await sdk('@aws-sdk/client-sqs');
+  const c: AnyClient = new m.SQSClient({});
+  return async (msgs) => {
+    for (let at = 0; at < msgs.length; at += 10) {
+      const chunk = msgs.slice(at, at + 10);
+      const r = await c.send(new m.SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map((b, i) => ({ Id: String(i), MessageBody: JSON.stringify(b) })) }));
+      if (r.Failed?.length) throw new Error(`SQS rejected ${r.Failed.length} re-index messages`);
+    }
+  };
+}
+
+// ------------------------------------------------------------------------------------------ boot
+async function modelSources(env: Env): Promise<EdgeModelSource[]> {
+  if (env.MANYFOLD_MODEL_DIRS) {
+    return env.MANYFOLD_MODEL_DIRS.split(',').map((dir) => ({ name: dir, read: async (f: string) => new Uint8Array(await readFile(join(dir, f))) }));
+  }
+  if (!env.MODEL_BUCKET) throw new Error('set MODEL_BUCKET (+ MODEL_PREFIX, MODEL_IDS) or MANYFOLD_MODEL_DIRS');
+  const b = await s3Bucket(env.MODEL_BUCKET);
+  const prefix = (env.MODEL_PREFIX ?? 'models').replace(/\/$/, '');
+  const ids = (env.MODEL_IDS ?? '').split(',').filter(Boolean);
+  if (!ids.length) throw new Error('MODEL_IDS is empty: name the published artifacts to serve (first = default)');
+  return ids.map((id) => ({
+    name: `s3://${env.MODEL_BUCKET}/${prefix}/${id}/`,
+    read: async (f: string) => {
+      const o = await b.get(`${prefix}/${id}/${f}`);
+      if (!o) throw new Error(`s3://${env.MODEL_BUCKET}/${prefix}/${id}/${f} not found`);
+      return new Uint8Array(await o.arrayBuffer());
+    },
+  }));
+}
+
+export async function bootLambda(env: Env = process.env): Promise<Boot> {
+  const t0 = Date.now();
+  const backend = await initBackend((env.MANYFOLD_BACKEND as 'auto' | 'wasm' | 'cpu' | undefined) ?? 'auto');
+  const bucket = env.MANYFOLD_DATA_DIR ? new DirBucket(env.MANYFOLD_DATA_DIR) : env.DATA_BUCKET ? await s3Bucket(env.DATA_BUCKET) : new DirBucket('/tmp/manyfold-data');
+  const edge = await createEdgeApi({ env, bucket, models: await modelSources(env) });
+  const enqueue = env.REINDEX_QUEUE_URL ? await sqsSender(env.REINDEX_QUEUE_URL) : undefined;
+  const deps = (): ReindexDeps => ({ service: edge.api.service, registry: edge.registry, store: edge.api.service.store, index: edge.index, progress: bucket, ...(enqueue ? { enqueue } : {}) });
+  registerReindexRoutes(edge.api.app, deps);
+  const http = handle(edge.api.app);
+  return { edge, bucket, http, deps, coldStartMs: Date.now() - t0, backend: `${backend.name}: ${backend.reason}` };
+}
+
+/** The booted function (one per container; tests use it to reach the re-index deps). */
+export function boot(): Promise<Boot> {
+  booting ??= bootLambda().catch((e) => {
+    booting = undefined;
+    throw e;
+  });
+  return booting;
+}
+
+/** Function URL / API Gateway (payload v2) handler. */
+export async function handler(event: any, context?: any): Promise<any> {
+  let b: Boot;
+  try {
+    b = await boot();
+  } catch (e) {
+    console.error(JSON.stringify({ level: 50, msg: 'lambda failed to start', err: (e as Error).message }));
+    return { statusCode: 503, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ error: { code: 'not_ready', message: 'the function failed to start; see its logs' } }) };
+  }
+  return b.http(event, context);
+}
+
+/**
+ * SQS consumer of the re-index queue (ReportBatchItemFailures): failed messages return to the queue and, after
+ * maxReceiveCount, go to the dead-letter queue, whose consumer (`reindexDeadLetter`) records them.
+ */
+export async function reindexConsumer(event: { Records: { messageId: string; body: string }[] }): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+  const b = await boot();
+  const failures: { itemIdentifier: string }[] = [];
+  await Promise.all(
+    event.Records.map(async (r) => {
+      try {
+        await processMessage(b.deps(), JSON.parse(r.body) as ReindexMessage);
+      } catch (e) {
+        console.error(JSON.stringify({ level: 50, msg: 're-index batch failed; SQS will redeliver', messageId: r.messageId, err: (e as Error).message }));
+        failures.push({ itemIdentifier: r.messageId });
+      }
+    }),
+  );
+  return { batchItemFailures: failures };
+}
+
+export async function reindexDeadLetter(event: { Records: { messageId: string; body: string; attributes?: Record<string, string> }[] }): Promise<void> {
+  const b = await boot();
+  for (const r of event.Records) await recordDead(b.bucket, JSON.parse(r.body) as ReindexMessage, `exhausted SQS receives (${r.attributes?.ApproximateReceiveCount ?? '?'})`);
+}
+
+/**
+ * The nightly cron (sst.config.ts): training needs the GPU runner, so the cron dispatches the GitHub Actions
+ * workflow .github/workflows/nightly.yml (workflow_dispatch) on the self-hosted GPU runner.
+ * Env: GITHUB_REPOSITORY (owner/name), GITHUB_TOKEN (secret; actions:write), NIGHTLY_REF (default main).
+ */
+export async function nightlyTrigger(): Promise<{ dispatched: boolean; status: number }> {
+  const repo = process.env.GITHUB_REPOSITORY;
+  const token = process.env.GITHUB_TOKEN;
+  if (!repo || !token) throw new Error('nightlyTrigger needs GITHUB_REPOSITORY and GITHUB_TOKEN');
+  const r = await fetch(`https://api.github.com/repos/${repo}/actions/workflows/nightly.yml/dispatches`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, accept: 'application/vnd.github+json', 'content-type': 'application/json', 'user-agent': 'manyfold-nightly-cron' },
+    body: JSON.stringify({ ref: process.env.NIGHTLY_REF ?? 'main' }),
+  });
+  if (r.status !== 204) throw new Error(`workflow dispatch failed: HTTP ${r.status}`);
+  return { dispatched: true, status: r.status };
+}
