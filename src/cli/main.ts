@@ -6,6 +6,7 @@ import { registerDataCommands } from './commands/data.js';
 import { registerExperimentCommand } from './commands/experiment.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerProbeCommand } from './commands/probe.js';
+import { registerNightlyCommand } from './commands/nightly.js';
 
 const program = new Command();
 program
@@ -20,6 +21,7 @@ registerEvalCommand(program);
 registerExperimentCommand(program);
 registerServeCommand(program);
 registerProbeCommand(program);
+registerNightlyCommand(program);
 
 program.exitOverride();
 try {

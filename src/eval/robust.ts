@@ -749,8 +749,8 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
       wallSeconds: round2((performance.now() - started) / 1000),
     };
     entries[label] = entry;
-    if (advPixels && exampleCandidates.length < 8) exampleCandidates.push({ label, eps, adv: advPixels, trRank: tr.rank, sims: trSims });
-    if (advTexts && captionSources.length < 4) captionSources.push({ label, texts: advTexts });
+    if (advPixels && exampleCandidates.length < 16) exampleCandidates.push({ label, eps, adv: advPixels, trRank: tr.rank, sims: trSims });
+    if (advTexts && captionSources.length < 16) captionSources.push({ label, texts: advTexts });
     entriesDone++;
     progress({ stage: 'attack', label, done: nI, total: nI, entriesDone });
   }
@@ -833,7 +833,10 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
 
   // examples: images whose TR hit@1 flipped under the strongest-eps image attack, with a caption attack's edit
   if (nExamples > 0 && exampleCandidates.length) {
-    const cand = exampleCandidates.reduce((a, b) => ((b.eps ?? 0) > (a.eps ?? 0) ? b : a));
+    // the largest eps, preferring an attack that also changed captions (Co-Attack, SGA, black-box)
+    const multi = exampleCandidates.filter((c) => captionSources.some((s) => s.label === c.label));
+    const pool = multi.length ? multi : exampleCandidates;
+    const cand = pool.reduce((a, b) => ((b.eps ?? 0) > (a.eps ?? 0) ? b : a));
     const order = Array.from({ length: nI }, (_, i) => i).sort((a, b) => {
       const fa = clean.tr.rank[a] < 1 && cand.trRank[a] >= 1 ? 0 : 1;
       const fb = clean.tr.rank[b] < 1 && cand.trRank[b] >= 1 ? 0 : 1;

@@ -217,7 +217,7 @@ export function runSanityChecks(inp: SanityInput): SanityCheck[] {
     const wbTxt = list.filter((w) => w.protocol.threatModel === 'white-box' && w.attacked.ir && (w.eps255 === null || w.eps255 === e.eps255));
     if (wbTxt.length && e.attacked.ir) {
       const best = Math.min(...wbTxt.map((w) => w.ir.r1));
-      if (e.ir.r1 < best) notes.push(`${e.label} IR R@1 ${f1(e.ir.r1)} < white-box text ${f1(best)} (rank-guided word search beats the embedding objective; not gradient masking)`);
+      if (e.ir.r1 < best) notes.push(`${e.label} IR R@1 ${f1(e.ir.r1)} < white-box caption attacks ${f1(best)} (rank-guided word search beats the embedding objective; not gradient masking)`);
     }
   }
   const note = notes.length ? ` Note: ${notes.join('; ')}.` : '';
