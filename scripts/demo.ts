@@ -22,7 +22,7 @@ import { runTraining } from '../training/run.js';
 import { startServer, installSignalHandlers } from '../src/api/server.js';
 
 /** Demo defaults, chosen so that `npm ci && npm run demo` finishes in under 10 minutes on 2 cores. */
-export const DEMO_DEFAULTS = { train: 8000, val: 100, test: 200, epochs: 6, seed: 0 } as const;
+export const DEMO_DEFAULTS = { train: 3000, val: 100, test: 200, epochs: 12, seed: 0 } as const;
 
 const flagsSchema = z
   .object({
