@@ -162,11 +162,13 @@ export async function loadDataset(file: string, opts: LoadOptions): Promise<Data
     stats.decoded++;
     opts.onDecode?.(path);
     images.set(pixels, i * px);
-    if (cache && sha) {
+    // rows run concurrently: another row may disable the cache while this one awaits, so keep a local handle
+    const writer = cache;
+    if (writer && sha) {
       try {
-        await cache.put(sha, spec, pixels);
+        await writer.put(sha, spec, pixels);
       } catch (err) {
-        warn(`tensor cache disabled: cannot write ${cache.dir}: ${(err as Error).message}`);
+        if (cache) warn(`tensor cache disabled: cannot write ${writer.dir}: ${(err as Error).message}`);
         cache = null;
       }
     }
