@@ -9,6 +9,7 @@
  *   caption of the image still holds), with renderScene at twice the size and box-downsampled.
  */
 import { captionsForScene } from '../data/scenes/captions.js';
+import { MAX_ROTATION, sampleTexture } from '../data/scenes/generate.js';
 import { renderScene, type RenderSpec, type Texture } from '../data/scenes/raster.js';
 import { BACKGROUND_RGB, COLOR_RGB, MIN_CONTRAST, SIZE_SCALE, type Color, type Shape } from '../data/scenes/vocab.js';
 import type { SceneGraph } from '../data/types.js';
@@ -19,17 +20,6 @@ import { withCaptions } from './types.js';
 export const ORACLE_CAPTIONER = 'scenes-oracle-captioner';
 export const ORACLE_RENDERER = 'scenes-oracle-renderer';
 
-const MAX_ROT: Record<string, number> = { circle: 0, square: 0.2, triangle: 0.26, star: 0.35, cross: 0.2, diamond: 0.12 };
-
-function texture(rng: Rng, px: number): Texture {
-  const u = rng.next();
-  const k = px / 64;
-  if (u < 0.3) return { kind: 'plain' };
-  if (u < 0.5) return { kind: 'gradient', angle: rng.uniform(0, 2 * Math.PI), amplitude: rng.uniform(10, 22) };
-  if (u < 0.7) return { kind: 'noise', amplitude: rng.uniform(6, 12), seed: rng.seed() };
-  if (u < 0.85) return { kind: 'stripes', angle: rng.uniform(0, Math.PI), period: rng.uniform(6, 14) * k, amplitude: rng.uniform(5, 9) };
-  return { kind: 'checker', cell: rng.uniform(6, 12), amplitude: rng.uniform(4, 8) };
-}
 
 /** A new rendering of `scene` at size x size (RGB uint8). */
 export function renderSceneVariant(scene: SceneGraph, size: number, rng: Rng): Uint8Array {
@@ -40,11 +30,11 @@ export function renderSceneVariant(scene: SceneGraph, size: number, rng: Rng): U
   const jitter = rng.uniform(-8, 8);
   const spec: RenderSpec = {
     backgroundRgb: BACKGROUND_RGB[bg].map((c) => c + jitter) as unknown as [number, number, number],
-    texture: texture(rng, px),
+    texture: sampleTexture(rng, px),
     objects: scene.objects.map((o) => {
       const base = COLOR_RGB[o.color as Color] ?? [128, 128, 128];
       const gain = rng.uniform(0.93, 1.05);
-      const rot = MAX_ROT[o.shape] ?? 0;
+      const rot = (MAX_ROTATION as Record<string, number>)[o.shape] ?? 0;
       return {
         shape: o.shape as Shape,
         x: o.x,

@@ -39,7 +39,8 @@ const AXIS_CLEAR = 0.14;
 const TWIN_P = 0.35;
 /** objects per scene: 1, 2, 3 */
 const N_OBJECTS_P = [0.15, 0.45, 0.4];
-const MAX_ROTATION: Record<Shape, number> = { circle: 0, square: 0.2, triangle: 0.26, star: 0.35, cross: 0.2, diamond: 0.12 };
+/** rotation jitter per shape (radians); shared with the augment oracle renderer */
+export const MAX_ROTATION: Record<Shape, number> = { circle: 0, square: 0.2, triangle: 0.26, star: 0.35, cross: 0.2, diamond: 0.12 };
 /** bounding radius of a shape in units of its scale (layout uses it for non-overlap) */
 const LAYOUT_EXTENT = 1.3;
 
@@ -175,7 +176,8 @@ function colorDistance(a: readonly number[], b: readonly number[]): number {
   return Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
 }
 
-function sampleTexture(rng: Rng, px: number): Texture {
+/** a random background texture (shared with the augment oracle renderer) */
+export function sampleTexture(rng: Rng, px: number): Texture {
   const u = rng.next();
   const k = px / 64;
   if (u < 0.3) return { kind: 'plain' };
