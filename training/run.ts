@@ -176,6 +176,8 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
     },
     metrics: test ? { test: { tr: test.tr, ir: test.ir, semantic: test.semantic, protocol: test.protocol, nImages: test.nImages, nTexts: test.nTexts } } : {},
   });
+  // the artifact id is known only once it is saved (it hashes the weights): label the test summary with it
+  if (test) test.model = manifest.id;
   writeFileSync(join(opts.out, 'train.json'), JSON.stringify({ model: manifest.id, method: config.train.method, secondsPerEpoch: result.secondsPerEpoch, test, augment }, null, 2));
   result.model.dispose();
   return { modelDir, manifest, finished: true, secondsPerEpoch: result.secondsPerEpoch, test, augment };
