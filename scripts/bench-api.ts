@@ -31,6 +31,7 @@ import { modelTag } from '../src/api/registry.js';
 import { physicalNamespace } from '../src/api/service.js';
 import { decodeImage, DEFAULT_BACKGROUND } from '../src/data/imageCache.js';
 import { Rng } from '../src/util/rng.js';
+import { SAMPLE_CAPTIONS } from '../test/fixtures/captions.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -49,14 +50,7 @@ const connections = Number(args.connections);
 const KEY = 'bench-key-0123456789';
 const LIMITED = 'second-key-0123456789';
 
-const CAPS = [
-  'a red circle next to a small blue square',
-  'a large green triangle near a yellow star',
-  'the small purple heart sits beside an orange circle',
-  'two big brown dogs run across the green field',
-  'a tiny white square under a black triangle',
-  'one large red star and a little blue circle',
-];
+const CAPS = [...SAMPLE_CAPTIONS];
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);

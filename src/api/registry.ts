@@ -34,7 +34,8 @@ export function modelTag(id: string): string {
 }
 
 export class ModelRegistry {
-  private models = new Map<string, ModelInfo>();
+  /** the catalogue; subclasses that read artifacts elsewhere fill it in their scan() */
+  protected models = new Map<string, ModelInfo>();
   private loaded = new Map<string, Promise<Encoder>>();
   /** sources in priority order; the first model of the first source is the default */
   readonly sources: string[];
@@ -91,11 +92,17 @@ export class ModelRegistry {
     if (!i) return Promise.reject(new Error(`unknown model ${id}`));
     let p = this.loaded.get(id);
     if (!p) {
-      p = loadArtifact(i.dir).then(({ model, tokenizer, manifest }) => new Encoder(model, tokenizer, manifest));
+      p = this.loadEncoder(i);
       p.catch(() => this.loaded.delete(id));
       this.loaded.set(id, p);
     }
     return p;
+  }
+
+  /** How one model's encoder is loaded (verified); the only step that depends on where artifacts live. */
+  protected async loadEncoder(i: ModelInfo): Promise<Encoder> {
+    const { model, tokenizer, manifest } = await loadArtifact(i.dir);
+    return new Encoder(model, tokenizer, manifest);
   }
 
   isLoaded(id: string): boolean {

@@ -1,6 +1,7 @@
 /**
  * EdgeRegistry: the API's ModelRegistry over artifacts read through callbacks (Workers assets, R2, S3)
- * instead of directories. Subclasses ModelRegistry (so the API accepts it) and overrides every public method.
+ * instead of directories. Subclasses ModelRegistry (so the API accepts it) and overrides only how the catalogue is read and how an
+ * encoder is loaded.
  */
 import { ModelRegistry, modelTag, type ModelInfo } from '../api/registry.js';
 import type { Encoder } from '../model/encoder.js';
@@ -13,8 +14,8 @@ export interface EdgeModelSource {
 }
 
 export class EdgeRegistry extends ModelRegistry {
-  private infos = new Map<string, ModelInfo & { read: ReadFile }>();
-  private encoders = new Map<string, Promise<Encoder>>();
+  /** where each model's artifact files are read from */
+  private readers = new Map<string, ReadFile>();
   /** bytes of verified artifact files loaded, per model (reported by /ready in the Worker) */
   readonly loadedBytes = new Map<string, number>();
 
@@ -23,9 +24,11 @@ export class EdgeRegistry extends ModelRegistry {
     (this as { sources: string[] }).sources = modelSources.map((s) => s.name);
   }
 
+  /** Reads each source's manifest into the shared catalogue; loading, caching and unloading are the base class's. */
   override async scan(): Promise<string[]> {
     const warnings: string[] = [];
-    const found = new Map<string, ModelInfo & { read: ReadFile }>();
+    const found = new Map<string, ModelInfo>();
+    const readers = new Map<string, ReadFile>();
     let first: string | undefined;
     for (const src of this.modelSources) {
       try {
@@ -41,59 +44,25 @@ export class EdgeRegistry extends ModelRegistry {
             created: m.created,
             training: m.training as Record<string, unknown>,
             metrics: m.metrics,
-            read: src.read,
           });
+          readers.set(m.id, src.read);
         }
         first ??= m.id;
       } catch (e) {
         warnings.push(`${src.name}: ${(e as Error).message}`);
       }
     }
-    this.infos = found;
+    this.models = found;
+    this.readers = readers;
     this.defaultId = first;
     return warnings;
   }
 
-  override list(): ModelInfo[] {
-    return [...this.infos.values()].map(({ read: _r, ...i }) => i);
-  }
-  override info(id: string): ModelInfo | undefined {
-    const i = this.infos.get(id);
-    if (!i) return undefined;
-    const { read: _r, ...rest } = i;
-    return rest;
-  }
-  override has(id: string): boolean {
-    return this.infos.has(id);
-  }
-  override get(id: string): Promise<Encoder> {
-    const i = this.infos.get(id);
-    if (!i) return Promise.reject(new Error(`unknown model ${id}`));
-    let p = this.encoders.get(id);
-    if (!p) {
-      p = loadEncoderFrom(i.read).then(({ encoder, bytes }) => {
-        this.loadedBytes.set(id, bytes);
-        return encoder;
-      });
-      p.catch(() => this.encoders.delete(id));
-      this.encoders.set(id, p);
-    }
-    return p;
-  }
-  override isLoaded(id: string): boolean {
-    return this.encoders.has(id);
-  }
-  override async unload(id: string): Promise<void> {
-    const p = this.encoders.get(id);
-    if (!p) return;
-    this.encoders.delete(id);
-    try {
-      (await p).model.dispose();
-    } catch {
-      /* never loaded */
-    }
-  }
-  override async close(): Promise<void> {
-    for (const id of [...this.encoders.keys()]) await this.unload(id);
+  protected override async loadEncoder(i: ModelInfo): Promise<Encoder> {
+    const read = this.readers.get(i.id);
+    if (!read) throw new Error(`unknown model ${i.id}`);
+    const { encoder, bytes } = await loadEncoderFrom(read);
+    this.loadedBytes.set(i.id, bytes);
+    return encoder;
   }
 }

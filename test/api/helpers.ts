@@ -14,15 +14,9 @@ import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-e
 import { saveArtifact } from '../../src/model/artifact.js';
 import { buildTokenizer } from '../../src/model/tokenizer.js';
 import { startServer, type RunningServer, type StartServerOptions } from '../../src/api/server.js';
+import { SAMPLE_CAPTIONS } from '../fixtures/captions.js';
 
-export const CAPTIONS = [
-  'a red circle next to a small blue square',
-  'a large green triangle near a yellow star',
-  'the small purple heart sits beside an orange circle',
-  'two big brown dogs run across the green field',
-  'a tiny white square under a black triangle',
-  'one large red star and a little blue circle',
-];
+export const CAPTIONS = [...SAMPLE_CAPTIONS];
 
 export const KEYS = {
   admin: 'admin-key-0123456789',

@@ -6,17 +6,9 @@ import { tf } from '../../src/engine/tf.js';
 import type { DualEncoder, ModelConfig } from '../../src/model/types.js';
 import { buildTokenizer } from '../../src/model/tokenizer.js';
 import { Rng } from '../../src/util/rng.js';
+import { SAMPLE_CAPTIONS } from '../fixtures/captions.js';
 
-export const CAPTIONS = [
-  'a red circle next to a small blue square',
-  'a large green triangle near a yellow star',
-  'the small purple heart sits beside an orange circle',
-  'two big brown dogs run across the green field',
-  'a tiny white square under a black triangle',
-  'one large red star and a little blue circle',
-  'a happy child holds a bright yellow balloon',
-  'three small green squares form a straight line',
-];
+export const CAPTIONS = [...SAMPLE_CAPTIONS, 'a happy child holds a bright yellow balloon', 'three small green squares form a straight line'];
 
 export function fakeEncoder(opts: { size?: number; dim?: number; vocabSize: number; maxLen: number; seed?: number }): DualEncoder {
   const S = opts.size ?? 8;

@@ -16,15 +16,9 @@ import { saveArtifact } from '../../src/model/artifact.js';
 import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
 import { Encoder } from '../../src/model/encoder.js';
 import { buildTokenizer } from '../../src/model/tokenizer.js';
+import { SAMPLE_CAPTIONS } from '../fixtures/captions.js';
 
-export const CAPTIONS = [
-  'a red circle next to a small blue square',
-  'a large green triangle near a yellow star',
-  'the small purple heart sits beside an orange circle',
-  'two big brown dogs run across the green field',
-  'a tiny white square under a black triangle',
-  'one large red star and a little blue circle',
-];
+export const CAPTIONS = [...SAMPLE_CAPTIONS];
 export const COLORS: [number, number, number][] = [
   [220, 30, 30],
   [30, 200, 40],
