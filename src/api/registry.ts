@@ -62,7 +62,7 @@ export class ModelRegistry {
       for (const dir of dirs) {
         try {
           const m = await readManifest(dir);
-          if (!found.has(m.id)) found.set(m.id, info(m, dir));
+          if (!found.has(m.id)) found.set(m.id, modelInfo(m, dir));
           first ??= m.id;
         } catch (e) {
           warnings.push(`${dir}: ${(e as Error).message}`);
@@ -126,7 +126,8 @@ export class ModelRegistry {
   }
 }
 
-function info(m: ArtifactManifest, dir: string): ModelInfo {
+/** The catalogue entry of an artifact (`dir` = where it was found: a directory, or a source label on the edge). */
+export function modelInfo(m: ArtifactManifest, dir: string): ModelInfo {
   return {
     id: m.id,
     tag: modelTag(m.id),

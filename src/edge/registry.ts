@@ -3,7 +3,7 @@
  * instead of directories. Subclasses ModelRegistry (so the API accepts it) and overrides only how the catalogue is read and how an
  * encoder is loaded.
  */
-import { ModelRegistry, modelTag, type ModelInfo } from '../api/registry.js';
+import { ModelRegistry, modelInfo, type ModelInfo } from '../api/registry.js';
 import type { Encoder } from '../model/encoder.js';
 import { loadEncoderFrom, readManifestFrom, type ReadFile } from './artifact.js';
 
@@ -34,17 +34,7 @@ export class EdgeRegistry extends ModelRegistry {
       try {
         const m = await readManifestFrom(src.read);
         if (!found.has(m.id)) {
-          found.set(m.id, {
-            id: m.id,
-            tag: modelTag(m.id),
-            dir: src.name,
-            preset: m.config.preset,
-            embedDim: m.config.embedDim,
-            imageSize: m.config.image.size,
-            created: m.created,
-            training: m.training as Record<string, unknown>,
-            metrics: m.metrics,
-          });
+          found.set(m.id, modelInfo(m, src.name));
           readers.set(m.id, src.read);
         }
         first ??= m.id;
