@@ -2,7 +2,7 @@
  * Engine benchmark: the dual encoder's image tower, and the full dual-encoder training step, on one backend.
  *
  *   npm run bench:engine -- [--backend auto|wasm|cpu|tensorflow] [--preset tiny] [--batch 64] [--repeats 10]
- *                           [--warmup 3] [--threads 1] [--captions-per-image 2] [--json OUT] [--skip-full]
+ *                           [--warmup 3] [--threads 1] [--captions-per-image 2] [--text-buckets 4] [--json OUT] [--skip-full]
  *                           [--profile [--profile-top 25] [--profile-runs 3]]
  *
  * Cases (each run ends with a dataSync of every output, so queued work is included):
@@ -11,9 +11,11 @@
  *               pixels only (withoutWeightGrads, as the attacks do)
  * - trainStep:  loss and gradients of every image-tower weight for a CLIP-style loss against fixed text
  *               embeddings (cross-entropy of logitScale * zi t^T with the diagonal as targets)
- * - fullStep:   what training/trainer.ts does per step: loss (training/losses/clip.ts multiPositiveInfoNce) and
- *               gradients of every variable for B images and captionsPerImage * B captions of 12-16 tokens,
- *               right-padded to the longest (masked)
+ * - fullStep:   the dual-encoder step with every caption padded to the batch's longest: loss
+ *               (training/losses/clip.ts multiPositiveInfoNce) and gradients of every variable for B images and
+ *               captionsPerImage * B captions of 8-28 tokens (uniform; scenes captions: mean 16.5, max 32)
+ * - fullStepBuckets: the same step as training/trainer.ts runs it: the captions in --text-buckets length
+ *               buckets (default 4), each padded to its own longest (training/batches.ts stackIdsBucketed)
  * Reported per case: median wall ms and median process CPU ms (user+sys; on a shared, loaded machine CPU time
  * is the steadier figure, wall time is what a user waits), GFLOP/s = executed matmul FLOPs (src/model/flops.ts:
  * 2*M*N*K per product, backward 2x forward; the last image block runs for the class token only) / median wall
@@ -30,6 +32,7 @@ import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-enco
 import type { PresetName } from '../src/model/presets.js';
 import { imageTowerFlops, textTowerFlops } from '../src/model/flops.js';
 import { multiPositiveInfoNce } from '../training/losses/clip.js';
+import { stackIdsBucketed } from '../training/batches.js';
 import { Rng } from '../src/util/rng.js';
 
 const { values: args } = parseArgs({
@@ -41,6 +44,7 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '3' },
     threads: { type: 'string', default: '1' },
     'captions-per-image': { type: 'string', default: '2' },
+    'text-buckets': { type: 'string', default: '4' },
     json: { type: 'string' },
     'skip-full': { type: 'boolean', default: false },
     profile: { type: 'boolean', default: false },
@@ -61,9 +65,9 @@ const s = config.image.size;
 
 const px = new Float32Array(batch * s * s * 3).map(() => rng.next());
 const x = tf.tensor4d(px, [batch, s, s, 3]);
-// captions as the trainer batches them: captionsPerImage per image, 12-16 tokens, padded to the longest
+// captionsPerImage captions per image, 8-28 tokens, padded to the longest (fullStep) or bucketed (fullStepBuckets)
 const nCaptions = batch * Number(args['captions-per-image']);
-const lens = Array.from({ length: nCaptions }, () => Math.min(config.text.maxLen, 12 + rng.int(5)));
+const lens = Array.from({ length: nCaptions }, () => Math.min(config.text.maxLen, 8 + rng.int(21)));
 const L = Math.max(...lens);
 const ids = new Int32Array(nCaptions * L);
 lens.forEach((len, r) => {
@@ -71,6 +75,9 @@ lens.forEach((len, r) => {
 });
 const idsT = tf.tensor2d(ids, [nCaptions, L], 'int32');
 const owner = Int32Array.from({ length: nCaptions }, (_, i) => Math.floor(i / Number(args['captions-per-image'])));
+const tokenized = lens.map((len, r) => Array.from(ids.subarray(r * L, r * L + len)));
+const bucketed = stackIdsBucketed(tokenized, tokenized.map((_, i) => i), owner, Number(args['text-buckets']));
+const bucketIds = bucketed.parts.map((p) => tf.tensor2d(p.ids, [p.rows, p.length], 'int32'));
 const textEmb = tf.tidy(() => {
   const t = tf.randomNormal([batch, config.embedDim], 0, 1, 'float32', 7);
   return tf.div(t, tf.norm(t, 'euclidean', 1, true)) as tf.Tensor2D;
@@ -112,6 +119,14 @@ const cases: Record<string, () => void> = {
     syncAll([value, ...Object.values(grads)]);
     tf.dispose([value, ...Object.values(grads)]);
   },
+  fullStepBuckets: () => {
+    const { value, grads } = tf.variableGrads(
+      () => multiPositiveInfoNce(model.imageTower(x), tf.concat(bucketIds.map((t) => model.textTower(t)), 0) as tf.Tensor2D, bucketed.owner, model.logitScale()),
+      allVars,
+    );
+    syncAll([value, ...Object.values(grads)]);
+    tf.dispose([value, ...Object.values(grads)]);
+  },
 };
 
 const imgF = imageTowerFlops(config, batch);
@@ -122,6 +137,11 @@ const flops: Record<string, [number, number]> = {
   inputGrad: [imgF.inputGrad, imgD.inputGrad],
   trainStep: [imgF.trainStep, imgD.trainStep],
   fullStep: [imgF.trainStep + txtF.trainStep, imgD.trainStep + txtF.trainStep],
+  // useful work only: the bucketed step's FLOPs over its own (shorter) padded lengths
+  fullStepBuckets: (() => {
+    const t = bucketed.parts.reduce((a, p) => a + textTowerFlops(config, p.rows, p.length).trainStep, 0);
+    return [imgF.trainStep + t, imgD.trainStep + t] as [number, number];
+  })(),
 };
 
 function median(a: number[]): number {
@@ -140,7 +160,7 @@ interface Result {
   runsMs: number[];
 }
 const results: Record<string, Result> = {};
-const order = args['skip-full'] ? ['forward', 'inputGrad', 'trainStep'] : ['forward', 'inputGrad', 'trainStep', 'fullStep'];
+const order = args['skip-full'] ? ['forward', 'inputGrad', 'trainStep'] : ['forward', 'inputGrad', 'trainStep', 'fullStep', 'fullStepBuckets'];
 // warm up every case first (first calls compile kernels, grow the wasm heap and create cached constants)
 for (const name of order) for (let i = 0; i < warmup; i++) cases[name]();
 const tensorsBefore = tf.memory().numTensors;
@@ -208,11 +228,11 @@ console.log(
   `preset ${config.preset}, batch ${batch}, ${s}x${s} images, ${nCaptions} captions of <= ${L} tokens; ` +
     `median of ${repeats} after ${warmup} warm-up; load average ${loadBefore.toFixed(2)} -> ${loadAfter.toFixed(2)}`,
 );
-console.log('case        GFLOP   median ms   cpu ms   GFLOP/s  (dense GFLOP/s)   min ms   max ms');
+console.log('case             GFLOP   median ms   cpu ms   GFLOP/s  (dense GFLOP/s)   min ms   max ms');
 for (const name of order) {
   const r = results[name];
   console.log(
-    `${name.padEnd(10)} ${r.gflop.toFixed(3).padStart(6)} ${r.ms.toFixed(1).padStart(11)} ${r.cpuMs.toFixed(1).padStart(8)} ` +
+    `${name.padEnd(15)} ${r.gflop.toFixed(3).padStart(6)} ${r.ms.toFixed(1).padStart(11)} ${r.cpuMs.toFixed(1).padStart(8)} ` +
       `${r.gflops.toFixed(1).padStart(9)} ${`(${r.gflopsDense.toFixed(1)})`.padStart(17)} ` +
       `${Math.min(...r.runsMs).toFixed(1).padStart(8)} ${Math.max(...r.runsMs).toFixed(1).padStart(8)}`,
   );

@@ -31,6 +31,17 @@ export const trainSchema = z
     /** cosine decays to lr * minLrRatio */
     minLrRatio: z.number().min(0).max(1).default(0.05),
     gradClip: z.number().positive().default(1.0),
+    /** captions of a step are run through the text tower in this many length buckets (less padding; same embeddings) */
+    textBuckets: positiveInt.default(4),
+    /**
+     * batch composition: 'random' (a seeded shuffle) or 'hard' (groups of images that are nearest neighbours in
+     * the model's own image-embedding space, mined at the start of every epoch from hardFromEpoch on)
+     */
+    batchSampling: z.enum(['random', 'hard']).default('random'),
+    /** 'hard' sampling: images per mined group (a seed image and its nearest unassigned neighbours) */
+    hardGroup: z.number().int().min(2).default(4),
+    /** 'hard' sampling: first epoch (0-based) mined; earlier epochs are random (the untrained model's neighbours mean little) */
+    hardFromEpoch: z.number().int().min(0).default(1),
     /** checkpoint every N steps (and at every epoch end) */
     checkpointEvery: positiveInt.default(50),
     /** evaluate on the val split every N epochs (0 = never) */

@@ -119,6 +119,8 @@ export interface ExperimentOptions {
   augmentCache?: string;
   backend?: ManyfoldConfig['backend'];
   side?: 'query' | 'both';
+  /** run only this seed (results and table of that seed only; a run without it assembles every seed's) */
+  onlySeed?: number;
   /** run only these row ids (the clean base always runs) */
   only?: string[];
   quiet?: boolean;
@@ -169,6 +171,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
   const results: RowResult[] = [];
 
   for (let seed = 0; seed < o.seeds; seed++) {
+    if (o.onlySeed !== undefined && seed !== o.onlySeed) continue;
     const seedDir = join(out, `seed-${seed}`);
     const cleanDir = join(seedDir, 'clean');
     const cleanModel = join(cleanDir, 'model');
@@ -254,7 +257,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
       cleanEnc?.model.dispose();
     }
   }
-  const table = buildTable(results, { budget: o.budget, spec, data, side: o.side ?? 'query', seeds: o.seeds });
+  const table = buildTable(results, { budget: o.budget, spec, data, side: o.side ?? 'query', seeds: new Set(results.map((r) => r.seed)).size });
   const files = writeTable(out, table);
   return { table, files };
 }

@@ -12,13 +12,14 @@ import { createProgress } from '../src/util/progress.js';
 import { Rng } from '../src/util/rng.js';
 import { sampleAugmentedBatch, type AugmentPool } from '../src/augment/pool.js';
 import { itemRng } from '../src/attacks/util/seed.js';
-import { epochBatches, gatherPixels, sampleCaptions, stackIds, stepsPerEpoch } from './batches.js';
+import { epochBatches, gatherPixels, sampleCaptions, stackIds, stackIdsBucketed, stepsPerEpoch } from './batches.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { multiPositiveInfoNce } from './losses/clip.js';
 import { contrastiveAgainst, fareLoss, fareObjective } from './losses/adversarial.js';
 import { pgdImages, pgdTokenEmbeddings, substituteWords } from './inner.js';
 import { AdamW, clipByGlobalNorm } from './optimizer.js';
 import { warmupCosine } from './schedule.js';
+import { embedSplitImages, hardBatches } from './mining.js';
 
 export interface TrainerState {
   globalStep: number;
@@ -32,6 +33,8 @@ export interface TrainerState {
   elapsedMs: number;
   /** id of the --init artifact the run started from (null: from scratch) */
   initId?: string | null;
+  /** batchSampling 'hard': the current epoch's mined batches (they depend on the weights at the epoch's start) */
+  minedEpoch?: { epoch: number; batches: number[][] };
 }
 
 export interface TrainOptions {
@@ -198,6 +201,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     optimizerStep: optimizer.step,
     elapsedMs: elapsedBefore + (Date.now() - startedAt),
     initId,
+    ...(mined ? { minedEpoch: { epoch: mined.epoch, batches: mined.batches.map((b) => Array.from(b)) } } : {}),
   });
   const saveCheckpoint = () => {
     const tensors = new Map<string, tf.Tensor>();
@@ -205,6 +209,20 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     for (const [name, v] of optimizer.m) tensors.set(`m/${name}`, v);
     for (const [name, v] of optimizer.v) tensors.set(`v/${name}`, v);
     writeCheckpoint(ckptPath, state(), tensors);
+  };
+
+  // mined batches of the current epoch; a resumed run takes them from the checkpoint (they depend on the
+  // weights at the epoch's start, which a mid-epoch checkpoint no longer holds)
+  let mined: { epoch: number; batches: Int32Array[] } | null = restored?.state.minedEpoch
+    ? { epoch: restored.state.minedEpoch.epoch, batches: restored.state.minedEpoch.batches.map((b) => Int32Array.from(b)) }
+    : null;
+  const batchesOf = (epoch: number): Int32Array[] => {
+    if (config.batchSampling !== 'hard' || epoch < config.hardFromEpoch) return epochBatches(train.count, config.batch, seed, epoch);
+    if (mined?.epoch !== epoch) {
+      const emb = embedSplitImages(model, train);
+      mined = { epoch, batches: hardBatches(emb, train.count, model.config.embedDim, { batch: config.batch, group: config.hardGroup, seed, epoch }) };
+    }
+    return mined.batches;
   };
 
   const progress = createProgress('train', totalSteps, { quiet: opts.quiet });
@@ -215,7 +233,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   let stepsTimed = 0;
   try {
     for (let epoch = Math.floor(startStep / perEpoch); epoch < config.epochs; epoch++) {
-      const batches = epochBatches(train.count, config.batch, seed, epoch);
+      const batches = batchesOf(epoch);
       for (let inEpoch = step - epoch * perEpoch; inEpoch < perEpoch; inEpoch++) {
         const t0 = Date.now();
         const images = batches[inEpoch];
@@ -227,17 +245,16 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
         let innerMs: number | undefined;
         let wordsChanged: number | undefined;
         if (method === 'clean' && !opts.pool) {
-          // the original clean path, unchanged (bit-exact with earlier runs and resumes)
-          const { captions, owner } = sampleCaptions(train, images, config.captionsPerImage, rng);
-          const { ids, length } = stackIds(tokenized, captions);
+          const sampled = sampleCaptions(train, images, config.captionsPerImage, rng);
+          const { parts, owner } = stackIdsBucketed(tokenized, sampled.captions, sampled.owner, config.textBuckets);
           const x = tf.tensor4d(gatherPixels(train, images), [images.length, s, s, 3]);
-          const idT = tf.tensor2d(ids, [captions.length, length], 'int32');
+          const idTs = parts.map((p) => tf.tensor2d(p.ids, [p.rows, p.length], 'int32'));
           ({ value, grads } = tf.variableGrads(
-            () => multiPositiveInfoNce(model.imageTower(x), model.textTower(idT), owner, model.logitScale()),
+            () => multiPositiveInfoNce(model.imageTower(x), textTowerBucketed(model, idTs), owner, model.logitScale()),
             varList,
           ));
           x.dispose();
-          idT.dispose();
+          for (const t of idTs) t.dispose();
         } else {
           const r = await adversarialStep(images, rng, step);
           ({ value, grads } = r);
@@ -377,6 +394,11 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   function secondsPerEpoch(): number {
     return stepsTimed ? (stepMsTotal / stepsTimed / 1000) * perEpoch : NaN;
   }
+}
+
+/** text embeddings of length buckets, concatenated in bucket order (the order stackIdsBucketed gave `owner`) */
+function textTowerBucketed(model: DualEncoder, idTs: tf.Tensor2D[]): tf.Tensor2D {
+  return idTs.length === 1 ? model.textTower(idTs[0]) : (tf.concat(idTs.map((t) => model.textTower(t)), 0) as tf.Tensor2D);
 }
 
 function assignFrom(tensors: Map<string, { shape: number[]; data: Float32Array }>, key: string, v: tf.Variable): void {

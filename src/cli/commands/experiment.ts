@@ -8,6 +8,7 @@ export function registerExperimentCommand(program: Command): void {
     .requiredOption('--out <dir>', 'experiment directory (rows already finished there are skipped)')
     .option('--budget <name>', 'quick (< 1 h on 2 cores) | full', choiceFlag(['quick', 'full'] as const), 'quick')
     .option('--seeds <n>', 'repeat the whole table with seeds 0..N-1', intFlag(1), 1)
+    .option('--seed <k>', 'run seed k only (to run seeds in parallel processes; a later run with --seeds N, all rows done, writes the table of every seed)', intFlag(0))
     .option('--data <file>', 'Karpathy JSON / JSONL (default: generate the scenes set into --out/data)')
     .option('--augment-cache <file>', "provider cache for cross-modal augmentation on real data ('manyfold augment prepare')")
     .option('--side <side>', 'query | both (see manyfold eval --side)', choiceFlag(['query', 'both'] as const), 'query')
@@ -19,7 +20,8 @@ export function registerExperimentCommand(program: Command): void {
       const { files } = await runExperiment({
         out: o.out,
         budget: o.budget,
-        seeds: o.seeds,
+        seeds: o.seed !== undefined ? Math.max(o.seeds, o.seed + 1) : o.seeds,
+        onlySeed: o.seed,
         data: o.data,
         augmentCache: o.augmentCache,
         side: o.side,

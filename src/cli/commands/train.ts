@@ -42,6 +42,9 @@ export function registerTrainCommand(program: Command): void {
     .option('--epochs <n>', 'epochs', intFlag(1))
     .option('--batch <n>', 'images per batch', intFlag(1))
     .option('--captions-per-image <n>', 'captions sampled per image per step (all positives)', intFlag(1))
+    .option('--batch-sampling <mode>', 'random | hard (batches of nearest-neighbour groups mined with the model each epoch)', choiceFlag(['random', 'hard'] as const))
+    .option('--hard-group <n>', 'hard sampling: images per mined group (default 4)', intFlag(2))
+    .option('--hard-from-epoch <n>', 'hard sampling: first mined epoch, 0-based (default 1)', intFlag(0))
     .option('--lr <x>', `peak learning rate (default 1e-3 from scratch, ${FINE_TUNE_LR} with --init)`, numberFlag({ min: 0, exclusiveMin: true }))
     .option('--weight-decay <x>', 'AdamW weight decay', numberFlag({ min: 0 }))
     .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag(1))
@@ -65,6 +68,9 @@ export function registerTrainCommand(program: Command): void {
             epochs: o.epochs,
             batch: o.batch,
             captionsPerImage: o.captionsPerImage,
+            batchSampling: o.batchSampling,
+            hardGroup: o.hardGroup,
+            hardFromEpoch: o.hardFromEpoch,
             lr: o.lr ?? (o.init ? FINE_TUNE_LR : undefined),
             weightDecay: o.weightDecay,
             checkpointEvery: o.checkpointEvery,
