@@ -6,6 +6,7 @@
  */
 import { tf } from '../engine/tf.js';
 import type { DualEncoder, Tokenizer } from './types.js';
+import { embedTextRows } from './text-rows.js';
 
 /** The parts of an artifact manifest the encoder reports (see artifact.ts). */
 export interface EncoderManifestInfo {
@@ -36,24 +37,10 @@ export class Encoder {
     }
   }
 
-  /** Texts -> one row-major Float32Array [texts.length * dim]. */
+  /** Texts -> one row-major Float32Array [texts.length * dim] (grouped by token length: no work on padding). */
   embedTextsMatrix(texts: readonly string[], batch = 256): Float32Array {
     checkBatch(batch);
-    const n = texts.length;
-    const E = this.dim;
-    const L = this.tokenizer.maxLen;
-    const out = new Float32Array(n * E);
-    for (let start = 0; start < n; start += batch) {
-      const chunk = texts.slice(start, start + batch) as string[];
-      const ids = this.tokenizer.encodeBatch(chunk);
-      const rows = tf.tidy(() => {
-        const emb = this.model.textTower(tf.tensor2d(ids, [chunk.length, L], 'int32'));
-        checkOutput(emb.shape, chunk.length, E, 'textTower');
-        return emb.dataSync() as Float32Array;
-      });
-      out.set(rows, start * E);
-    }
-    return out;
+    return embedTextRows(this.model, this.tokenizer, texts, batch);
   }
 
   /** Texts -> one Float32Array of length dim per text. */

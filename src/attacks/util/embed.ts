@@ -2,7 +2,7 @@
  * Batched, tensor-leak-free embedding helpers over a DualEncoder (forward only; no gradients).
  */
 import { tf } from '../../engine/tf.js';
-import type { DualEncoder, Tokenizer } from '../../model/types.js';
+import type { DualEncoder } from '../../model/types.js';
 
 /** images: row-major [n,S,S,3] in [0,1] -> row-major [n,E] */
 export function embedImageRows(encoder: DualEncoder, images: Float32Array, n: number, size: number, batch = 64): Float32Array {
@@ -21,36 +21,8 @@ export function embedImageRows(encoder: DualEncoder, images: Float32Array, n: nu
   return out;
 }
 
-/**
- * texts -> row-major [n,E]; one textTower call per `batch` texts. Texts are grouped by token length and each
- * call's ids are cut to its longest sequence: the text tower masks padding (and pools over non-pad tokens
- * only), so trailing padding changes nothing but costs compute (captions are ~12 tokens, maxLen is 32).
- */
-export function embedTextRows(encoder: DualEncoder, tokenizer: Tokenizer, texts: readonly string[], batch = 512): Float32Array {
-  const E = encoder.config.embedDim;
-  const L = tokenizer.maxLen;
-  const n = texts.length;
-  const out = new Float32Array(n * E);
-  if (n === 0) return out;
-  const ids = tokenizer.encodeBatch(texts as string[]);
-  const len = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let l = L;
-    while (l > 1 && ids[i * L + l - 1] === 0) l--;
-    len[i] = l;
-  }
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => len[a] - len[b] || a - b);
-  for (let s = 0; s < n; s += batch) {
-    const rowsIdx = order.slice(s, s + batch);
-    const m = rowsIdx.length;
-    const Lc = len[rowsIdx[m - 1]];
-    const chunk = new Int32Array(m * Lc);
-    rowsIdx.forEach((i, r) => chunk.set(ids.subarray(i * L, i * L + Lc), r * Lc));
-    const rows = tf.tidy(() => encoder.textTower(tf.tensor2d(chunk, [m, Lc], 'int32')).dataSync() as Float32Array);
-    rowsIdx.forEach((i, r) => out.set(rows.subarray(r * E, (r + 1) * E), i * E));
-  }
-  return out;
-}
+/** texts -> row-major [n,E], grouped by length (see src/model/text-rows.ts) */
+export { embedTextRows } from '../../model/text-rows.js';
 
 /** dot product of row a of A and row b of B (both [*, dim]) */
 export function rowDot(A: Float32Array, a: number, B: Float32Array, b: number, dim: number): number {
