@@ -292,7 +292,11 @@ export interface ExperimentTable {
   side: string;
   attackLabels: string[];
   rows: TableRow[];
-  checks: { name: string; value: number | null; holds: boolean | null; detail: string }[];
+  /**
+   * value: the difference of the seed means; perSeed: the same difference within each seed (rows of one seed share
+   * the clean base and the evaluated images, so these are paired); everySeed: whether the goal holds in every seed
+   */
+  checks: { name: string; value: number | null; holds: boolean | null; detail: string; perSeed?: number[]; everySeed?: boolean | null }[];
   generated: string;
 }
 
@@ -335,23 +339,34 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
       secondsPerEpoch: spe.length ? r2(mean(spe)) : null,
     });
   }
-  const get = (id: string) => rows.find((r) => r.row === id);
   const checks: ExperimentTable['checks'] = [];
-  const diff = (a?: TableRow, b?: TableRow) => (a?.multimodalMean != null && b?.multimodalMean != null ? r2(a.multimodalMean - b.multimodalMean) : null);
-  const d1 = diff(get('mat-nn'), get('mat'));
-  checks.push({ name: 'MAT+N:N - MAT, robust R@1 (mean of TR/IR under Co-Attack and SGA)', value: d1, holds: d1 === null ? null : d1 >= 5, detail: 'goal: >= 5 points' });
-  const c = get('clean');
-  const nn = get('mat-nn');
-  const cg = c && nn ? r2((c.clean.tr.r1 + c.clean.ir.r1) / 2 - (nn.clean.tr.r1 + nn.clean.ir.r1) / 2) : null;
-  checks.push({ name: 'clean R@1 drop of MAT+N:N vs the clean model (mean of TR/IR)', value: cg, holds: cg === null ? null : cg <= 3, detail: 'goal: <= 3 points' });
-  for (const other of ['tecoa', 'fare']) {
-    const d = diff(get('mat'), get(other));
-    checks.push({ name: `MAT - ${other === 'tecoa' ? 'TeCoA' : 'FARE'} under multimodal attacks`, value: d, holds: d === null ? null : d > 0, detail: 'goal: > 0' });
-  }
-  const dm = diff(get('mat-nn'), get('mat-misaligned'));
-  checks.push({ name: 'MAT+N:N (aligned) - MAT+misaligned under multimodal attacks', value: dm, holds: dm === null ? null : dm > 0, detail: 'goal: misaligned hurts (> 0)' });
-  const dmm = diff(get('mat'), get('mat-misaligned'));
-  checks.push({ name: 'MAT - MAT+misaligned under multimodal attacks', value: dmm, holds: dmm === null ? null : dmm > 0, detail: 'paper: misaligned can be worse than no augmentation' });
+  const mmOf = (r: RowResult): number | null => {
+    const v = Object.entries(r.report.attacks).filter(([l]) => /^(coattack|sga)@/.test(l)).flatMap(([, e]) => [e.tr.r1, e.ir.r1]);
+    return v.length ? mean(v) : null;
+  };
+  const cleanOf = (r: RowResult) => (r.report.clean.tr.r1 + r.report.clean.ir.r1) / 2;
+  /** per-seed paired differences f(a) - f(b) over the seeds both rows have */
+  const paired = (a: string, b: string, f: (r: RowResult) => number | null): number[] => {
+    const out: number[] = [];
+    for (const ra of results.filter((r) => r.row === a)) {
+      const rb = results.find((r) => r.row === b && r.seed === ra.seed);
+      const va = f(ra);
+      const vb = rb ? f(rb) : null;
+      if (va !== null && vb !== null) out.push(r2(va - vb));
+    }
+    return out;
+  };
+  const check = (name: string, detail: string, a: string, b: string, f: (r: RowResult) => number | null, goal: (d: number) => boolean) => {
+    const perSeed = paired(a, b, f);
+    const value = perSeed.length ? r2(mean(perSeed)) : null;
+    checks.push({ name, detail, value, holds: value === null ? null : goal(value), perSeed, everySeed: perSeed.length ? perSeed.every(goal) : null });
+  };
+  check('MAT+N:N - MAT, robust R@1 (mean of TR/IR under Co-Attack and SGA)', 'goal: >= 5 points', 'mat-nn', 'mat', mmOf, (d) => d >= 5);
+  check('clean R@1 drop of MAT+N:N vs the clean model (mean of TR/IR)', 'goal: <= 3 points', 'clean', 'mat-nn', cleanOf, (d) => d <= 3);
+  check('MAT - TeCoA under multimodal attacks', 'goal: > 0', 'mat', 'tecoa', mmOf, (d) => d > 0);
+  check('MAT - FARE under multimodal attacks', 'goal: > 0', 'mat', 'fare', mmOf, (d) => d > 0);
+  check('MAT+N:N (aligned) - MAT+misaligned under multimodal attacks', 'goal: misaligned hurts (> 0)', 'mat-nn', 'mat-misaligned', mmOf, (d) => d > 0);
+  check('MAT - MAT+misaligned under multimodal attacks', 'paper: misaligned can be worse than no augmentation', 'mat', 'mat-misaligned', mmOf, (d) => d > 0);
   const seedsNote = meta.seeds > 1 ? `mean over ${meta.seeds} seeds (± sample sd)` : '95% CI = percentile bootstrap over queries (1000 resamples)';
   return {
     title: 'Manyfold defenses: clean and robust R@1',
@@ -373,6 +388,8 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
   };
 }
 
+const yesNo = (b: boolean | null) => (b === null ? 'n/a' : b ? 'yes' : 'no');
+
 function fmtCell(c: Cell): string {
   const v = c.r1.toFixed(1) + (c.attacked ? '' : '*');
   if (c.ci) return `${v} [${c.ci[0].toFixed(0)}, ${c.ci[1].toFixed(0)}]`;
@@ -387,8 +404,8 @@ export function tableMarkdown(t: ExperimentTable): string {
     const cells = [r.label, fmtCell(r.clean.tr), fmtCell(r.clean.ir), ...t.attackLabels.flatMap((l) => (r.attacks[l] ? [fmtCell(r.attacks[l].tr), fmtCell(r.attacks[l].ir)] : ['–', '–'])), r.multimodalMean?.toFixed(1) ?? '–', r.secondsPerEpoch?.toFixed(1) ?? '–'];
     lines.push(`| ${cells.join(' | ')} |`);
   }
-  lines.push('', '## Checks against the goals of issue 4', '', '| check | value | holds |', '|---|---|---|');
-  for (const c of t.checks) lines.push(`| ${c.name} (${c.detail}) | ${c.value ?? '–'} | ${c.holds === null ? 'n/a' : c.holds ? 'yes' : 'no'} |`);
+  lines.push('', '## Checks against the goals of issue 4', '', '| check | value (mean of per-seed differences) | per seed | holds (on the mean) | in every seed |', '|---|---|---|---|---|');
+  for (const c of t.checks) lines.push(`| ${c.name} (${c.detail}) | ${c.value ?? '–'} | ${c.perSeed?.join(', ') ?? '–'} | ${yesNo(c.holds)} | ${yesNo(c.everySeed ?? null)} |`);
   lines.push('', 's/epoch: mean wall seconds per training epoch of that row (fine-tuning rows; the clean row trains from scratch) on this machine, under whatever load it had.');
   return lines.join('\n') + '\n';
 }
@@ -398,11 +415,11 @@ const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replac
 export function tableHtml(t: ExperimentTable): string {
   const head = ['method', 'clean TR', 'clean IR', ...t.attackLabels.flatMap((l) => [`${l} TR`, `${l} IR`]), 'CoA+SGA mean', 's/epoch'];
   const rows = t.rows.map((r) => `<tr><th>${esc(r.label)}</th>${[fmtCell(r.clean.tr), fmtCell(r.clean.ir), ...t.attackLabels.flatMap((l) => (r.attacks[l] ? [fmtCell(r.attacks[l].tr), fmtCell(r.attacks[l].ir)] : ['–', '–'])), r.multimodalMean?.toFixed(1) ?? '–', r.secondsPerEpoch?.toFixed(1) ?? '–'].map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`);
-  const checks = t.checks.map((c) => `<tr><td>${esc(c.name)} (${esc(c.detail)})</td><td>${c.value ?? '–'}</td><td>${c.holds === null ? 'n/a' : c.holds ? 'yes' : 'no'}</td></tr>`);
+  const checks = t.checks.map((c) => `<tr><td>${esc(c.name)} (${esc(c.detail)})</td><td>${c.value ?? '–'}</td><td>${esc(c.perSeed?.join(', ') ?? '–')}</td><td>${yesNo(c.holds)}</td><td>${yesNo(c.everySeed ?? null)}</td></tr>`);
   return `<!doctype html><html><head><meta charset="utf-8"><title>${esc(t.title)}</title><style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1400px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:right;white-space:nowrap}th{text-align:left;background:#f6f6f6}p{max-width:100ch}</style></head><body>
 <h1>${esc(t.title)}</h1><p>Budget <code>${esc(t.budget)}</code>, generated ${esc(t.generated)}.</p><p>${esc(t.protocol)}</p>
 <table><thead><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr></thead><tbody>${rows.join('')}</tbody></table>
-<h2>Checks against the goals of issue 4</h2><table><thead><tr><th>check</th><th>value</th><th>holds</th></tr></thead><tbody>${checks.join('')}</tbody></table>
+<h2>Checks against the goals of issue 4</h2><table><thead><tr><th>check</th><th>value (mean of per-seed differences)</th><th>per seed</th><th>holds (on the mean)</th><th>in every seed</th></tr></thead><tbody>${checks.join('')}</tbody></table>
 </body></html>
 `;
 }

@@ -43,6 +43,9 @@ describe('manyfold experiment', () => {
     const json = JSON.parse(readFileSync(join(out, 'table.json'), 'utf8')) as ExperimentTable;
     const check = json.checks.find((c) => c.name.startsWith('MAT+N:N (aligned) - MAT+misaligned'))!;
     expect(check.value).toBe(20.5 - 0.5 - 0);
+    expect(check.perSeed).toEqual([20]);
+    expect(check.everySeed).toBe(true);
+    expect(md).toMatch(/\| MAT\+N:N \(aligned\) - MAT\+misaligned under multimodal attacks \(goal: misaligned hurts \(> 0\)\) \| 20 \| 20 \| yes \| yes \|/);
     expect(json.rows.find((r) => r.row === 'mat-nn')!.secondsPerEpoch).toBeGreaterThan(0);
     // the fine-tuned rows started from the clean model
     const manifest = JSON.parse(readFileSync(join(out, 'seed-0', 'mat-nn', 'model', 'manifest.json'), 'utf8')) as { training: { init: string; method: string; augment: string[] } };
@@ -72,5 +75,10 @@ describe('manyfold experiment', () => {
     expect(calls.length).toBe(0);
     expect(all.table.rows.map((r) => r.seeds)).toEqual([2, 2]);
     expect(readFileSync(join(out, 'table.md'), 'utf8')).toMatch(/mean over 2 seeds/);
+    // checks are paired within each seed
+    const fareVsClean = all.table.checks.find((c) => c.name.startsWith('MAT - FARE'))!;
+    expect(fareVsClean.value).toBeNull(); // no MAT row in this run
+    const drop = all.table.checks.find((c) => c.name.startsWith('clean R@1 drop'))!;
+    expect(drop.perSeed).toEqual([]);
   });
 });
