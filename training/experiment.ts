@@ -84,29 +84,8 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
   },
 };
 
-export interface RowSpec {
-  id: string;
-  label: string;
-  method: 'clean' | 'tecoa' | 'fare' | 'mat';
-  augment: string[];
-  /** the base clean model itself (not fine-tuned) */
-  base?: boolean;
-  alignQuantile?: number;
-  note?: string;
-}
-
-export const ROWS: readonly RowSpec[] = [
-  { id: 'clean', label: 'clean', method: 'clean', augment: [], base: true },
-  { id: 'clean-ft', label: 'clean + fine-tune (no attack)', method: 'clean', augment: [] },
-  { id: 'tecoa', label: 'TeCoA', method: 'tecoa', augment: [] },
-  { id: 'fare', label: 'FARE', method: 'fare', augment: [] },
-  { id: 'mat', label: 'MAT', method: 'mat', augment: [] },
-  { id: 'mat-text', label: 'MAT + text aug', method: 'mat', augment: ['text'] },
-  { id: 'mat-image', label: 'MAT + image aug', method: 'mat', augment: ['image'] },
-  { id: 'mat-cross', label: 'MAT + cross-modal aug', method: 'mat', augment: ['cross'] },
-  { id: 'mat-nn', label: 'MAT + N:N', method: 'mat', augment: ['nn'] },
-  { id: 'mat-misaligned', label: 'MAT + misaligned aug (control)', method: 'mat', augment: ['misaligned'], alignQuantile: 0 },
-];
+export { ROWS, type RowSpec } from './experiment-rows.js';
+import { ROWS, type RowSpec } from './experiment-rows.js';
 
 export const EXPERIMENT_ATTACKS = ['pgd', 'text', 'coattack', 'sga', 'transfer:clean'] as const;
 
@@ -367,6 +346,7 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
   check('MAT - FARE under multimodal attacks', 'goal: > 0', 'mat', 'fare', mmOf, (d) => d > 0);
   check('MAT+N:N (aligned) - MAT+misaligned under multimodal attacks', 'goal: misaligned hurts (> 0)', 'mat-nn', 'mat-misaligned', mmOf, (d) => d > 0);
   check('MAT - MAT+misaligned under multimodal attacks', 'paper: misaligned can be worse than no augmentation', 'mat', 'mat-misaligned', mmOf, (d) => d > 0);
+  check('MAT+N:N (filtered) - MAT+N:N without the alignment filter', 'ablation: does the filter help (> 0)', 'mat-nn', 'mat-nn-unfiltered', mmOf, (d) => d > 0);
   const seedsNote = meta.seeds > 1 ? `mean over ${meta.seeds} seeds (± sample sd)` : '95% CI = percentile bootstrap over queries (1000 resamples)';
   return {
     title: 'Manyfold defenses: clean and robust R@1',

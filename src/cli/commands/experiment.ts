@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { choiceFlag, intFlag } from '../flags.js';
+import { ROWS } from '../../../training/experiment-rows.js';
 
 export function registerExperimentCommand(program: Command): void {
   program
@@ -12,7 +13,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--data <file>', 'Karpathy JSON / JSONL (default: generate the scenes set into --out/data)')
     .option('--augment-cache <file>', "provider cache for cross-modal augmentation on real data ('manyfold augment prepare')")
     .option('--side <side>', 'query | both (see manyfold eval --side)', choiceFlag(['query', 'both'] as const), 'query')
-    .option('--only <rows>', 'comma list of row ids to run (clean always runs): clean-ft,tecoa,fare,mat,mat-text,mat-image,mat-cross,mat-nn,mat-misaligned')
+    .option('--only <rows>', `comma list of row ids to run (clean always runs): ${ROWS.filter((r) => !r.base).map((r) => r.id).join(',')}`)
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--quiet', 'no progress output')
     .action(async (o) => {
