@@ -19,6 +19,7 @@ import { Encoder } from '../src/model/encoder.js';
 import { evaluateRobust, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
 import { loadSplit, runTraining } from './run.js';
+import { ROWS, type RowSpec } from './experiment-rows.js';
 
 export type Budget = 'quick' | 'full';
 
@@ -47,7 +48,8 @@ export interface BudgetSpec {
  * substitution), MAT + augmentation ~5-7x (one more caption per image to attack) plus ~50 s to build its pool;
  * robust eval (5 attacks) ~5 s per test image at load 8, ~2.5 s idle. quick on an idle machine: clean 500
  * steps ~8 min, 9 fine-tuned rows x 40 steps ~20 min, eval 10 rows x 40 images ~17 min -> ~45 min (about twice
- * that when the machine is as loaded as it was during development).
+ * that when the machine is as loaded as it was during development). Measured (docs/defenses.md): 33-38 min per
+ * seed for the first 10 rows at load 2-3; the ablation row adds ~5 min.
  */
 export const BUDGETS: Record<Budget, BudgetSpec> = {
   quick: {
@@ -85,7 +87,6 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
 };
 
 export { ROWS, type RowSpec } from './experiment-rows.js';
-import { ROWS, type RowSpec } from './experiment-rows.js';
 
 export const EXPERIMENT_ATTACKS = ['pgd', 'text', 'coattack', 'sga', 'transfer:clean'] as const;
 
