@@ -32,7 +32,7 @@ import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-enco
 import type { PresetName } from '../src/model/presets.js';
 import { imageTowerFlops, textTowerFlops } from '../src/model/flops.js';
 import { multiPositiveInfoNce } from '../training/losses/clip.js';
-import { stackIdsBucketed } from '../training/batches.js';
+import { stackIdsBucketed, textTowerBucketed } from '../training/batches.js';
 import { Rng } from '../src/util/rng.js';
 
 const { values: args } = parseArgs({
@@ -121,7 +121,7 @@ const cases: Record<string, () => void> = {
   },
   fullStepBuckets: () => {
     const { value, grads } = tf.variableGrads(
-      () => multiPositiveInfoNce(model.imageTower(x), tf.concat(bucketIds.map((t) => model.textTower(t)), 0) as tf.Tensor2D, bucketed.owner, model.logitScale()),
+      () => multiPositiveInfoNce(model.imageTower(x), textTowerBucketed(model, bucketIds), bucketed.owner, model.logitScale()),
       allVars,
     );
     syncAll([value, ...Object.values(grads)]);

@@ -1,3 +1,5 @@
+import { tf } from '../src/engine/tf.js';
+import type { DualEncoder } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
 import type { DatasetSplit } from '../src/data/types.js';
 
@@ -82,4 +84,9 @@ export function stackIdsBucketed(
     parts.push({ ids, rows: slice.length, length });
   }
   return { parts, owner: Int32Array.from(order, (i) => owner[i]) };
+}
+
+/** Text embeddings of stackIdsBucketed's parts, concatenated in part order (the order it gave `owner`). */
+export function textTowerBucketed(model: DualEncoder, idTs: tf.Tensor2D[]): tf.Tensor2D {
+  return idTs.length === 1 ? model.textTower(idTs[0]) : (tf.concat(idTs.map((t) => model.textTower(t)), 0) as tf.Tensor2D);
 }

@@ -8,31 +8,14 @@
  * (the batch-level counterpart of VSE++'s hardest negatives and of ANCE's ANN-mined negatives in dense retrieval).
  *
  * Mining happens once per epoch from the weights at the start of that epoch: the image tower embeds the split
- * (forward only, chunked), each image's nearest neighbours come from chunked matrix products, and a greedy pass
+ * (the trainer uses Encoder.embedImagesMatrix: forward only, chunked), each image's nearest neighbours come from chunked matrix products, and a greedy pass
  * in a seeded random order forms groups of `group` images (a seed image plus its nearest still-unassigned
  * neighbours). Groups are shuffled and cut into batches; the batch count equals the random sampler's, so
  * schedules and step counts do not change. Everything depends on (weights, seed, epoch), and the trainer stores
  * the epoch's batches in its checkpoint, so a resumed run replays the same batches.
  */
 import { tf } from '../src/engine/tf.js';
-import type { DatasetSplit } from '../src/data/types.js';
-import type { DualEncoder } from '../src/model/types.js';
 import { Rng } from '../src/util/rng.js';
-import { gatherPixels } from './batches.js';
-
-/** L2-normalised image embeddings of a whole split, [count * embedDim] row-major (forward only, chunked). */
-export function embedSplitImages(model: DualEncoder, split: DatasetSplit, chunk = 128): Float32Array {
-  const dim = model.config.embedDim;
-  const out = new Float32Array(split.count * dim);
-  const s = split.size;
-  for (let start = 0; start < split.count; start += chunk) {
-    const idx = Int32Array.from({ length: Math.min(chunk, split.count - start) }, (_, k) => start + k);
-    const z = tf.tidy(() => model.imageTower(tf.tensor4d(gatherPixels(split, idx), [idx.length, s, s, 3])));
-    out.set(z.dataSync() as Float32Array, start * dim);
-    z.dispose();
-  }
-  return out;
-}
 
 /**
  * For every row of `emb` ([n, dim], unit rows), the indices of its k most similar other rows, most similar

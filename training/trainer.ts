@@ -12,14 +12,15 @@ import { createProgress } from '../src/util/progress.js';
 import { Rng } from '../src/util/rng.js';
 import { sampleAugmentedBatch, type AugmentPool } from '../src/augment/pool.js';
 import { itemRng } from '../src/attacks/util/seed.js';
-import { epochBatches, gatherPixels, sampleCaptions, stackIds, stackIdsBucketed, stepsPerEpoch } from './batches.js';
+import { epochBatches, gatherPixels, sampleCaptions, stackIds, stackIdsBucketed, stepsPerEpoch, textTowerBucketed } from './batches.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { multiPositiveInfoNce } from './losses/clip.js';
 import { contrastiveAgainst, fareLoss, fareObjective } from './losses/adversarial.js';
 import { pgdImages, pgdTokenEmbeddings, substituteWords } from './inner.js';
 import { AdamW, clipByGlobalNorm } from './optimizer.js';
 import { warmupCosine } from './schedule.js';
-import { embedSplitImages, hardBatches } from './mining.js';
+import { hardBatches } from './mining.js';
+import { Encoder } from '../src/model/encoder.js';
 
 export interface TrainerState {
   globalStep: number;
@@ -219,7 +220,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const batchesOf = (epoch: number): Int32Array[] => {
     if (config.batchSampling !== 'hard' || epoch < config.hardFromEpoch) return epochBatches(train.count, config.batch, seed, epoch);
     if (mined?.epoch !== epoch) {
-      const emb = embedSplitImages(model, train);
+      const emb = new Encoder(model, tokenizer).embedImagesMatrix(train.images, train.count, 128);
       mined = { epoch, batches: hardBatches(emb, train.count, model.config.embedDim, { batch: config.batch, group: config.hardGroup, seed, epoch }) };
     }
     return mined.batches;
@@ -394,11 +395,6 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   function secondsPerEpoch(): number {
     return stepsTimed ? (stepMsTotal / stepsTimed / 1000) * perEpoch : NaN;
   }
-}
-
-/** text embeddings of length buckets, concatenated in bucket order (the order stackIdsBucketed gave `owner`) */
-function textTowerBucketed(model: DualEncoder, idTs: tf.Tensor2D[]): tf.Tensor2D {
-  return idTs.length === 1 ? model.textTower(idTs[0]) : (tf.concat(idTs.map((t) => model.textTower(t)), 0) as tf.Tensor2D);
 }
 
 function assignFrom(tensors: Map<string, { shape: number[]; data: Float32Array }>, key: string, v: tf.Variable): void {

@@ -9,7 +9,7 @@ import { initBackend } from '../../src/engine/backend.js';
 import { createDualEncoder } from '../../src/model/dual-encoder.js';
 import type { DualEncoder } from '../../src/model/types.js';
 import { Rng } from '../../src/util/rng.js';
-import { stackIds, stackIdsBucketed } from '../../training/batches.js';
+import { stackIds, stackIdsBucketed, textTowerBucketed } from '../../training/batches.js';
 import { multiPositiveInfoNce } from '../../training/losses/clip.js';
 
 const rng = new Rng(9);
@@ -62,7 +62,7 @@ describe('stackIdsBucketed', () => {
       const { parts, owner: o } = stackIdsBucketed(tokenized, captions, owner, buckets);
       const ids = parts.map((p) => tf.tensor2d(p.ids, [p.rows, p.length], 'int32'));
       const { value, grads } = tf.variableGrads(
-        () => multiPositiveInfoNce(model.imageTower(x), tf.concat(ids.map((t) => model.textTower(t)), 0) as tf.Tensor2D, o, model.logitScale()),
+        () => multiPositiveInfoNce(model.imageTower(x), textTowerBucketed(model, ids), o, model.logitScale()),
         vars,
       );
       const out = { loss: value.dataSync()[0], grads: Object.values(grads).map((g) => Array.from(g.dataSync() as Float32Array)) };
