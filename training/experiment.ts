@@ -58,6 +58,7 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
     batch: 64,
     captionsPerImage: 2,
     cleanEpochs: 50,
+    // pinned (not the trainer's default, 5e-4 since session 3) so the recorded tables stay reproducible
     cleanLr: 1e-3,
     fineTuneEpochs: 4,
     fineTuneLr: 2e-4,

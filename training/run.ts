@@ -84,7 +84,7 @@ export async function loadSplit(config: ManyfoldConfig, split: string, size: num
 /** `manyfold train`: load data, train (resumable), save the artifact, evaluate on test. */
 export async function runTraining(opts: RunTrainingOptions): Promise<RunTrainingResult> {
   const { config } = opts;
-  const backend = await initBackend(config.backend);
+  const backend = await initBackend(config.backend, { threads: config.threads });
   if (!opts.quiet) process.stderr.write(`backend: ${backend.name} (${backend.reason})\n`);
   const imageSize = modelConfigFromPreset(config.train.preset, 2).image.size;
   const train = await loadSplit(config, 'train', imageSize, opts.quiet);
@@ -178,7 +178,7 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
   });
   // the artifact id is known only once it is saved (it hashes the weights): label the test summary with it
   if (test) test.model = manifest.id;
-  writeFileSync(join(opts.out, 'train.json'), JSON.stringify({ model: manifest.id, method: config.train.method, secondsPerEpoch: result.secondsPerEpoch, test, augment }, null, 2));
+  writeFileSync(join(opts.out, 'train.json'), JSON.stringify({ model: manifest.id, method: config.train.method, backend: `${backend.name} (${backend.reason})`, secondsPerEpoch: result.secondsPerEpoch, test, augment }, null, 2));
   result.model.dispose();
   return { modelDir, manifest, finished: true, secondsPerEpoch: result.secondsPerEpoch, test, augment };
 }

@@ -79,7 +79,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       base: { service: 'manyfold' },
       redact: { paths: ['authorization', 'headers.authorization', 'req.headers.authorization', 'apiKey', 'pinecone.apiKey'], censor: '[redacted]' },
     });
-  const backend = await initBackend(config.backend);
+  const backend = await initBackend(config.backend, { threads: config.threads });
   logger.info({ backend: backend.name, reason: backend.reason }, 'tfjs backend');
   const store = await Store.open(dataDir);
   const index = await createIndex({

@@ -26,6 +26,9 @@ registerNightlyCommand(program);
 program.exitOverride();
 try {
   await program.parseAsync(process.argv);
+  // wasm worker threads (--threads > 1) keep the event loop alive after a batch command finishes
+  const { wasmWorkerThreads } = await import('../engine/backend.js');
+  if (wasmWorkerThreads() > 0) process.exit(process.exitCode ?? 0);
 } catch (e) {
   if (e instanceof CommanderError) process.exit(e.exitCode);
   if (e instanceof ConfigError) {

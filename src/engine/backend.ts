@@ -204,6 +204,7 @@ async function activateWasm(opts: InitBackendOptions): Promise<string> {
       const got = ok ? wasm.getThreadsCount() : 0;
       if (ok && got > 1) {
         await tf.ready();
+        wasmThreadsRunning = got;
         wasmThreadsNote = `; ${got} XNNPACK threads (${prep.message})`;
         return wasmThreadsNote;
       }
@@ -230,6 +231,15 @@ async function activateWasm(opts: InitBackendOptions): Promise<string> {
 }
 
 let wasmThreadsNote = '';
+let wasmThreadsRunning = 0;
+
+/**
+ * XNNPACK worker threads running (0 = the single-threaded build). Their workers keep Node's event loop alive,
+ * so a batch command that started them must end with process.exit().
+ */
+export function wasmWorkerThreads(): number {
+  return wasmThreadsRunning;
+}
 
 function wasmInstance(): boolean {
   try {

@@ -178,7 +178,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
 
   // GPU path: say which backend runs and why (e.g. tensorflow requested but tfjs-node-gpu absent)
   try {
-    const b = await initBackend(config.backend);
+    const b = await initBackend(config.backend, { threads: config.threads });
     state.backend = { name: b.name, reason: b.reason };
     log(`backend: ${b.name} (${b.reason})`);
   } catch (e) {

@@ -87,6 +87,19 @@ describe('training resume after SIGKILL', () => {
     expect(b.map((m) => m.loss)).toEqual(a.map((m) => m.loss));
   });
 
+  it('--threads 2 (wasm XNNPACK worker threads) gives bit-identical weights and the process exits on its own', () => {
+    const straight = join(dir, 'straight');
+    const threaded = join(dir, 'threaded');
+    // a hang (workers keeping the event loop alive) fails here through the timeout rather than hanging the suite
+    const r = spawnSync(process.execPath, [...trainArgs(threaded), '--threads', '2'], { encoding: 'utf8', timeout: 120_000 });
+    expect(r.signal, 'the threaded run did not exit by itself').toBeNull();
+    expect(r.status, r.stderr).toBe(0);
+    // the workaround may fall back to one thread on some machines; either way the weights must not change
+    expect(manifestId(threaded)).toBe(manifestId(straight));
+    const backend = (JSON.parse(readFileSync(join(threaded, 'train.json'), 'utf8')) as { backend: string }).backend;
+    expect(backend).toMatch(/^wasm \(.*(2 XNNPACK threads|single-threaded XNNPACK \(SIMD\): 2 threads requested)/);
+  });
+
   it('resume refuses a checkpoint made with other settings and names the difference', () => {
     const out = join(dir, 'straight');
     const r = spawnSync(process.execPath, [...trainArgs(out).map((a) => (a === '16' ? '32' : a)), '--resume'], { encoding: 'utf8' });

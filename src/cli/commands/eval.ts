@@ -25,6 +25,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--json <file>', 'write the results as JSON')
     .option('--export-sims <prefix>', 'write PREFIX.json (ground truth) and PREFIX.bin (float32 image x text similarities)')
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--threads <n>', 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)', intFlag(1))
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
     .option('--attack <list>', 'robust eval: comma list of pgd,text,charedit,coattack,sga,blackbox,transfer:MODEL_DIR')
     .option('--eps <list>', 'image budgets in /255 units (L-inf), e.g. 1,2,4,8', numberListFlag, [2])
@@ -47,7 +48,7 @@ export function registerEvalCommand(program: Command): void {
     .action(async (o) => {
       if (o.attack) return robustAction(o);
       if (o.md || o.html || o.limit !== undefined) throw new Error('--md, --html and --limit need --attack (the clean eval writes --json over the whole split)');
-      const config = loadConfig({ overrides: { backend: o.backend, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
+      const config = loadConfig({ overrides: { backend: o.backend, threads: o.threads, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
       const [{ initBackend }, { loadArtifact }, { Encoder }, { evaluateClean, formatCleanSummary }, { exportSims }, { loadSplit }] = await Promise.all([
         import('../../engine/backend.js'),
         import('../../model/artifact.js'),
@@ -56,7 +57,7 @@ export function registerEvalCommand(program: Command): void {
         import('../../eval/export-sims.js'),
         import('../../../training/run.js'),
       ]);
-      await initBackend(config.backend);
+      await initBackend(config.backend, { threads: config.threads });
       const modelDir = resolveModelDir(o.model);
       const { model, tokenizer, manifest } = await loadArtifact(modelDir);
       const encoder = new Encoder(model, tokenizer, manifest);
@@ -98,6 +99,7 @@ interface RobustFlags {
   md?: string;
   html?: string;
   backend?: 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+  threads?: number;
   onBadRow?: 'fail' | 'skip';
   quiet?: boolean;
   attack: string;
@@ -119,7 +121,7 @@ interface RobustFlags {
 
 /** `manyfold eval --attack ...`: robust recall through evaluateRobust, reports in JSON / Markdown / HTML. */
 async function robustAction(o: RobustFlags): Promise<void> {
-  const config = loadConfig({ overrides: { backend: o.backend, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
+  const config = loadConfig({ overrides: { backend: o.backend, threads: o.threads, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
   const [{ initBackend }, { loadArtifact }, { Encoder }, { evaluateRobust }, { writeReports, renderMarkdown }, { loadSplit }, { createProgress }] = await Promise.all([
     import('../../engine/backend.js'),
     import('../../model/artifact.js'),
@@ -129,7 +131,7 @@ async function robustAction(o: RobustFlags): Promise<void> {
     import('../../../training/run.js'),
     import('../../util/progress.js'),
   ]);
-  const backend = await initBackend(config.backend);
+  const backend = await initBackend(config.backend, { threads: config.threads });
   const modelDir = resolveModelDir(o.model);
   const { model, tokenizer, manifest } = await loadArtifact(modelDir);
   const encoder = new Encoder(model, tokenizer, manifest);

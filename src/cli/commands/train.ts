@@ -45,11 +45,12 @@ export function registerTrainCommand(program: Command): void {
     .option('--batch-sampling <mode>', 'random | hard (batches of nearest-neighbour groups mined with the model each epoch)', choiceFlag(['random', 'hard'] as const))
     .option('--hard-group <n>', 'hard sampling: images per mined group (default 4)', intFlag(2))
     .option('--hard-from-epoch <n>', 'hard sampling: first mined epoch, 0-based (default 1)', intFlag(0))
-    .option('--lr <x>', `peak learning rate (default 1e-3 from scratch, ${FINE_TUNE_LR} with --init)`, numberFlag({ min: 0, exclusiveMin: true }))
+    .option('--lr <x>', `peak learning rate (default 5e-4 from scratch, ${FINE_TUNE_LR} with --init)`, numberFlag({ min: 0, exclusiveMin: true }))
     .option('--weight-decay <x>', 'AdamW weight decay', numberFlag({ min: 0 }))
     .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag(1))
     .option('--seed <n>', 'seed for init, batches, sampling, augmentation and inner attacks', intFlag(0))
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--threads <n>', 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)', intFlag(1))
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
     .option('--resume', 'continue from the checkpoint in --out')
@@ -60,6 +61,7 @@ export function registerTrainCommand(program: Command): void {
         file: o.config,
         overrides: {
           backend: o.backend,
+          threads: o.threads,
           seed: o.seed,
           data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow },
           train: {
