@@ -99,6 +99,8 @@ export interface ExperimentOptions {
   data?: string;
   augmentCache?: string;
   backend?: ManyfoldConfig['backend'];
+  /** wasm XNNPACK threads (ManyfoldConfig['threads']) */
+  threads?: number;
   side?: 'query' | 'both';
   /** run only this seed (results and table of that seed only; a run without it assembles every seed's) */
   onlySeed?: number;
@@ -133,7 +135,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
   const spec: BudgetSpec = { ...BUDGETS[o.budget], ...(o.overrides ?? {}) };
   const out = resolve(o.out);
   mkdirSync(out, { recursive: true });
-  const backend = await initBackend(o.backend ?? 'auto');
+  const backend = await initBackend(o.backend ?? 'auto', { threads: o.threads ?? 1 });
   log(o.quiet, `backend ${backend.name}; budget ${o.budget}; seeds ${o.seeds}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
   let data = o.data;
   if (!data) {

@@ -15,6 +15,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--side <side>', 'query | both (see manyfold eval --side)', choiceFlag(['query', 'both'] as const), 'query')
     .option('--only <rows>', `comma list of row ids to run (clean always runs): ${ROWS.filter((r) => !r.base).map((r) => r.id).join(',')}`)
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--threads <n>', 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)', intFlag(1))
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       const { runExperiment } = await import('../../../training/experiment.js');
@@ -28,6 +29,7 @@ export function registerExperimentCommand(program: Command): void {
         side: o.side,
         only: o.only ? String(o.only).split(',').map((s: string) => s.trim()) : undefined,
         backend: o.backend,
+        threads: o.threads,
         quiet: Boolean(o.quiet),
       });
       process.stderr.write(`wrote ${files.join(', ')}\n`);
