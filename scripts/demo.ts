@@ -7,8 +7,9 @@
  *      image search and a small attack probe against the live index, print the results and the dashboard URL
  * Flags: --data DIR (default data/scenes), --out DIR (default runs/demo), --epochs N, --train N, --seed S,
  *        --backend auto|tensorflow|wasm|cpu, --threads N (wasm XNNPACK threads; default min(2, cores): the demo
- *        has the machine to itself, where 2 threads make a training step ~1.5x faster), --port N (default 8080; 0 = any), --serve (keep serving after the
- *        demo; the default on a terminal), --no-serve (exit after the demo; the default on a pipe)
+ *        has the machine to itself, where 2 threads make a training step ~1.5x faster), --port N (default 8080;
+ *        0 = any), --serve (keep serving after the demo; the default on a terminal), --no-serve (exit after the
+ *        demo; the default on a pipe)
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
