@@ -101,6 +101,11 @@ export interface ExperimentOptions {
   backend?: ManyfoldConfig['backend'];
   /** wasm XNNPACK threads (ManyfoldConfig['threads']) */
   threads?: number;
+  /**
+   * train the selected rows (and the clean base if missing) but run no robust eval and write no table: to train
+   * rows in parallel processes while another process evaluates; a later run without it evaluates them
+   */
+  trainOnly?: boolean;
   side?: 'query' | 'both';
   /** run only this seed (results and table of that seed only; a run without it assembles every seed's) */
   onlySeed?: number;
@@ -206,6 +211,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
           if (!r.finished) throw new Error(`training of ${row.id} did not finish`);
           augmentCounts = r.augment;
         }
+        if (o.trainOnly) {
+          log(o.quiet, `seed ${seed} ${row.id}: trained (${modelDir}); robust eval left for a run without --train-only`);
+          continue;
+        }
         const loaded = await loadArtifact(modelDir);
         secondsPerEpoch = typeof loaded.manifest.training.secondsPerEpoch === 'number' ? loaded.manifest.training.secondsPerEpoch : null;
         trainSeconds = typeof loaded.manifest.training.trainSeconds === 'number' ? loaded.manifest.training.trainSeconds : null;
@@ -241,6 +250,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
     }
   }
   const table = buildTable(results, { budget: o.budget, spec, data, side: o.side ?? 'query', seeds: new Set(results.map((r) => r.seed)).size });
+  if (o.trainOnly) return { table, files: [] };
   const files = writeTable(out, table);
   return { table, files };
 }

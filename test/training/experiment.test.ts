@@ -81,4 +81,25 @@ describe('manyfold experiment', () => {
     const drop = all.table.checks.find((c) => c.name.startsWith('clean R@1 drop'))!;
     expect(drop.perSeed).toEqual([]);
   });
+
+  it('--train-only trains the selected rows without robust eval or table; a later run evaluates them without retraining', async () => {
+    const out = join(dir, 'exp-train-only');
+    const overrides = { cleanEpochs: 1, fineTuneEpochs: 1, batch: 8, trainSteps: 1, evalLimit: 6 };
+    const base = { out, budget: 'quick' as const, seeds: 1, data, backend: 'wasm' as const, only: ['tecoa'], quiet: true, evaluate: stub, overrides };
+    calls.length = 0;
+    const trained = await runExperiment({ ...base, trainOnly: true });
+    expect(calls).toEqual([]);
+    expect(trained.files).toEqual([]);
+    expect(existsSync(join(out, 'table.md'))).toBe(false);
+    const manifestPath = join(out, 'seed-0', 'tecoa', 'model', 'manifest.json');
+    const id = (JSON.parse(readFileSync(manifestPath, 'utf8')) as { id: string }).id;
+    expect(existsSync(join(out, 'seed-0', 'tecoa', 'result.json'))).toBe(false);
+
+    const evaluated = await runExperiment(base);
+    expect(calls.map((c) => c.split(' ')[0])).toEqual(['clean', 'tecoa']);
+    expect(evaluated.table.rows.map((r) => r.row)).toEqual(['clean', 'tecoa']);
+    // not retrained: the evaluated model is the one --train-only wrote
+    expect((JSON.parse(readFileSync(manifestPath, 'utf8')) as { id: string }).id).toBe(id);
+    expect(evaluated.table.rows.find((r) => r.row === 'tecoa')!.secondsPerEpoch).toBeGreaterThan(0);
+  });
 });

@@ -16,6 +16,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--only <rows>', `comma list of row ids to run (clean always runs): ${ROWS.filter((r) => !r.base).map((r) => r.id).join(',')}`)
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--threads <n>', 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)', intFlag(1))
+    .option('--train-only', 'train the selected rows (and the clean base) without robust eval or table, e.g. in a second process while the first evaluates; a later run without it evaluates them')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
       const { runExperiment } = await import('../../../training/experiment.js');
@@ -30,8 +31,9 @@ export function registerExperimentCommand(program: Command): void {
         only: o.only ? String(o.only).split(',').map((s: string) => s.trim()) : undefined,
         backend: o.backend,
         threads: o.threads,
+        trainOnly: Boolean(o.trainOnly),
         quiet: Boolean(o.quiet),
       });
-      process.stderr.write(`wrote ${files.join(', ')}\n`);
+      if (files.length) process.stderr.write(`wrote ${files.join(', ')}\n`);
     });
 }
