@@ -1,0 +1,17 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.js';
+
+describe('configuration layers', () => {
+  it('MANYFOLD_THREADS sets threads; flags override the environment', () => {
+    expect(loadConfig({ env: {} }).threads).toBe(1);
+    expect(loadConfig({ env: { MANYFOLD_THREADS: '2' } }).threads).toBe(2);
+    expect(loadConfig({ env: { MANYFOLD_THREADS: '2' }, overrides: { threads: 4 } }).threads).toBe(4);
+  });
+
+  it('a bad MANYFOLD_THREADS is an error that names the field', () => {
+    for (const bad of ['two', '0', '1.5']) {
+      expect(() => loadConfig({ env: { MANYFOLD_THREADS: bad } }), bad).toThrow(ConfigError);
+      expect(() => loadConfig({ env: { MANYFOLD_THREADS: bad } }), bad).toThrow(/threads:/);
+    }
+  });
+});
