@@ -38,3 +38,6 @@ export function choiceFlag<T extends string>(choices: readonly T[]) {
     return value as T;
   };
 }
+
+/** Help of `--threads`, shared by every command that initialises the tfjs backend. */
+export const THREADS_FLAG_HELP = 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)';

@@ -2,7 +2,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config.js';
-import { choiceFlag, intFlag, numberFlag, numberListFlag } from '../flags.js';
+import { choiceFlag, intFlag, numberFlag, numberListFlag, THREADS_FLAG_HELP } from '../flags.js';
 
 /** `--model` accepts an artifact directory or a training run directory holding model/. */
 export function resolveModelDir(dir: string): string {
@@ -25,7 +25,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--json <file>', 'write the results as JSON')
     .option('--export-sims <prefix>', 'write PREFIX.json (ground truth) and PREFIX.bin (float32 image x text similarities)')
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
-    .option('--threads <n>', 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)', intFlag(1))
+    .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
     .option('--attack <list>', 'robust eval: comma list of pgd,text,charedit,coattack,sga,blackbox,transfer:MODEL_DIR')
     .option('--eps <list>', 'image budgets in /255 units (L-inf), e.g. 1,2,4,8', numberListFlag, [2])

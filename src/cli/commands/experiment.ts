@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { choiceFlag, intFlag } from '../flags.js';
+import { choiceFlag, intFlag, THREADS_FLAG_HELP } from '../flags.js';
 import { ROWS } from '../../../training/experiment-rows.js';
 
 export function registerExperimentCommand(program: Command): void {
@@ -15,7 +15,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--side <side>', 'query | both (see manyfold eval --side)', choiceFlag(['query', 'both'] as const), 'query')
     .option('--only <rows>', `comma list of row ids to run (clean always runs): ${ROWS.filter((r) => !r.base).map((r) => r.id).join(',')}`)
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
-    .option('--threads <n>', 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)', intFlag(1))
+    .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--train-only', 'train the selected rows (and the clean base) without robust eval or table, e.g. in a second process while the first evaluates; a later run without it evaluates them')
     .option('--quiet', 'no progress output')
     .action(async (o) => {

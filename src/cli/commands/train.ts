@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { augmentNameSchema, loadConfig, presetSchema, textAttackSchema, trainSchema } from '../../config.js';
-import { choiceFlag, intFlag, numberFlag } from '../flags.js';
+import { choiceFlag, intFlag, numberFlag, THREADS_FLAG_HELP } from '../flags.js';
 
 /** comma-separated --augment list, validated against the schema's names */
 function augmentListFlag(value: string): string[] {
@@ -50,7 +50,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag(1))
     .option('--seed <n>', 'seed for init, batches, sampling, augmentation and inner attacks', intFlag(0))
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
-    .option('--threads <n>', 'wasm: XNNPACK threads (default 1; 2+ is experimental and pays off only on idle cores)', intFlag(1))
+    .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
     .option('--resume', 'continue from the checkpoint in --out')
