@@ -6,7 +6,10 @@
  * in docs/results.md.
  *
  *   npx tsx scripts/shape-learnability.ts --data data/scenes/dataset_scenes.json [--arch vit|cnn] [--task shape|color]
- *     [--epochs 12] [--lr 5e-4] [--patch 8] [--seed 0] [--json OUT]
+ *     [--epochs 12] [--lr 5e-4] [--patch 8] [--shift 0] [--seed 0] [--json OUT]
+ *
+ * --shift N: each training image is translated by a random offset in [-N, N] pixels per axis every time it is
+ * seen (edge pixels repeat), a shape-preserving augmentation against memorising the training images.
  *
  * Per-label accuracy is over (image, label) pairs; the base rate of answering "absent" everywhere is printed with
  * it (about 67% for shapes: most images hold 1-3 of the 6 shapes). The CNN computes its 3x3 convolutions as
@@ -32,12 +35,13 @@ const flags = z
     epochs: z.coerce.number().int().positive().default(12),
     lr: z.coerce.number().positive().default(5e-4),
     patch: z.coerce.number().int().positive().default(8),
+    shift: z.coerce.number().int().min(0).max(15).default(0),
     seed: z.coerce.number().int().min(0).default(0),
     json: z.string().optional(),
   })
   .strict();
 const { values } = parseArgs({
-  options: Object.fromEntries(['data', 'arch', 'task', 'epochs', 'lr', 'patch', 'seed', 'json'].map((k) => [k, { type: 'string' as const }])),
+  options: Object.fromEntries(['data', 'arch', 'task', 'epochs', 'lr', 'patch', 'shift', 'seed', 'json'].map((k) => [k, { type: 'string' as const }])),
   strict: true,
 });
 const parsed = flags.safeParse(values);
@@ -60,10 +64,19 @@ function labels(s: DatasetSplit): Float32Array {
 }
 const yTrain = labels(train);
 const yTest = labels(test);
-const pixels = (s: DatasetSplit, idx: number[]) => {
+const pixels = (s: DatasetSplit, idx: number[], shift?: Rng) => {
   const out = new Float32Array(idx.length * per);
+  const clamp = (v: number) => Math.min(S - 1, Math.max(0, v));
   idx.forEach((i, k) => {
-    for (let p = 0; p < per; p++) out[k * per + p] = s.images[i * per + p] / 255;
+    const dy = shift ? shift.int(2 * o.shift + 1) - o.shift : 0;
+    const dx = shift ? shift.int(2 * o.shift + 1) - o.shift : 0;
+    for (let y = 0; y < S; y++) {
+      for (let x = 0; x < S; x++) {
+        const src = i * per + (clamp(y - dy) * S + clamp(x - dx)) * 3;
+        const dst = k * per + (y * S + x) * 3;
+        for (let c = 0; c < 3; c++) out[dst + c] = s.images[src + c] / 255;
+      }
+    }
   });
   return out;
 };
@@ -119,7 +132,7 @@ for (let epoch = 0; epoch < o.epochs; epoch++) {
   let batches = 0;
   for (let b = 0; b + 64 <= order.length; b += 64) {
     const idx = order.slice(b, b + 64);
-    const x = tf.tensor4d(pixels(train, idx), [64, S, S, 3]);
+    const x = tf.tensor4d(pixels(train, idx, o.shift > 0 ? rng : undefined), [64, S, S, 3]);
     const y = tf.tensor2d(Float32Array.from(idx.flatMap((i) => [...yTrain.subarray(i * K, (i + 1) * K)])), [64, K]);
     const loss = optimizer.minimize(() => tf.losses.sigmoidCrossEntropy(y, tf.mul(tf.matMul(features(x), head), logitScale)) as tf.Scalar, true, [...variables, head])!;
     total += loss.dataSync()[0];
