@@ -77,12 +77,12 @@ function centroidProbe(trRows: { row: number; label: string }[], trEmb: Float32A
     }
     if (classes[arg] === r.label) correct++;
     let bestNn = -Infinity;
-    let argNn = -1;
+    let labelNn = '';
     for (const t of trRows) {
       const s = dot(teEmb, r.row, trEmb, t.row);
-      if (s > bestNn) [bestNn, argNn] = [s, t.row];
+      if (s > bestNn) [bestNn, labelNn] = [s, t.label];
     }
-    if (trRows.find((t) => t.row === argNn)!.label === r.label) nn++;
+    if (labelNn === r.label) nn++;
   }
   return { centroid: correct, nearestNeighbour: nn, of: teRows.length, classes: classes.length };
 }

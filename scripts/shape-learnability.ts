@@ -87,7 +87,7 @@ let features: (x: tf.Tensor4D) => tf.Tensor2D;
 let featureDim: number;
 let variables: tf.Variable[];
 if (o.arch === 'vit') {
-  const config = modelConfigFromPreset('tiny', 1000);
+  const config = modelConfigFromPreset('tiny', 1000); // the text tower is built but unused: any vocabulary size will do
   config.image = { ...config.image, patch: o.patch };
   const model = createDualEncoder(config, o.seed);
   features = (x) => model.imageTower(x);
