@@ -14,6 +14,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { flagError } from './flag-errors.js';
 import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
@@ -31,7 +32,7 @@ const flags = z
   .strict();
 const { values } = parseArgs({ options: { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' } }, strict: true });
 const parsed = flags.safeParse(values);
-if (!parsed.success) throw new Error(`bad flag: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
+if (!parsed.success) throw flagError(parsed.error);
 const o = parsed.data;
 
 await initBackend(o.backend);

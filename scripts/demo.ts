@@ -17,6 +17,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { flagError } from './flag-errors.js';
 import { loadConfig } from '../src/config.js';
 import { generateScenes, SCENES_JSON } from '../src/data/scenes/generate.js';
 import { createProgress } from '../src/util/progress.js';
@@ -63,7 +64,7 @@ async function main(): Promise<void> {
   else values.serve = serveFlag;
   const parsed = flagsSchema.safeParse(values);
   if (!parsed.success) {
-    throw new Error(`bad flag: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw flagError(parsed.error);
   }
   const flags = parsed.data;
   const t0 = Date.now();

@@ -18,6 +18,7 @@
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { flagError } from './flag-errors.js';
 import * as tf from '../src/engine/tf.js';
 import { initBackend } from '../src/engine/backend.js';
 import { createDualEncoder } from '../src/model/dual-encoder.js';
@@ -45,7 +46,7 @@ const { values } = parseArgs({
   strict: true,
 });
 const parsed = flags.safeParse(values);
-if (!parsed.success) throw new Error(`bad flag: ${parsed.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; ')}`);
+if (!parsed.success) throw flagError(parsed.error);
 const o = parsed.data;
 
 await initBackend('wasm');
