@@ -6,7 +6,7 @@
  * in docs/results.md.
  *
  *   npx tsx scripts/shape-learnability.ts --data data/scenes/dataset_scenes.json [--arch vit|cnn] [--task shape|color]
- *     [--epochs 12] [--lr 5e-4] [--patch 8] [--shift 0] [--seed 0] [--json OUT]
+ *     [--epochs 12] [--lr 5e-4] [--patch 8] [--shift 0] [--stem linear|conv] [--seed 0] [--json OUT]
  *
  * --shift N: each training image is translated by a random offset in [-N, N] pixels per axis every time it is
  * seen (edge pixels repeat), a shape-preserving augmentation against memorising the training images.
@@ -37,12 +37,13 @@ const flags = z
     lr: z.coerce.number().positive().default(5e-4),
     patch: z.coerce.number().int().positive().default(8),
     shift: z.coerce.number().int().min(0).max(15).default(0),
+    stem: z.enum(['linear', 'conv']).default('linear'),
     seed: z.coerce.number().int().min(0).default(0),
     json: z.string().optional(),
   })
   .strict();
 const { values } = parseArgs({
-  options: Object.fromEntries(['data', 'arch', 'task', 'epochs', 'lr', 'patch', 'shift', 'seed', 'json'].map((k) => [k, { type: 'string' as const }])),
+  options: Object.fromEntries(['data', 'arch', 'task', 'epochs', 'lr', 'patch', 'shift', 'stem', 'seed', 'json'].map((k) => [k, { type: 'string' as const }])),
   strict: true,
 });
 const parsed = flags.safeParse(values);
@@ -89,7 +90,7 @@ let featureDim: number;
 let variables: tf.Variable[];
 if (o.arch === 'vit') {
   const config = modelConfigFromPreset('tiny', 1000); // the text tower is built but unused: any vocabulary size will do
-  config.image = { ...config.image, patch: o.patch };
+  config.image = { ...config.image, patch: o.patch, stem: o.stem };
   const model = createDualEncoder(config, o.seed);
   features = (x) => model.imageTower(x);
   featureDim = config.embedDim;

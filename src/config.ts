@@ -23,6 +23,8 @@ export const trainSchema = z
     preset: presetSchema.default('tiny'),
     epochs: positiveInt.default(30),
     batch: positiveInt.default(64),
+    /** image patch embedding, overriding the preset's ('linear' ViT patches | 'conv' stem; see src/model/types.ts) */
+    stem: z.enum(['linear', 'conv']).optional(),
     /** captions sampled per image per step; all of them are positives of that image */
     captionsPerImage: positiveInt.default(2),
     /**
@@ -35,6 +37,17 @@ export const trainSchema = z
     /** cosine decays to lr * minLrRatio */
     minLrRatio: z.number().min(0).max(1).default(0.05),
     gradClip: z.number().positive().default(1.0),
+    /**
+     * random translation of every training image by up to this many pixels per axis (edges replicated), drawn anew
+     * each step; 0 = off. Keeps the tiny ViT from memorising shape (docs/results.md, session 5)
+     */
+    shift: z.number().int().min(0).max(16).default(0),
+    /**
+     * hard negative captions per image per step (0 = off): captions of the image's scene graph with one object's
+     * shape or colour changed, added to the image->text denominators (src/data/scenes/negatives.ts). Needs scene
+     * graphs (the `scenes` data set); method clean without --augment.
+     */
+    hardNegatives: z.number().int().min(0).max(8).default(0),
     /** captions of a step are run through the text tower in this many length buckets (less padding; same embeddings) */
     textBuckets: positiveInt.default(4),
     /**

@@ -34,6 +34,36 @@ export function gatherPixels(split: DatasetSplit, indices: ArrayLike<number>): F
 }
 
 /**
+ * Random translation, in place: each image of the batch moves by its own offset in [-maxShift, maxShift] pixels per
+ * axis, edges replicated. A patch tokenizer sees an object cut differently at every offset, so the image tower has to
+ * learn what the object is rather than which pixels a training image had (without it the tiny ViT memorises shape;
+ * scripts/shape-learnability.ts, docs/results.md). Relative positions (the captions' left/right/above) are kept.
+ */
+export function translateBatch(pixels: Float32Array, count: number, size: number, maxShift: number, rng: Rng): void {
+  if (maxShift <= 0) return;
+  const per = size * size * 3;
+  const src = new Float32Array(per);
+  const clamp = (v: number) => (v < 0 ? 0 : v >= size ? size - 1 : v);
+  for (let k = 0; k < count; k++) {
+    const dy = rng.int(2 * maxShift + 1) - maxShift;
+    const dx = rng.int(2 * maxShift + 1) - maxShift;
+    if (dx === 0 && dy === 0) continue;
+    const base = k * per;
+    src.set(pixels.subarray(base, base + per));
+    for (let y = 0; y < size; y++) {
+      const row = clamp(y - dy) * size;
+      for (let x = 0; x < size; x++) {
+        const from = (row + clamp(x - dx)) * 3;
+        const to = base + (y * size + x) * 3;
+        pixels[to] = src[from];
+        pixels[to + 1] = src[from + 1];
+        pixels[to + 2] = src[from + 2];
+      }
+    }
+  }
+}
+
+/**
  * Up to k captions per image, sampled without replacement by a generator seeded per step.
  * Returns caption indices and, for each, the batch row of the image it describes.
  */

@@ -12,7 +12,7 @@ import { createProgress } from '../src/util/progress.js';
 import { Rng } from '../src/util/rng.js';
 import { sampleAugmentedBatch, type AugmentPool } from '../src/augment/pool.js';
 import { itemRng } from '../src/attacks/util/seed.js';
-import { epochBatches, gatherPixels, sampleCaptions, stackIds, stackIdsBucketed, stepsPerEpoch, textTowerBucketed } from './batches.js';
+import { epochBatches, gatherPixels, sampleCaptions, stackIds, stackIdsBucketed, stepsPerEpoch, textTowerBucketed, translateBatch } from './batches.js';
 import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { multiPositiveInfoNce } from './losses/clip.js';
 import { contrastiveAgainst, fareLoss, fareObjective } from './losses/adversarial.js';
@@ -21,6 +21,7 @@ import { AdamW, clipByGlobalNorm } from './optimizer.js';
 import { warmupCosine } from './schedule.js';
 import { hardBatches } from './mining.js';
 import { Encoder } from '../src/model/encoder.js';
+import { hardNegativeCaptions } from '../src/data/scenes/negatives.js';
 
 export interface TrainerState {
   globalStep: number;
@@ -161,12 +162,19 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   } else {
     const maxLen = modelConfigFromPreset(config.preset, 2).text.maxLen;
     tokenizer = buildTokenizer(train.captions, { maxLen, maxVocab: config.maxVocab, minFreq: config.minWordFreq });
-    model = createDualEncoder(modelConfigFromPreset(config.preset, tokenizer.vocabSize), seed);
+    const modelConfig = modelConfigFromPreset(config.preset, tokenizer.vocabSize);
+    if (config.stem) modelConfig.image = { ...modelConfig.image, stem: config.stem };
+    model = createDualEncoder(modelConfig, seed);
     writeFileSync(metricsPath, '');
   }
   const method = config.method;
   if (method === 'fare' && !opts.reference) throw new Error('FARE needs a frozen reference encoder (--reference MODEL, default the --init model)');
   if (config.augment.length > 0 && !opts.pool) throw new Error('--augment is set but no augmentation pool was built');
+  if (config.hardNegatives > 0) {
+    if (method !== 'clean' || opts.pool) throw new Error('--hard-negatives works with --method clean and no --augment');
+    const missing = train.scenes ? train.scenes.findIndex((g) => !g || g.objects.length === 0) : 0;
+    if (missing >= 0) throw new Error(`--hard-negatives needs a scene graph with objects for every training image (the scenes data set); image ${train.imageIds[missing] ?? missing} has none`);
+  }
   const initId = restored ? (restored.state.initId ?? null) : (opts.init?.id ?? null);
 
   const optimizer = new AdamW(model.variables, { weightDecay: config.weightDecay });
@@ -248,13 +256,17 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
         if (method === 'clean' && !opts.pool) {
           const sampled = sampleCaptions(train, images, config.captionsPerImage, rng);
           const { parts, owner } = stackIdsBucketed(tokenized, sampled.captions, sampled.owner, config.textBuckets);
-          const x = tf.tensor4d(gatherPixels(train, images), [images.length, s, s, 3]);
+          const pixels = gatherPixels(train, images);
+          translateBatch(pixels, images.length, s, config.shift, itemRng(seed, SHIFT_SALT, step));
+          const x = tf.tensor4d(pixels, [images.length, s, s, 3]);
           const idTs = parts.map((p) => tf.tensor2d(p.ids, [p.rows, p.length], 'int32'));
+          const negIds = config.hardNegatives > 0 ? negativeIds(images, itemRng(seed, NEGATIVES_SALT, step)) : null;
           ({ value, grads } = tf.variableGrads(
-            () => multiPositiveInfoNce(model.imageTower(x), textTowerBucketed(model, idTs), owner, model.logitScale()),
+            () => multiPositiveInfoNce(model.imageTower(x), textTowerBucketed(model, idTs), owner, model.logitScale(), negIds ? model.textTower(negIds) : undefined),
             varList,
           ));
           x.dispose();
+          negIds?.dispose();
           for (const t of idTs) t.dispose();
         } else {
           const r = await adversarialStep(images, rng, step);
@@ -321,6 +333,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
       texts = c.captions.map((i) => train.captions[i]);
       owner = c.owner;
     }
+    translateBatch(pixels, images.length, s, config.shift, itemRng(seed, SHIFT_SALT, at));
     const innerRng = itemRng(seed, 0x5eed, at);
     const x = tf.tensor4d(pixels, [images.length, s, s, 3]);
     const idsOf = (t: readonly string[]) => {
@@ -392,10 +405,23 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     }
   }
 
+  /** token ids of config.hardNegatives scene-edit captions per image of the batch */
+  function negativeIds(images: Int32Array, rng: Rng): tf.Tensor2D {
+    const enc: number[][] = [];
+    for (const i of images) for (const c of hardNegativeCaptions(train.scenes![i]!, config.hardNegatives, rng)) enc.push(tokenizer.encode(c));
+    const { ids, length } = stackIds(enc, enc.map((_, k) => k));
+    return tf.tensor2d(ids, [enc.length, length], 'int32');
+  }
+
   function secondsPerEpoch(): number {
     return stepsTimed ? (stepMsTotal / stepsTimed / 1000) * perEpoch : NaN;
   }
 }
+
+/** stream of the --shift offsets: its own salt, so turning shift on leaves batches, captions and attacks unchanged */
+const SHIFT_SALT = 0x5417;
+/** stream of the hard negative captions (own salt, for the same reason) */
+const NEGATIVES_SALT = 0x4e67;
 
 function assignFrom(tensors: Map<string, { shape: number[]; data: Float32Array }>, key: string, v: tf.Variable): void {
   const t = tensors.get(key);

@@ -60,7 +60,7 @@ export const modelConfigSchema = z.object({
   preset: z.string().min(1),
   embedDim: posInt,
   image: z
-    .object({ size: posInt, patch: posInt, width: posInt, depth: posInt, heads: posInt, mlpRatio: z.number().positive() })
+    .object({ size: posInt, patch: posInt, width: posInt, depth: posInt, heads: posInt, mlpRatio: z.number().positive(), stem: z.enum(['linear', 'conv']).optional() })
     .loose(),
   text: z
     .object({

@@ -58,6 +58,37 @@ export const MAX_LOGIT_SCALE = 100;
 
 let instanceCounter = 0;
 
+/**
+ * Channels of the conv stem's two convolutions. Why a conv stem at all: with the linear stem a patch is one linear
+ * map of its pixels, so an object that straddles patch borders differently in every image must be learned at every
+ * offset; on `scenes` the tiny ViT learned colour in a few hundred steps but shape not in thousands (docs/results.md).
+ * Overlapping 3x3 convolutions are translation-equivariant, which is the bias shape needs (Xiao et al. 2021,
+ * "Early convolutions help transformers see better").
+ */
+const STEM_CHANNELS = [32, 64] as const;
+
+/**
+ * 'same' 3x3 convolution with stride 2 and GELU, as im2col + the fast linear: each of the 9 taps is two
+ * reshaped slices (no strided ops) and no conv kernels (wasm's filter gradient is slow, engine/kernels.ts).
+ * w is [9*C, Cout] with rows ordered (tap, channel).
+ */
+export function conv3x3Stride2(x: tf.Tensor4D, w: tf.Tensor2D, b: tf.Tensor1D): tf.Tensor4D {
+  const [bsz, h, wd, c] = x.shape;
+  const h2 = h / 2;
+  const w2 = wd / 2;
+  // rows of the padded map as [B, H/2+1, 2, (W+2)*C]: row 2i+dy is block i + (dy>>1), phase dy&1; columns likewise.
+  // Every slice stays 4-D (wasm slices and transposes of rank > 4 take a slow generic path, ~20x).
+  const rows = tf.reshape(tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]]), [bsz, h2 + 1, 2, (wd + 2) * c]);
+  const taps: tf.Tensor2D[] = [];
+  for (let dy = 0; dy < 3; dy++) {
+    const picked = tf.reshape(tf.slice(rows, [0, dy >> 1, dy & 1, 0], [bsz, h2, 1, (wd + 2) * c]), [bsz * h2, w2 + 1, 2, c]);
+    for (let dx = 0; dx < 3; dx++) {
+      taps.push(tf.reshape(tf.slice(picked, [0, dx >> 1, dx & 1, 0], [bsz * h2, w2, 1, c]), [bsz * h2 * w2, c]));
+    }
+  }
+  return tf.reshape(gelu(linear(tf.concat(taps, 1), w, b)), [bsz, h2, w2, w.shape[1]]);
+}
+
 function fnv1a(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
@@ -98,6 +129,8 @@ class DualEncoderImpl implements DualEncoder {
   private disposed = false;
 
   // image
+  /** conv stem (image.stem 'conv'): [9*Cin, Cout] im2col kernels and biases of the two stride-2 convolutions */
+  private readonly iStem: { w: tf.Variable<tf.Rank.R2>; b: tf.Variable<tf.Rank.R1> }[];
   private readonly iPatchW: tf.Variable<tf.Rank.R2>;
   private readonly iPatchB: tf.Variable<tf.Rank.R1>;
   private readonly iCls: tf.Variable<tf.Rank.R1>;
@@ -126,8 +159,20 @@ class DualEncoderImpl implements DualEncoder {
     const c = this.config;
     const im = c.image;
     const nPatch = (im.size / im.patch) ** 2;
-    const pd = im.patch * im.patch * 3;
     const wi = im.width;
+    this.iStem = [];
+    let pd = im.patch * im.patch * 3;
+    if ((im.stem ?? 'linear') === 'conv') {
+      const channels = [3, STEM_CHANNELS[0], STEM_CHANNELS[1]];
+      for (let i = 0; i < 2; i++) {
+        const fanIn = 9 * channels[i];
+        this.iStem.push({
+          w: this.v2(`image.stem.${i}.w`, [fanIn, channels[i + 1]], { kind: 'normal', std: Math.sqrt(2 / fanIn) }),
+          b: this.v1(`image.stem.${i}.b`, [channels[i + 1]], { kind: 'const', value: 0 }),
+        });
+      }
+      pd = (im.patch / 4) ** 2 * channels[2];
+    }
 
     this.iPatchW = this.v2('image.patch.w', [pd, wi], { kind: 'normal', std: 1 / Math.sqrt(pd) });
     this.iPatchB = this.v1('image.patch.b', [wi], { kind: 'const', value: 0 });
@@ -259,12 +304,15 @@ class DualEncoderImpl implements DualEncoder {
       const t = n + 1;
       const w = im.width;
       const xf = x.dtype === 'float32' ? x : tf.cast(x, 'float32');
-      const xn = tf.add(tf.mul(xf, this.pixelScale), this.pixelShift);
-      // [B, g, p, g, p, 3] -> [B, g, g, p, p, 3] -> [B*n, p*p*3]
-      const patches = tf.reshape(
-        tf.transpose(tf.reshape(xn, [bsz, g, im.patch, g, im.patch, 3]), [0, 1, 3, 2, 4, 5]),
-        [bsz * n, im.patch * im.patch * 3],
-      ) as tf.Tensor2D;
+      let xn = tf.add(tf.mul(xf, this.pixelScale), this.pixelShift) as tf.Tensor4D;
+      let p = im.patch;
+      for (const conv of this.iStem) {
+        xn = conv3x3Stride2(xn, conv.w, conv.b);
+        p /= 2;
+      }
+      const ch = xn.shape[3];
+      // [B, g, p, g, p, C] -> [B, g, g, p, p, C] -> [B*n, p*p*C]
+      const patches = tf.reshape(tf.transpose(tf.reshape(xn, [bsz, g, p, g, p, ch]), [0, 1, 3, 2, 4, 5]), [bsz * n, p * p * ch]) as tf.Tensor2D;
       const emb = tf.reshape(linear(patches, this.iPatchW, this.iPatchB), [bsz, n, w]);
       const cls = tf.add(tf.zeros([bsz, 1, w]), tf.reshape(this.iCls, [1, 1, w]));
       const tokens = tf.reshape(tf.concat([cls, emb], 1), [bsz, t * w]) as tf.Tensor2D;

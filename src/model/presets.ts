@@ -70,6 +70,9 @@ export function validateModelConfig(c: ModelConfig): void {
   posInt(c.image.size, 'image.size');
   posInt(c.image.patch, 'image.patch');
   if (c.image.size % c.image.patch !== 0) fail(`image.size ${c.image.size} is not a multiple of patch ${c.image.patch}`);
+  const stem = c.image.stem ?? 'linear';
+  if (stem !== 'linear' && stem !== 'conv') fail(`image.stem must be 'linear' or 'conv', got '${String(stem)}'`);
+  if (stem === 'conv' && c.image.patch % 4 !== 0) fail(`image.stem 'conv' needs a patch that is a multiple of 4 (two stride-2 convolutions), got ${c.image.patch}`);
   posInt(c.text.maxLen, 'text.maxLen');
   if (!Number.isInteger(c.text.vocabSize) || c.text.vocabSize < 2) fail(`text.vocabSize must be >= 2`);
   if (!Number.isFinite(c.initLogitScale)) fail('initLogitScale must be finite');

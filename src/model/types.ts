@@ -8,6 +8,12 @@ export interface ImageTowerConfig {
   depth: number; // number of pre-LN blocks
   heads: number;
   mlpRatio: number;
+  /**
+   * patch embedding: 'linear' (ViT: one linear map per patch; the default, and what artifacts without the field
+   * mean) or 'conv' (two overlapping 3x3 stride-2 convolutions with GELU, then a linear map per (patch/4)^2 cell of
+   * their output; same token grid, ~10% more FLOPs; see dual-encoder.ts for why)
+   */
+  stem?: 'linear' | 'conv';
 }
 
 export interface TextTowerConfig {

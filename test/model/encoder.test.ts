@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '../../src/engine/tf.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { opCacheTensorCount } from '../../src/engine/ops.js';
-import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
+import { conv3x3Stride2, createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
 import { countParameters } from '../../src/model/presets.js';
 import type { DualEncoder } from '../../src/model/types.js';
 import { Rng } from '../../src/util/rng.js';
@@ -44,10 +44,12 @@ interface Snapshot {
   grads: Map<string, Float32Array>;
 }
 
-async function runOn(backend: 'cpu' | 'wasm'): Promise<Snapshot> {
+async function runOn(backend: 'cpu' | 'wasm', stem: 'linear' | 'conv'): Promise<Snapshot> {
   await initBackend(backend);
   const { px, ids } = makeInputs(5);
-  const m = createDualEncoder(modelConfigFromPreset('tiny', VOCAB), 42);
+  const config = modelConfigFromPreset('tiny', VOCAB);
+  config.image = { ...config.image, stem };
+  const m = createDualEncoder(config, 42);
   const x = tf.tensor4d(px, [B, 32, 32, 3]);
   const idsT = tf.tensor2d(ids, [B, L], 'int32');
   const names = [...m.variables.keys()];
@@ -261,9 +263,40 @@ describe('dual encoder', () => {
     tf.dispose([x, full]);
   });
 
-  it('wasm loss, embeddings and gradients of every variable match the cpu backend', async () => {
-    const w = await runOn('wasm');
-    const c = await runOn('cpu');
+  it.each(['wasm', 'cpu'] as const)('conv stem: im2col 3x3 stride-2 convolution equals tf.conv2d on the 1-padded map, values and input gradient (%s)', async (backend) => {
+    await initBackend(backend);
+    const rng = new Rng(11);
+    const x = tf.tensor4d(Float32Array.from({ length: 2 * 8 * 12 * 5 }, () => rng.next() * 2 - 1), [2, 8, 12, 5]);
+    const k = tf.tensor4d(Float32Array.from({ length: 3 * 3 * 5 * 7 }, () => rng.next() - 0.5), [3, 3, 5, 7]);
+    const b = tf.tensor1d(Float32Array.from({ length: 7 }, () => rng.next() - 0.5));
+    // reference: conv2d + bias + the same GELU (tanh form), computed with stock ops
+    const reference = (xx: tf.Tensor4D) => {
+      const y = tf.add(tf.conv2d(tf.pad(xx, [[0, 0], [1, 1], [1, 1], [0, 0]]), k, 2, 'valid'), b);
+      const inner = tf.mul(Math.sqrt(2 / Math.PI), tf.add(y, tf.mul(0.044715, tf.pow(y, 3))));
+      return tf.mul(tf.mul(0.5, y), tf.add(1, tf.tanh(inner))) as tf.Tensor4D;
+    };
+    const w2 = tf.reshape(k, [45, 7]) as tf.Tensor2D; // rows (dy, dx, channel) = the im2col tap order
+    const ours = conv3x3Stride2(x, w2, b);
+    const ref = reference(x);
+    expect(ours.shape).toEqual([2, 4, 6, 7]);
+    expect(relErr(ours.dataSync() as Float32Array, ref.dataSync() as Float32Array)).toBeLessThan(1e-5);
+    const probe = tf.randomNormal([2, 4, 6, 7], 0, 1, 'float32', 3);
+    const gOurs = tf.grad((xx) => tf.sum(tf.mul(conv3x3Stride2(xx as tf.Tensor4D, w2, b), probe)))(x);
+    const gRef = tf.grad((xx) => tf.sum(tf.mul(reference(xx as tf.Tensor4D), probe)))(x);
+    expect(relErr(gOurs.dataSync() as Float32Array, gRef.dataSync() as Float32Array)).toBeLessThan(1e-4);
+    tf.dispose([x, k, b, w2, ours, ref, probe, gOurs, gRef]);
+  });
+
+  it('rejects a conv stem whose patch is not a multiple of 4', () => {
+    const config = modelConfigFromPreset('tiny', VOCAB);
+    config.image = { ...config.image, patch: 2, stem: 'conv' };
+    expect(() => createDualEncoder(config, 0)).toThrow(/image.stem 'conv' needs a patch that is a multiple of 4/);
+  });
+
+  it.each(['linear', 'conv'] as const)('wasm loss, embeddings and gradients of every variable match the cpu backend (%s stem)', async (stem) => {
+    const w = await runOn('wasm', stem);
+    const c = await runOn('cpu', stem);
+    if (stem === 'conv') expect([...c.grads.keys()].filter((n) => n.startsWith('image.stem.'))).toHaveLength(4);
     // Tolerances (relative L2, computed in float64): float32 everywhere, different summation orders
     // (XNNPACK vs the cpu backend's loops); observed gradient errors are ~1e-6 (max ~2e-6), bound 1e-4.
     expect(Math.abs(w.loss - c.loss)).toBeLessThan(1e-4 * Math.abs(c.loss));

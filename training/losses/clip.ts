@@ -8,12 +8,15 @@ import { tf } from '../../src/engine/tf.js';
  *   logsumexp_t(l_it) - logsumexp_{t in pos(i)}(l_it)   (the "any positive" form: -log sum_pos p(t|i))
  * text->image: each caption has exactly one gold image in the batch, an ordinary cross-entropy.
  * The loss is the mean of the two directions.
+ * negativeEmb [N,E] (optional): hard negative texts that describe no image of the batch; they join every image's
+ * image->text denominator and are not queries of the text->image direction.
  */
 export function multiPositiveInfoNce(
   imageEmb: tf.Tensor2D,
   textEmb: tf.Tensor2D,
   textOwner: Int32Array,
   logitScale: tf.Scalar,
+  negativeEmb?: tf.Tensor2D,
 ): tf.Scalar {
   return tf.tidy(() => {
     const b = imageEmb.shape[0];
@@ -29,7 +32,9 @@ export function multiPositiveInfoNce(
     const logits = tf.mul(tf.matMul(imageEmb, textEmb, false, true), logitScale) as tf.Tensor2D; // [B,T]
     const negInf = tf.mul(tf.sub(1, pos), -1e9);
     // image -> text
-    const i2tAll = tf.logSumExp(logits, 1);
+    const i2tAll = negativeEmb
+      ? tf.logSumExp(tf.concat([logits, tf.mul(tf.matMul(imageEmb, negativeEmb, false, true), logitScale)], 1), 1)
+      : tf.logSumExp(logits, 1);
     const i2tPos = tf.logSumExp(tf.add(logits, negInf), 1);
     const i2t = tf.mean(tf.sub(i2tAll, i2tPos));
     // text -> image (columns)

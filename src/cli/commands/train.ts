@@ -21,6 +21,7 @@ export function registerTrainCommand(program: Command): void {
     .requiredOption('--out <dir>', 'run directory (checkpoint, metrics, model/)')
     .option('--images <dir>', 'image directory (default: relative to the data file)')
     .option('--preset <name>', 'model preset: tiny | small | base', choiceFlag(presetSchema.options))
+    .option('--stem <kind>', "image patch embedding: linear (ViT patches) | conv (two 3x3 stride-2 convolutions); default the preset's", choiceFlag(['linear', 'conv'] as const))
     .option('--method <name>', 'clean | tecoa | fare | mat', choiceFlag(trainSchema.shape.method.unwrap().options))
     .option('--init <model>', 'fine-tune from this model artifact (required for tecoa/fare/mat unless --from-scratch)')
     .option('--reference <model>', 'FARE: frozen reference encoder (default: the --init model)')
@@ -42,6 +43,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--epochs <n>', 'epochs', intFlag(1))
     .option('--batch <n>', 'images per batch', intFlag(1))
     .option('--captions-per-image <n>', 'captions sampled per image per step (all positives)', intFlag(1))
+    .option('--shift <px>', 'random translation of each training image by up to N pixels per axis, every step (default 0 = off)', intFlag(0))
+    .option('--hard-negatives <n>', 'scenes: hard negative captions per image per step (one object\'s shape or colour changed; default 0)', intFlag(0))
     .option('--batch-sampling <mode>', 'random | hard (batches of nearest-neighbour groups mined with the model each epoch)', choiceFlag(['random', 'hard'] as const))
     .option('--hard-group <n>', 'hard sampling: images per mined group (default 4)', intFlag(2))
     .option('--hard-from-epoch <n>', 'hard sampling: first mined epoch, 0-based (default 1)', intFlag(0))
@@ -66,10 +69,13 @@ export function registerTrainCommand(program: Command): void {
           data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow },
           train: {
             preset: o.preset,
+            stem: o.stem,
             method: o.method,
             epochs: o.epochs,
             batch: o.batch,
             captionsPerImage: o.captionsPerImage,
+            shift: o.shift,
+            hardNegatives: o.hardNegatives,
             batchSampling: o.batchSampling,
             hardGroup: o.hardGroup,
             hardFromEpoch: o.hardFromEpoch,
