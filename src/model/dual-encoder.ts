@@ -41,7 +41,7 @@ import {
   type CustomGradFn,
 } from '../engine/ops.js';
 import { Rng } from '../util/rng.js';
-import { validateModelConfig } from './presets.js';
+import { CONV_STEM_CHANNELS, validateModelConfig } from './presets.js';
 import type { DualEncoder, ModelConfig } from './types.js';
 
 export { modelConfigFromPreset } from './presets.js';
@@ -58,14 +58,6 @@ export const MAX_LOGIT_SCALE = 100;
 
 let instanceCounter = 0;
 
-/**
- * Channels of the conv stem's two convolutions. Why a conv stem at all: with the linear stem a patch is one linear
- * map of its pixels, so an object that straddles patch borders differently in every image must be learned at every
- * offset; on `scenes` the tiny ViT learned colour in a few hundred steps but shape not in thousands (docs/results.md).
- * Overlapping 3x3 convolutions are translation-equivariant, which is the bias shape needs (Xiao et al. 2021,
- * "Early convolutions help transformers see better").
- */
-const STEM_CHANNELS = [32, 64] as const;
 
 /**
  * 'same' 3x3 convolution with stride 2 and GELU, as im2col + the fast linear: each of the 9 taps is two
@@ -163,7 +155,7 @@ class DualEncoderImpl implements DualEncoder {
     this.iStem = [];
     let pd = im.patch * im.patch * 3;
     if ((im.stem ?? 'linear') === 'conv') {
-      const channels = [3, STEM_CHANNELS[0], STEM_CHANNELS[1]];
+      const channels = [3, CONV_STEM_CHANNELS[0], CONV_STEM_CHANNELS[1]];
       for (let i = 0; i < 2; i++) {
         const fanIn = 9 * channels[i];
         this.iStem.push({

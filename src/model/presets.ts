@@ -10,6 +10,15 @@ export type PresetName = 'tiny' | 'small' | 'base';
 
 export const PRESET_NAMES: readonly PresetName[] = ['tiny', 'small', 'base'];
 
+/**
+ * Channels of the conv stem's two convolutions. Why a conv stem at all: with the linear stem a patch is one linear
+ * map of its pixels, so an object that straddles patch borders differently in every image must be learned at every
+ * offset; on `scenes` the tiny ViT learned colour in a few hundred steps but shape not in thousands (docs/results.md).
+ * Overlapping 3x3 convolutions are translation-equivariant, which is the bias shape needs (Xiao et al. 2021,
+ * "Early convolutions help transformers see better").
+ */
+export const CONV_STEM_CHANNELS = [32, 64] as const;
+
 /** log(1/0.07): CLIP's initial inverse temperature. */
 export const INIT_LOGIT_SCALE = Math.log(1 / 0.07);
 

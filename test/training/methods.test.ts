@@ -109,6 +109,26 @@ describe('defense methods', () => {
   });
 });
 
+describe('clean-path options: --hard-negatives and --shift', () => {
+  it('hard negatives: the loss decreases, numTensors stays flat, and they change the run; they refuse a split without scene graphs', async () => {
+    const plain = await run('clean-plain', cfg({ epochs: 6 }));
+    const { r, losses } = await run('clean-hn', cfg({ epochs: 6, hardNegatives: 2, shift: 2 }));
+    expect(losses.length).toBe(6);
+    expect((losses[4].loss + losses[5].loss) / 2).toBeLessThan((losses[0].loss + losses[1].loss) / 2);
+    expect(losses[5].numTensors).toBe(losses[2].numTensors);
+    // the negatives join the denominators: the first step's loss (same weights, same batch) is higher with them
+    expect(losses[0].loss).toBeGreaterThan(plain.losses[0].loss);
+    const again = await run('clean-hn-again', cfg({ epochs: 6, hardNegatives: 2, shift: 2 }));
+    expect(again.losses.map((l) => l.loss)).toEqual(losses.map((l) => l.loss)); // seeded: same negatives, same shifts
+    const noScenes: DatasetSplit = { ...split, scenes: undefined };
+    await expect(trainModel({ out: join(dir, 'hn-noscenes'), train: noScenes, config: cfg({ hardNegatives: 1 }), seed: 5, quiet: true, init: { model: init, tokenizer, id: 'tiny-init' } })).rejects.toThrow(
+      /--hard-negatives needs a scene graph/,
+    );
+    await expect(run('hn-mat', cfg({ method: 'mat', hardNegatives: 1 }))).rejects.toThrow(/--hard-negatives works with --method clean/);
+    for (const x of [plain.r, r, again.r]) x.model.dispose();
+  });
+});
+
 describe('inner attacks', () => {
   it('use input gradients only: weights bit-identical, no tensors left behind, perturbation within budget', async () => {
     const model = init;
