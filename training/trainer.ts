@@ -151,6 +151,8 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     startStep = s.globalStep;
     elapsedBefore = s.elapsedMs;
   } else if (opts.init) {
+    const initStem = opts.init.model.config.image.stem ?? 'linear';
+    if (config.stem && config.stem !== initStem) throw new Error(`--stem ${config.stem} does not match the --init model's image stem '${initStem}' (a fine-tune keeps the architecture)`);
     tokenizer = opts.init.tokenizer;
     model = createDualEncoder(opts.init.model.config, seed);
     for (const [name, v] of model.variables) {

@@ -58,7 +58,6 @@ export const MAX_LOGIT_SCALE = 100;
 
 let instanceCounter = 0;
 
-
 /**
  * 'same' 3x3 convolution with stride 2 and GELU, as im2col + the fast linear: each of the 9 taps is two
  * reshaped slices (no strided ops) and no conv kernels (wasm's filter gradient is slow, engine/kernels.ts).

@@ -125,6 +125,8 @@ describe('clean-path options: --hard-negatives and --shift', () => {
       /--hard-negatives needs a scene graph/,
     );
     await expect(run('hn-mat', cfg({ method: 'mat', hardNegatives: 1 }))).rejects.toThrow(/--hard-negatives works with --method clean/);
+    // a fine-tune keeps the init model's architecture: asking for another stem is an error, not silently ignored
+    await expect(run('stem-mismatch', cfg({ stem: 'conv' }))).rejects.toThrow(/--stem conv does not match the --init model's image stem 'linear'/);
     for (const x of [plain.r, r, again.r]) x.model.dispose();
   });
 });
