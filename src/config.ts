@@ -48,6 +48,12 @@ export const trainSchema = z
      * graphs (the `scenes` data set); method clean without --augment.
      */
     hardNegatives: z.number().int().min(0).max(8).default(0),
+    /**
+     * hard negative images per training image (0 = off): the same kind of scene edit, rendered once before training
+     * (src/data/scenes/negatives.ts renderHardNegativeImages) and added to every caption's text->image denominator.
+     * Needs scene graphs; method clean without --augment. Each costs one more image-tower pass per batch image.
+     */
+    hardNegativeImages: z.number().int().min(0).max(4).default(0),
     /** captions of a step are run through the text tower in this many length buckets (less padding; same embeddings) */
     textBuckets: positiveInt.default(4),
     /**

@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import { tf } from '../src/engine/tf.js';
 import { trainSchema, type TrainConfig } from '../src/config.js';
-import type { DatasetSplit } from '../src/data/types.js';
+import type { DatasetSplit, SceneGraph } from '../src/data/types.js';
 import { createDualEncoder } from '../src/model/dual-encoder.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
 import { buildTokenizer, tokenizerFromJSON } from '../src/model/tokenizer.js';
@@ -21,7 +21,7 @@ import { AdamW, clipByGlobalNorm } from './optimizer.js';
 import { warmupCosine } from './schedule.js';
 import { hardBatches } from './mining.js';
 import { Encoder } from '../src/model/encoder.js';
-import { hardNegativeCaptions } from '../src/data/scenes/negatives.js';
+import { hardNegativeCaptions, renderHardNegativeImages } from '../src/data/scenes/negatives.js';
 
 export interface TrainerState {
   globalStep: number;
@@ -172,11 +172,14 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   const method = config.method;
   if (method === 'fare' && !opts.reference) throw new Error('FARE needs a frozen reference encoder (--reference MODEL, default the --init model)');
   if (config.augment.length > 0 && !opts.pool) throw new Error('--augment is set but no augmentation pool was built');
-  if (config.hardNegatives > 0) {
-    if (method !== 'clean' || opts.pool) throw new Error('--hard-negatives works with --method clean and no --augment');
+  for (const [flag, n] of [['--hard-negatives', config.hardNegatives], ['--hard-negative-images', config.hardNegativeImages]] as const) {
+    if (n === 0) continue;
+    if (method !== 'clean' || opts.pool) throw new Error(`${flag} works with --method clean and no --augment`);
     const missing = train.scenes ? train.scenes.findIndex((g) => !g || g.objects.length === 0) : 0;
-    if (missing >= 0) throw new Error(`--hard-negatives needs a scene graph with objects for every training image (the scenes data set); image ${train.imageIds[missing] ?? missing} has none`);
+    if (missing >= 0) throw new Error(`${flag} needs a scene graph with objects for every training image (the scenes data set); image ${train.imageIds[missing] ?? missing} has none`);
   }
+  // rendered once: the same seed gives the same negatives, so a resumed run trains against the same images
+  const negativeImages = config.hardNegativeImages > 0 ? await renderNegativeImages() : null;
   const initId = restored ? (restored.state.initId ?? null) : (opts.init?.id ?? null);
 
   const optimizer = new AdamW(model.variables, { weightDecay: config.weightDecay });
@@ -263,10 +266,18 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
           const x = tf.tensor4d(pixels, [images.length, s, s, 3]);
           const idTs = parts.map((p) => tf.tensor2d(p.ids, [p.rows, p.length], 'int32'));
           const negIds = config.hardNegatives > 0 ? negativeIds(images, itemRng(seed, NEGATIVES_SALT, step)) : null;
-          ({ value, grads } = tf.variableGrads(
-            () => multiPositiveInfoNce(model.imageTower(x), textTowerBucketed(model, idTs), owner, model.logitScale(), negIds ? model.textTower(negIds) : undefined),
-            varList,
-          ));
+          const negX = negativeImages ? negativeImageBatch(negativeImages, images, step) : null;
+          ({ value, grads } = tf.variableGrads(() => {
+            // positives and negative images go through the image tower as one batch (one set of larger matmuls)
+            const all = model.imageTower(negX ? tf.concat([x, negX]) : x);
+            const imageEmb = negX ? all.slice([0, 0], [images.length, -1]) : all;
+            const negativeImageEmb = negX ? all.slice([images.length, 0], [-1, -1]) : undefined;
+            return multiPositiveInfoNce(imageEmb, textTowerBucketed(model, idTs), owner, model.logitScale(), {
+              texts: negIds ? model.textTower(negIds) : undefined,
+              images: negativeImageEmb,
+            });
+          }, varList));
+          negX?.dispose();
           x.dispose();
           negIds?.dispose();
           for (const t of idTs) t.dispose();
@@ -415,6 +426,33 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     return tf.tensor2d(ids, [enc.length, length], 'int32');
   }
 
+  /** the hard negative images of every training image, rendered with a progress bar */
+  async function renderNegativeImages(): Promise<Uint8Array> {
+    const n = config.hardNegativeImages;
+    const bar = createProgress('negatives', train.count * n, { quiet: opts.quiet });
+    const pixels = await renderHardNegativeImages(train.scenes as SceneGraph[], n, train.size, (i) => itemRng(seed, NEGATIVE_IMAGES_SALT, i), {
+      onProgress: (done) => bar.update(done),
+    });
+    bar.stop();
+    return pixels;
+  }
+
+  /** [B*n, s, s, 3] in [0,1]: the batch images' negatives, translated like the positives when --shift is on */
+  function negativeImageBatch(all: Uint8Array, images: Int32Array, at: number): tf.Tensor4D {
+    const n = config.hardNegativeImages;
+    const s = train.size;
+    const per = s * s * 3;
+    const pixels = new Float32Array(images.length * n * per);
+    for (let k = 0; k < images.length; k++)
+      for (let j = 0; j < n; j++) {
+        const src = all.subarray((images[k] * n + j) * per, (images[k] * n + j + 1) * per);
+        const base = (k * n + j) * per;
+        for (let p = 0; p < per; p++) pixels[base + p] = src[p] / 255;
+      }
+    translateBatch(pixels, images.length * n, s, config.shift, itemRng(seed, NEGATIVE_SHIFT_SALT, at));
+    return tf.tensor4d(pixels, [images.length * n, s, s, 3]);
+  }
+
   function secondsPerEpoch(): number {
     return stepsTimed ? (stepMsTotal / stepsTimed / 1000) * perEpoch : NaN;
   }
@@ -424,6 +462,9 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
 const SHIFT_SALT = 0x5417;
 /** stream of the hard negative captions (own salt, for the same reason) */
 const NEGATIVES_SALT = 0x4e67;
+/** hard negative images: their scene edits and nuisance, and their per-step shifts */
+const NEGATIVE_IMAGES_SALT = 0x4e69;
+const NEGATIVE_SHIFT_SALT = 0x4e5f;
 
 function assignFrom(tensors: Map<string, { shape: number[]; data: Float32Array }>, key: string, v: tf.Variable): void {
   const t = tensors.get(key);

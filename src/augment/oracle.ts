@@ -9,9 +9,8 @@
  *   caption of the image still holds), with renderScene at twice the size and box-downsampled.
  */
 import { captionsForScene } from '../data/scenes/captions.js';
-import { MAX_ROTATION, sampleTexture } from '../data/scenes/generate.js';
-import { renderScene, type RenderSpec, type Texture } from '../data/scenes/raster.js';
-import { BACKGROUND_RGB, COLOR_RGB, MIN_CONTRAST, SIZE_SCALE, type Color, type Shape } from '../data/scenes/vocab.js';
+import { renderScene } from '../data/scenes/raster.js';
+import { variantSpec } from '../data/scenes/variant.js';
 import type { SceneGraph } from '../data/types.js';
 import type { Rng } from '../util/rng.js';
 import type { Augmenter, Pair } from './types.js';
@@ -24,28 +23,7 @@ export const ORACLE_RENDERER = 'scenes-oracle-renderer';
 /** A new rendering of `scene` at size x size (RGB uint8). */
 export function renderSceneVariant(scene: SceneGraph, size: number, rng: Rng): Uint8Array {
   const px = size * 2;
-  const dist = (a: readonly number[], b: readonly number[]) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
-  const bgs = Object.keys(BACKGROUND_RGB).filter((n) => scene.objects.every((o) => dist(BACKGROUND_RGB[n], COLOR_RGB[o.color as Color] ?? [128, 128, 128]) >= MIN_CONTRAST));
-  const bg = bgs.length ? rng.pick(bgs) : 'gray';
-  const jitter = rng.uniform(-8, 8);
-  const spec: RenderSpec = {
-    backgroundRgb: BACKGROUND_RGB[bg].map((c) => c + jitter) as unknown as [number, number, number],
-    texture: sampleTexture(rng, px),
-    objects: scene.objects.map((o) => {
-      const base = COLOR_RGB[o.color as Color] ?? [128, 128, 128];
-      const gain = rng.uniform(0.93, 1.05);
-      const rot = (MAX_ROTATION as Record<string, number>)[o.shape] ?? 0;
-      return {
-        shape: o.shape as Shape,
-        x: o.x,
-        y: o.y,
-        scale: SIZE_SCALE[o.size] * rng.uniform(0.94, 1.06),
-        rotation: rot ? rng.uniform(-rot, rot) : 0,
-        rgb: base.map((c) => Math.max(0, Math.min(255, c * gain + rng.uniform(-12, 12)))) as [number, number, number],
-      };
-    }),
-  };
-  const big = renderScene(spec, px);
+  const big = renderScene(variantSpec(scene, px, rng), px);
   const out = new Uint8Array(size * size * 3);
   for (let y = 0; y < size; y++)
     for (let x = 0; x < size; x++)

@@ -2,10 +2,14 @@
  * Hard negative captions for `scenes` (src/data/scenes/negatives.ts): a scene edit changes exactly one object's
  * shape or colour, and the caption of the edited scene names the edited scene's (colour, shape)
  * pairs than the original scene (when its objects are distinct), so a hard negative is never a true caption.
+ * Hard negative images render those edits through sharp at the loader's size, seeded per image.
  */
+import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { captionScene, tokenize } from '../../src/data/scenes/captions.js';
-import { editScene, hardNegativeCaptions } from '../../src/data/scenes/negatives.js';
+import { editScene, hardNegativeCaptions, hardNegativeScenes, renderHardNegativeImages } from '../../src/data/scenes/negatives.js';
+import { renderScene } from '../../src/data/scenes/raster.js';
+import { variantSpec } from '../../src/data/scenes/variant.js';
 import { COLOR_WORDS, COLORS, SHAPE_WORDS, SHAPES } from '../../src/data/scenes/vocab.js';
 import type { SceneGraph } from '../../src/data/types.js';
 import { Rng } from '../../src/util/rng.js';
@@ -97,5 +101,59 @@ describe('scene edits', () => {
 
   it('refuses a scene without objects', () => {
     expect(() => editScene({ background: 'gray', objects: [], relations: [] }, new Rng(1), 'shape')).toThrow(/no objects/);
+  });
+});
+
+describe('hard negative images', () => {
+  const rngOf = (i: number) => new Rng(1000 + i);
+
+  it('hardNegativeScenes alternates shape and colour edits, each changing one object', () => {
+    const kinds = new Set<string>();
+    for (const scene of scenes)
+      for (let seed = 0; seed < 6; seed++) {
+        const edited = hardNegativeScenes(scene, 4, new Rng(seed));
+        expect(edited).toHaveLength(4);
+        const kindOf = (g: SceneGraph) => {
+          const i = g.objects.findIndex((o, k) => JSON.stringify(o) !== JSON.stringify(scene.objects[k]));
+          return g.objects[i].shape !== scene.objects[i].shape ? 'shape' : 'color';
+        };
+        const seq = edited.map(kindOf);
+        for (let k = 1; k < seq.length; k++) expect(seq[k]).not.toBe(seq[k - 1]);
+        seq.forEach((k) => kinds.add(k));
+      }
+    expect([...kinds].sort()).toEqual(['color', 'shape']);
+    expect(hardNegativeScenes({ background: 'gray', objects: [], relations: [] }, 2, new Rng(1))).toEqual([]);
+  });
+
+  it('renders perImage images per scene at the requested size, the same for the same seeds whatever the concurrency', async () => {
+    const a = await renderHardNegativeImages(scenes, 2, 16, rngOf, { concurrency: 1 });
+    const b = await renderHardNegativeImages(scenes, 2, 16, rngOf, { concurrency: 8 });
+    expect(a.length).toBe(scenes.length * 2 * 16 * 16 * 3);
+    expect(Buffer.from(b).equals(Buffer.from(a))).toBe(true);
+    const c = await renderHardNegativeImages(scenes, 2, 16, (i) => new Rng(7 + i));
+    expect(Buffer.from(c).equals(Buffer.from(a))).toBe(false);
+    // every row was written (a row of zeros would be pure black, which no scene background is)
+    const per = 16 * 16 * 3;
+    for (let r = 0; r < scenes.length * 2; r++) expect(a.subarray(r * per, (r + 1) * per).some((v) => v > 0)).toBe(true);
+  });
+
+  it('row i*perImage+k is the k-th edited scene of image i, rendered at 64 px and resized by sharp (lanczos3)', async () => {
+    const out = await renderHardNegativeImages(scenes, 2, 16, rngOf);
+    const per = 16 * 16 * 3;
+    for (let i = 0; i < scenes.length; i++) {
+      const rng = rngOf(i);
+      const edited = hardNegativeScenes(scenes[i], 2, rng);
+      for (let k = 0; k < 2; k++) {
+        const big = renderScene(variantSpec(edited[k], 64, rng), 64);
+        const small = await sharp(big, { raw: { width: 64, height: 64, channels: 3 } }).resize(16, 16, { fit: 'fill', kernel: 'lanczos3' }).raw().toBuffer();
+        const row = i * 2 + k;
+        expect(Buffer.from(out.subarray(row * per, (row + 1) * per)).equals(small)).toBe(true);
+      }
+    }
+  });
+
+  it('refuses a scene without objects and a non-positive count, naming the problem', async () => {
+    await expect(renderHardNegativeImages([{ background: 'gray', objects: [], relations: [] }], 1, 16, rngOf)).rejects.toThrow(/scene 0 has no objects/);
+    await expect(renderHardNegativeImages(scenes, 0, 16, rngOf)).rejects.toThrow(/perImage must be a positive integer/);
   });
 });

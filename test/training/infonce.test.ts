@@ -1,6 +1,7 @@
 /**
  * Multi-positive InfoNCE (training/losses/clip.ts) against a float64 reference written out in plain loops, with
- * and without hard negative texts: negatives join only the image->text denominators.
+ * and without hard negatives: negative texts join only the image->text denominators, negative images only the
+ * text->image ones.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
@@ -22,11 +23,11 @@ const lse = (xs: number[]) => {
   return m + Math.log(xs.reduce((s, x) => s + Math.exp(x - m), 0));
 };
 
-function reference(img: number[][], txt: number[][], owner: number[], scale: number, neg: number[][]): number {
+function reference(img: number[][], txt: number[][], owner: number[], scale: number, neg: number[][], negImg: number[][] = []): number {
   const l = img.map((i) => txt.map((t) => scale * dot(i, t)));
   const ln = img.map((i) => neg.map((t) => scale * dot(i, t)));
   const i2t = img.map((_, r) => lse([...l[r], ...ln[r]]) - lse(l[r].filter((_, j) => owner[j] === r)));
-  const t2i = txt.map((_, j) => lse(img.map((__, r) => l[r][j])) - l[owner[j]][j]);
+  const t2i = txt.map((t, j) => lse([...img.map((__, r) => l[r][j]), ...negImg.map((n) => scale * dot(n, t))]) - l[owner[j]][j]);
   return (i2t.reduce((a, b) => a + b, 0) / img.length + t2i.reduce((a, b) => a + b, 0) / txt.length) / 2;
 }
 
@@ -40,9 +41,14 @@ describe('multiPositiveInfoNce', () => {
   const owner = [0, 0, 1, 1, 2, 2, 3, 3];
   const neg = rows(5);
   const scale = 7;
-  const run = (negatives?: number[][]) =>
-    tf.tidy(() =>
-      multiPositiveInfoNce(tf.tensor2d(img), tf.tensor2d(txt), Int32Array.from(owner), tf.scalar(scale), negatives ? tf.tensor2d(negatives) : undefined).dataSync()[0],
+  const negImg = rows(3);
+  const run = (negatives?: number[][], negativeImages?: number[][]) =>
+    tf.tidy(
+      () =>
+        multiPositiveInfoNce(tf.tensor2d(img), tf.tensor2d(txt), Int32Array.from(owner), tf.scalar(scale), {
+          texts: negatives ? tf.tensor2d(negatives) : undefined,
+          images: negativeImages ? tf.tensor2d(negativeImages) : undefined,
+        }).dataSync()[0],
     );
 
   it('equals the reference without negatives', () => {
@@ -53,5 +59,12 @@ describe('multiPositiveInfoNce', () => {
     const withNeg = run(neg);
     expect(withNeg).toBeCloseTo(reference(img, txt, owner, scale, neg), 5);
     expect(withNeg).toBeGreaterThan(run());
+  });
+
+  it('equals the reference with hard negative images, alone and next to negative texts', () => {
+    const withImg = run(undefined, negImg);
+    expect(withImg).toBeCloseTo(reference(img, txt, owner, scale, [], negImg), 5);
+    expect(withImg).toBeGreaterThan(run());
+    expect(run(neg, negImg)).toBeCloseTo(reference(img, txt, owner, scale, neg, negImg), 5);
   });
 });

@@ -109,8 +109,8 @@ describe('defense methods', () => {
   });
 });
 
-describe('clean-path options: --hard-negatives and --shift', () => {
-  it('hard negatives: the loss decreases, numTensors stays flat, and they change the run; they refuse a split without scene graphs', async () => {
+describe('clean-path options: --hard-negatives, --hard-negative-images and --shift', () => {
+  it('hard negative captions and images: the loss decreases, numTensors stays flat, and they change the run; they refuse a split without scene graphs', async () => {
     const plain = await run('clean-plain', cfg({ epochs: 6 }));
     const { r, losses } = await run('clean-hn', cfg({ epochs: 6, hardNegatives: 2, shift: 2 }));
     expect(losses.length).toBe(6);
@@ -125,6 +125,19 @@ describe('clean-path options: --hard-negatives and --shift', () => {
       /--hard-negatives needs a scene graph/,
     );
     await expect(run('hn-mat', cfg({ method: 'mat', hardNegatives: 1 }))).rejects.toThrow(/--hard-negatives works with --method clean/);
+    // hard negative images: rendered once, seeded; they join the text->image denominators
+    const hni = await run('clean-hni', cfg({ epochs: 6, hardNegativeImages: 1, shift: 2 }));
+    expect((hni.losses[4].loss + hni.losses[5].loss) / 2).toBeLessThan((hni.losses[0].loss + hni.losses[1].loss) / 2);
+    expect(hni.losses[5].numTensors).toBe(hni.losses[2].numTensors);
+    expect(hni.losses[0].loss).toBeGreaterThan(plain.losses[0].loss);
+    const hniAgain = await run('clean-hni-again', cfg({ epochs: 6, hardNegativeImages: 1, shift: 2 }));
+    expect(hniAgain.losses.map((l) => l.loss)).toEqual(hni.losses.map((l) => l.loss));
+    await expect(trainModel({ out: join(dir, 'hni-noscenes'), train: noScenes, config: cfg({ hardNegativeImages: 1 }), seed: 5, quiet: true, init: { model: init, tokenizer, id: 'tiny-init' } })).rejects.toThrow(
+      /--hard-negative-images needs a scene graph/,
+    );
+    await expect(run('hni-tecoa', cfg({ method: 'tecoa', hardNegativeImages: 1 }))).rejects.toThrow(/--hard-negative-images works with --method clean/);
+    hni.r.model.dispose();
+    hniAgain.r.model.dispose();
     // a fine-tune keeps the init model's architecture: asking for another stem is an error, not silently ignored
     await expect(run('stem-mismatch', cfg({ stem: 'conv' }))).rejects.toThrow(/--stem conv does not match the --init model's image stem 'linear'/);
     for (const x of [plain.r, r, again.r]) x.model.dispose();

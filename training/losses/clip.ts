@@ -8,15 +8,22 @@ import { tf } from '../../src/engine/tf.js';
  *   logsumexp_t(l_it) - logsumexp_{t in pos(i)}(l_it)   (the "any positive" form: -log sum_pos p(t|i))
  * text->image: each caption has exactly one gold image in the batch, an ordinary cross-entropy.
  * The loss is the mean of the two directions.
- * negativeEmb [N,E] (optional): hard negative texts that describe no image of the batch; they join every image's
- * image->text denominator and are not queries of the text->image direction.
+ * Hard negatives (optional) are never queries, only extra denominator terms:
+ * - negatives.texts [N,E]: texts that describe no image of the batch; they join every image's image->text denominator;
+ * - negatives.images [M,E]: images that no caption of the batch describes; they join every caption's text->image
+ *   denominator.
  */
+export interface HardNegatives {
+  texts?: tf.Tensor2D;
+  images?: tf.Tensor2D;
+}
+
 export function multiPositiveInfoNce(
   imageEmb: tf.Tensor2D,
   textEmb: tf.Tensor2D,
   textOwner: Int32Array,
   logitScale: tf.Scalar,
-  negativeEmb?: tf.Tensor2D,
+  negatives: HardNegatives = {},
 ): tf.Scalar {
   return tf.tidy(() => {
     const b = imageEmb.shape[0];
@@ -32,13 +39,15 @@ export function multiPositiveInfoNce(
     const logits = tf.mul(tf.matMul(imageEmb, textEmb, false, true), logitScale) as tf.Tensor2D; // [B,T]
     const negInf = tf.mul(tf.sub(1, pos), -1e9);
     // image -> text
-    const i2tAll = negativeEmb
-      ? tf.logSumExp(tf.concat([logits, tf.mul(tf.matMul(imageEmb, negativeEmb, false, true), logitScale)], 1), 1)
+    const i2tAll = negatives.texts
+      ? tf.logSumExp(tf.concat([logits, tf.mul(tf.matMul(imageEmb, negatives.texts, false, true), logitScale)], 1), 1)
       : tf.logSumExp(logits, 1);
     const i2tPos = tf.logSumExp(tf.add(logits, negInf), 1);
     const i2t = tf.mean(tf.sub(i2tAll, i2tPos));
     // text -> image (columns)
-    const t2iAll = tf.logSumExp(logits, 0);
+    const t2iAll = negatives.images
+      ? tf.logSumExp(tf.concat([logits, tf.mul(tf.matMul(negatives.images, textEmb, false, true), logitScale)], 0), 0)
+      : tf.logSumExp(logits, 0);
     const t2iGold = tf.sum(tf.mul(logits, pos), 0);
     const t2i = tf.mean(tf.sub(t2iAll, t2iGold));
     return tf.mul(tf.add(i2t, t2i), 0.5) as tf.Scalar;

@@ -45,6 +45,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--captions-per-image <n>', 'captions sampled per image per step (all positives)', intFlag(1))
     .option('--shift <px>', 'random translation of each training image by up to N pixels per axis, every step (default 0 = off)', intFlag(0))
     .option('--hard-negatives <n>', 'scenes: hard negative captions per image per step (one object\'s shape or colour changed; default 0)', intFlag(0))
+    .option('--hard-negative-images <n>', 'scenes: hard negative images per training image (the edit rendered; text->image negatives; default 0)', intFlag(0))
     .option('--batch-sampling <mode>', 'random | hard (batches of nearest-neighbour groups mined with the model each epoch)', choiceFlag(['random', 'hard'] as const))
     .option('--hard-group <n>', 'hard sampling: images per mined group (default 4)', intFlag(2))
     .option('--hard-from-epoch <n>', 'hard sampling: first mined epoch, 0-based (default 1)', intFlag(0))
@@ -76,6 +77,7 @@ export function registerTrainCommand(program: Command): void {
             captionsPerImage: o.captionsPerImage,
             shift: o.shift,
             hardNegatives: o.hardNegatives,
+            hardNegativeImages: o.hardNegativeImages,
             batchSampling: o.batchSampling,
             hardGroup: o.hardGroup,
             hardFromEpoch: o.hardFromEpoch,
