@@ -15,6 +15,7 @@ import { editScene, renderScenesAtSize, type SceneEdit } from '../data/scenes/ne
 import type { DatasetSplit, SceneGraph } from '../data/types.js';
 import type { Encoder } from '../model/encoder.js';
 import { Rng } from '../util/rng.js';
+import { bootstrapMeanCI } from './bootstrap.js';
 
 export const EDIT_KINDS: readonly SceneEdit[] = ['shape', 'color'];
 
@@ -26,8 +27,16 @@ export interface EditOptions {
   limit?: number;
 }
 
-/** wins (ties count 1/2) out of comparisons, per edit kind and side */
-export type EditScores = Record<SceneEdit, { text: { wins: number; of: number }; image: { wins: number; of: number } }>;
+/**
+ * wins (ties count 1/2) out of comparisons, per edit kind and side, with a 95% percentile-bootstrap CI in percent
+ * over images (the comparisons of one image share its scene, so images, not comparisons, are the independent units)
+ */
+export interface EditSideScore {
+  wins: number;
+  of: number;
+  ci: { lo: number; hi: number };
+}
+export type EditScores = Record<SceneEdit, { text: EditSideScore; image: EditSideScore }>;
 
 export interface EditReport {
   images: number;
@@ -85,20 +94,35 @@ export function scoreEditCases(
     return s;
   };
   const win = (a: number, b: number) => (a > b ? 1 : a === b ? 0.5 : 0);
-  const scores = Object.fromEntries(EDIT_KINDS.map((k) => [k, { text: { wins: 0, of: 0 }, image: { wins: 0, of: 0 } }])) as EditScores;
+  const perImage = Object.fromEntries(EDIT_KINDS.map((k) => [k, { text: [] as number[], image: [] as number[] }])) as Record<SceneEdit, { text: number[]; image: number[] }>;
+  const totals = Object.fromEntries(EDIT_KINDS.map((k) => [k, { text: [0, 0], image: [0, 0] }])) as Record<SceneEdit, { text: number[]; image: number[] }>;
   for (let i = 0; i < plan.count; i++) {
     const base = i * plan.perImage;
+    const mine = Object.fromEntries(EDIT_KINDS.map((k) => [k, { text: [0, 0], image: [0, 0] }])) as Record<SceneEdit, { text: number[]; image: number[] }>;
     for (let k = base + 1; k < base + plan.perImage; k++) {
-      const s = scores[plan.cases[k].kind as SceneEdit];
+      const m = mine[plan.cases[k].kind as SceneEdit];
       for (const c of split.imageToCaptions[i]) {
-        s.text.wins += win(dot(captions, c, caseImages, base), dot(captions, c, caseImages, k));
-        s.text.of++;
-        s.image.wins += win(dot(caseImages, base, captions, c), dot(caseImages, base, editCaptions, k));
-        s.image.of++;
+        m.text[0] += win(dot(captions, c, caseImages, base), dot(captions, c, caseImages, k));
+        m.text[1]++;
+        m.image[0] += win(dot(caseImages, base, captions, c), dot(caseImages, base, editCaptions, k));
+        m.image[1]++;
       }
     }
+    for (const kind of EDIT_KINDS)
+      for (const side of ['text', 'image'] as const) {
+        const [w, n] = mine[kind][side];
+        if (n === 0) continue;
+        perImage[kind][side].push(w / n);
+        totals[kind][side][0] += w;
+        totals[kind][side][1] += n;
+      }
   }
-  return scores;
+  const side = (kind: SceneEdit, which: 'text' | 'image'): EditSideScore => {
+    const [wins, of] = totals[kind][which];
+    const ci = of > 0 ? bootstrapMeanCI(perImage[kind][which], { scale: 100, seed: 0 }) : { lo: Number.NaN, hi: Number.NaN };
+    return { wins, of, ci: { lo: Math.round(ci.lo * 10) / 10, hi: Math.round(ci.hi * 10) / 10 } };
+  };
+  return Object.fromEntries(EDIT_KINDS.map((k) => [k, { text: side(k, 'text'), image: side(k, 'image') }])) as EditScores;
 }
 
 /** The whole test: plan, render, embed, score. */
@@ -119,6 +143,6 @@ export async function editDiscrimination(encoder: Encoder, split: DatasetSplit, 
 }
 
 export function formatEditReport(r: EditReport): string {
-  const pct = ({ wins, of }: { wins: number; of: number }) => `${((100 * wins) / of).toFixed(1)}% (${wins}/${of})`;
-  return EDIT_KINDS.map((k) => `${k.padEnd(6)} edit: caption prefers the true image ${pct(r.scores[k].text)}; image prefers the true caption ${pct(r.scores[k].image)} (chance 50%)`).join('\n');
+  const pct = ({ wins, of, ci }: EditSideScore) => `${((100 * wins) / of).toFixed(1)}% [${ci.lo.toFixed(1)}, ${ci.hi.toFixed(1)}] (${wins}/${of})`;
+  return EDIT_KINDS.map((k) => `${k.padEnd(6)} edit: caption prefers the true image ${pct(r.scores[k].text)}; image prefers the true caption ${pct(r.scores[k].image)} (chance 50%; 95% CI over images)`).join('\n');
 }

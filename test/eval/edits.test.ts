@@ -83,8 +83,8 @@ describe('scoreEditCases', () => {
     const editCaps = rows([e(2), e(2), e(2), e(3), e(3), e(3)]);
     const s = scoreEditCases(gt, planOf(), dim, images, captions, editCaps);
     for (const k of EDIT_KINDS) {
-      expect(s[k].text).toEqual({ wins: 4, of: 4 });
-      expect(s[k].image).toEqual({ wins: 4, of: 4 });
+      expect(s[k].text).toEqual({ wins: 4, of: 4, ci: { lo: 100, hi: 100 } });
+      expect(s[k].image).toEqual({ wins: 4, of: 4, ci: { lo: 100, hi: 100 } });
     }
   });
 
@@ -94,8 +94,8 @@ describe('scoreEditCases', () => {
     // the true rendering off its captions' axis, the edits on it, and the edited captions on the true rendering's axis
     const inverted = scoreEditCases(gt, plan, dim, rows([e(2), e(0), e(0), e(3), e(1), e(1)]), captions, rows([e(2), e(2), e(2), e(3), e(3), e(3)]));
     for (const k of EDIT_KINDS) {
-      expect(blind[k].text).toEqual({ wins: 2, of: 4 });
-      expect(blind[k].image).toEqual({ wins: 2, of: 4 });
+      expect(blind[k].text).toEqual({ wins: 2, of: 4, ci: { lo: 50, hi: 50 } });
+      expect(blind[k].image).toEqual({ wins: 2, of: 4, ci: { lo: 50, hi: 50 } });
       expect(inverted[k].text.wins).toBe(0);
       expect(inverted[k].image.wins).toBe(0);
     }
@@ -114,6 +114,9 @@ describe('editDiscrimination', () => {
         expect(r.scores[k][side].of).toBe(captionsOf * 2);
         expect(r.scores[k][side].wins).toBeGreaterThanOrEqual(0);
         expect(r.scores[k][side].wins).toBeLessThanOrEqual(r.scores[k][side].of);
+        const pct = (100 * r.scores[k][side].wins) / r.scores[k][side].of;
+        expect(r.scores[k][side].ci.lo).toBeLessThanOrEqual(pct + 0.05);
+        expect(r.scores[k][side].ci.hi).toBeGreaterThanOrEqual(pct - 0.05);
       }
     expect(await editDiscrimination(enc, split, { edits: 2, seed: 3 })).toEqual(r);
     await expect(editDiscrimination(enc, { ...split, size: 16 })).rejects.toThrow(/16 px images, the model takes 8 px/);
