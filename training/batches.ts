@@ -22,7 +22,7 @@ export function stepsPerEpoch(count: number, batch: number): number {
 }
 
 /** Pixels of the given images as float32 in [0,1], [n, S, S, 3] row-major. */
-export function gatherPixels(split: DatasetSplit, indices: ArrayLike<number>): Float32Array {
+export function gatherPixels(split: Pick<DatasetSplit, 'size' | 'images'>, indices: ArrayLike<number>): Float32Array {
   const per = split.size * split.size * 3;
   const out = new Float32Array(indices.length * per);
   for (let k = 0; k < indices.length; k++) {

@@ -441,14 +441,8 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   function negativeImageBatch(all: Uint8Array, images: Int32Array, at: number): tf.Tensor4D {
     const n = config.hardNegativeImages;
     const s = train.size;
-    const per = s * s * 3;
-    const pixels = new Float32Array(images.length * n * per);
-    for (let k = 0; k < images.length; k++)
-      for (let j = 0; j < n; j++) {
-        const src = all.subarray((images[k] * n + j) * per, (images[k] * n + j + 1) * per);
-        const base = (k * n + j) * per;
-        for (let p = 0; p < per; p++) pixels[base + p] = src[p] / 255;
-      }
+    const rows = Int32Array.from({ length: images.length * n }, (_, r) => images[Math.floor(r / n)] * n + (r % n));
+    const pixels = gatherPixels({ size: s, images: all }, rows);
     translateBatch(pixels, images.length * n, s, config.shift, itemRng(seed, NEGATIVE_SHIFT_SALT, at));
     return tf.tensor4d(pixels, [images.length * n, s, s, 3]);
   }
