@@ -55,7 +55,7 @@ export interface EditCase {
 }
 
 /** The renderings to make, image by image: the true scene first, then `edits` edits of each kind. */
-export function planEditCases(split: DatasetSplit, opts: EditOptions = {}): { cases: EditCase[]; count: number; perImage: number } {
+export function planEditCases(split: DatasetSplit, opts: EditOptions = {}): { cases: EditCase[]; count: number; perImage: number; edits: number; seed: number } {
   const edits = opts.edits ?? 2;
   const seed = opts.seed ?? 0;
   if (!Number.isInteger(edits) || edits < 1) throw new Error(`edit discrimination: edits must be a positive integer, got ${edits}`);
@@ -73,7 +73,7 @@ export function planEditCases(split: DatasetSplit, opts: EditOptions = {}): { ca
         cases.push({ image: i, kind, scene, rng, caption: captionScene(scene, rng) });
       }
   }
-  return { cases, count, perImage: 1 + EDIT_KINDS.length * edits };
+  return { cases, count, perImage: 1 + EDIT_KINDS.length * edits, edits, seed };
 }
 
 /**
@@ -139,7 +139,7 @@ export async function editDiscrimination(encoder: Encoder, split: DatasetSplit, 
   const edited = plan.cases.map((c, k) => (c.caption === undefined ? -1 : k)).filter((k) => k >= 0);
   const emb = encoder.embedTextsMatrix(edited.map((k) => plan.cases[k].caption!));
   edited.forEach((k, j) => editCaptions.set(emb.subarray(j * encoder.dim, (j + 1) * encoder.dim), k * encoder.dim));
-  return { images: plan.count, edits: opts.edits ?? 2, seed: opts.seed ?? 0, scores: scoreEditCases(split, plan, encoder.dim, caseImages, captions, editCaptions) };
+  return { images: plan.count, edits: plan.edits, seed: plan.seed, scores: scoreEditCases(split, plan, encoder.dim, caseImages, captions, editCaptions) };
 }
 
 export function formatEditReport(r: EditReport): string {
