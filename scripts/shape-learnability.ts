@@ -6,7 +6,7 @@
  * in docs/results.md.
  *
  *   npx tsx scripts/shape-learnability.ts --data data/scenes/dataset_scenes.json [--arch vit|cnn] [--task shape|color]
- *     [--epochs 12] [--lr 5e-4] [--patch 8] [--shift 0] [--stem linear|conv] [--seed 0] [--json OUT]
+ *     [--epochs 12] [--lr 5e-4] [--size 32] [--batch 64] [--patch 8] [--shift 0] [--stem linear|conv] [--seed 0] [--json OUT]
  *
  * --shift N: each training image is translated by a random offset in [-N, N] pixels per axis every time it is
  * seen (edge pixels repeat), a shape-preserving augmentation against memorising the training images.
@@ -36,6 +36,8 @@ const flags = z
     epochs: z.coerce.number().int().positive().default(12),
     lr: z.coerce.number().positive().default(5e-4),
     patch: z.coerce.number().int().positive().default(8),
+    size: z.coerce.number().int().min(8).max(256).default(32),
+    batch: z.coerce.number().int().min(1).max(1024).default(64),
     shift: z.coerce.number().int().min(0).max(15).default(0),
     stem: z.enum(['linear', 'conv']).default('linear'),
     seed: z.coerce.number().int().min(0).default(0),
@@ -43,7 +45,7 @@ const flags = z
   })
   .strict();
 const { values } = parseArgs({
-  options: Object.fromEntries(['data', 'arch', 'task', 'epochs', 'lr', 'patch', 'shift', 'stem', 'seed', 'json'].map((k) => [k, { type: 'string' as const }])),
+  options: Object.fromEntries(['data', 'arch', 'task', 'epochs', 'lr', 'patch', 'size', 'batch', 'shift', 'stem', 'seed', 'json'].map((k) => [k, { type: 'string' as const }])),
   strict: true,
 });
 const parsed = flags.safeParse(values);
@@ -51,7 +53,7 @@ if (!parsed.success) throw flagError(parsed.error);
 const o = parsed.data;
 
 await initBackend('wasm');
-const S = 32;
+const S = o.size;
 const per = S * S * 3;
 const [train, test] = await Promise.all(['train', 'test'].map((split) => loadDataset(o.data, { split, size: S, onProgress: () => {} })));
 const classes: readonly string[] = o.task === 'shape' ? SHAPES : COLORS;
@@ -90,7 +92,7 @@ let featureDim: number;
 let variables: tf.Variable[];
 if (o.arch === 'vit') {
   const config = modelConfigFromPreset('tiny', 1000); // the text tower is built but unused: any vocabulary size will do
-  config.image = { ...config.image, patch: o.patch, stem: o.stem };
+  config.image = { ...config.image, size: S, patch: o.patch, stem: o.stem };
   const model = createDualEncoder(config, o.seed);
   features = (x) => model.imageTower(x);
   featureDim = config.embedDim;
@@ -132,10 +134,10 @@ for (let epoch = 0; epoch < o.epochs; epoch++) {
   rng.shuffle(order);
   let total = 0;
   let batches = 0;
-  for (let b = 0; b + 64 <= order.length; b += 64) {
-    const idx = order.slice(b, b + 64);
-    const x = tf.tensor4d(pixels(train, idx, o.shift > 0 ? rng : undefined), [64, S, S, 3]);
-    const y = tf.tensor2d(Float32Array.from(idx.flatMap((i) => [...yTrain.subarray(i * K, (i + 1) * K)])), [64, K]);
+  for (let b = 0; b + o.batch <= order.length; b += o.batch) {
+    const idx = order.slice(b, b + o.batch);
+    const x = tf.tensor4d(pixels(train, idx, o.shift > 0 ? rng : undefined), [o.batch, S, S, 3]);
+    const y = tf.tensor2d(Float32Array.from(idx.flatMap((i) => [...yTrain.subarray(i * K, (i + 1) * K)])), [o.batch, K]);
     const loss = optimizer.minimize(() => tf.losses.sigmoidCrossEntropy(y, tf.mul(tf.matMul(features(x), head), logitScale)) as tf.Scalar, true, [...variables, head])!;
     total += loss.dataSync()[0];
     batches++;

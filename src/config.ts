@@ -25,6 +25,10 @@ export const trainSchema = z
     batch: positiveInt.default(64),
     /** image patch embedding, overriding the preset's ('linear' ViT patches | 'conv' stem; see src/model/types.ts) */
     stem: z.enum(['linear', 'conv']).optional(),
+    /** image input edge in pixels, overriding the preset's (must be a multiple of the patch) */
+    imageSize: z.number().int().min(8).max(1024).optional(),
+    /** image patch edge in pixels, overriding the preset's (a multiple of 4 with the conv stem) */
+    patch: z.number().int().min(1).max(256).optional(),
     /** captions sampled per image per step; all of them are positives of that image */
     captionsPerImage: positiveInt.default(2),
     /**

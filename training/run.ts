@@ -6,10 +6,9 @@ import { loadDataset } from '../src/data/load.js';
 import { loadProgressBar } from '../src/data/progress.js';
 import type { DatasetSplit } from '../src/data/types.js';
 import { evaluateClean, formatCleanSummary, type CleanEvalSummary } from '../src/eval/evaluate.js';
-import { saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
+import { loadArtifact, readManifest, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
-import { modelConfigFromPreset } from '../src/model/presets.js';
-import { loadArtifact } from '../src/model/artifact.js';
+import { modelConfigFor } from '../src/model/presets.js';
 import type { DualEncoder } from '../src/model/types.js';
 import { buildAugmentPool, type AugmentPool } from '../src/augment/pool.js';
 import { ProviderCache } from '../src/augment/providers.js';
@@ -86,7 +85,10 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
   const { config } = opts;
   const backend = await initBackend(config.backend, { threads: config.threads });
   if (!opts.quiet) process.stderr.write(`backend: ${backend.name} (${backend.reason})\n`);
-  const imageSize = modelConfigFromPreset(config.train.preset, 2).image.size;
+  // a fine-tune keeps its --init model's input size; a run from scratch takes the preset's with --image-size applied
+  const imageSize = config.train.init
+    ? (await readManifest(config.train.init)).config.image.size
+    : modelConfigFor(config.train.preset, 2, config.train).image.size;
   const train = await loadSplit(config, 'train', imageSize, opts.quiet);
   if (train.count === 0) throw new Error(`${config.data.file} has no rows in split "train"`);
 

@@ -5,7 +5,7 @@ import { tf } from '../src/engine/tf.js';
 import { trainSchema, type TrainConfig } from '../src/config.js';
 import type { DatasetSplit, SceneGraph } from '../src/data/types.js';
 import { createDualEncoder } from '../src/model/dual-encoder.js';
-import { modelConfigFromPreset } from '../src/model/presets.js';
+import { modelConfigFor, modelConfigFromPreset } from '../src/model/presets.js';
 import { buildTokenizer, tokenizerFromJSON } from '../src/model/tokenizer.js';
 import type { DualEncoder, ModelConfig, Tokenizer } from '../src/model/types.js';
 import { createProgress } from '../src/util/progress.js';
@@ -151,8 +151,11 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     startStep = s.globalStep;
     elapsedBefore = s.elapsedMs;
   } else if (opts.init) {
-    const initStem = opts.init.model.config.image.stem ?? 'linear';
+    const im = opts.init.model.config.image;
+    const initStem = im.stem ?? 'linear';
     if (config.stem && config.stem !== initStem) throw new Error(`--stem ${config.stem} does not match the --init model's image stem '${initStem}' (a fine-tune keeps the architecture)`);
+    if (config.imageSize && config.imageSize !== im.size) throw new Error(`--image-size ${config.imageSize} does not match the --init model's ${im.size} (a fine-tune keeps the architecture)`);
+    if (config.patch && config.patch !== im.patch) throw new Error(`--patch ${config.patch} does not match the --init model's ${im.patch} (a fine-tune keeps the architecture)`);
     tokenizer = opts.init.tokenizer;
     model = createDualEncoder(opts.init.model.config, seed);
     for (const [name, v] of model.variables) {
@@ -164,8 +167,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
   } else {
     const maxLen = modelConfigFromPreset(config.preset, 2).text.maxLen;
     tokenizer = buildTokenizer(train.captions, { maxLen, maxVocab: config.maxVocab, minFreq: config.minWordFreq });
-    const modelConfig = modelConfigFromPreset(config.preset, tokenizer.vocabSize);
-    if (config.stem) modelConfig.image = { ...modelConfig.image, stem: config.stem };
+    const modelConfig = modelConfigFor(config.preset, tokenizer.vocabSize, config);
     model = createDualEncoder(modelConfig, seed);
     writeFileSync(metricsPath, '');
   }

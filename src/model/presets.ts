@@ -57,6 +57,27 @@ export function modelConfigFromPreset(preset: PresetName, vocabSize: number): Mo
   }
 }
 
+/** Image-tower settings a training run may override on top of its preset (`--stem`, `--image-size`, `--patch`). */
+export interface ImageOverrides {
+  stem?: 'linear' | 'conv';
+  imageSize?: number;
+  patch?: number;
+}
+
+/** The preset's ModelConfig with the run's image overrides applied and validated (one place, so the data loader
+ *  and the model always agree on the input size). */
+export function modelConfigFor(preset: PresetName, vocabSize: number, o: ImageOverrides = {}): ModelConfig {
+  const c = modelConfigFromPreset(preset, vocabSize);
+  c.image = {
+    ...c.image,
+    ...(o.stem ? { stem: o.stem } : {}),
+    ...(o.imageSize ? { size: o.imageSize } : {}),
+    ...(o.patch ? { patch: o.patch } : {}),
+  };
+  validateModelConfig(c);
+  return c;
+}
+
 /** Throws with a precise message if the config cannot build a model. */
 export function validateModelConfig(c: ModelConfig): void {
   const fail = (m: string): never => {

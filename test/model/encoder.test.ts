@@ -3,6 +3,7 @@ import * as tf from '../../src/engine/tf.js';
 import { initBackend } from '../../src/engine/backend.js';
 import { opCacheTensorCount } from '../../src/engine/ops.js';
 import { conv3x3Stride2, createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
+import { modelConfigFor } from '../../src/model/presets.js';
 import { countParameters } from '../../src/model/presets.js';
 import type { DualEncoder } from '../../src/model/types.js';
 import { Rng } from '../../src/util/rng.js';
@@ -291,6 +292,19 @@ describe('dual encoder', () => {
     const config = modelConfigFromPreset('tiny', VOCAB);
     config.image = { ...config.image, patch: 2, stem: 'conv' };
     expect(() => createDualEncoder(config, 0)).toThrow(/image.stem 'conv' needs a patch that is a multiple of 4/);
+  });
+
+  it('modelConfigFor applies --stem/--image-size/--patch on top of the preset and validates the result', () => {
+    const c = modelConfigFor('tiny', VOCAB, { stem: 'conv', imageSize: 64, patch: 16 });
+    expect(c.image).toMatchObject({ size: 64, patch: 16, stem: 'conv', width: 128, depth: 4 });
+    expect(modelConfigFor('tiny', VOCAB).image).toEqual(modelConfigFromPreset('tiny', VOCAB).image);
+    const m = createDualEncoder(c, 0);
+    const out = tf.tidy(() => m.imageTower(tf.zeros([2, 64, 64, 3])));
+    expect(out.shape).toEqual([2, c.embedDim]);
+    tf.dispose(out);
+    m.dispose();
+    expect(() => modelConfigFor('tiny', VOCAB, { imageSize: 60, patch: 16 })).toThrow(/image.size 60 is not a multiple of patch 16/);
+    expect(() => modelConfigFor('tiny', VOCAB, { stem: 'conv', patch: 6, imageSize: 36 })).toThrow(/multiple of 4/);
   });
 
   it.each(['linear', 'conv'] as const)('wasm loss, embeddings and gradients of every variable match the cpu backend (%s stem)', async (stem) => {

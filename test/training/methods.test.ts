@@ -140,6 +140,8 @@ describe('clean-path options: --hard-negatives, --hard-negative-images and --shi
     hniAgain.r.model.dispose();
     // a fine-tune keeps the init model's architecture: asking for another stem is an error, not silently ignored
     await expect(run('stem-mismatch', cfg({ stem: 'conv' }))).rejects.toThrow(/--stem conv does not match the --init model's image stem 'linear'/);
+    await expect(run('size-mismatch', cfg({ imageSize: 64 }))).rejects.toThrow(/--image-size 64 does not match the --init model's 16/);
+    await expect(run('patch-mismatch', cfg({ patch: 4 }))).rejects.toThrow(/--patch 4 does not match the --init model's 8/);
     for (const x of [plain.r, r, again.r]) x.model.dispose();
   });
 });

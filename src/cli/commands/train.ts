@@ -22,6 +22,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--images <dir>', 'image directory (default: relative to the data file)')
     .option('--preset <name>', 'model preset: tiny | small | base', choiceFlag(presetSchema.options))
     .option('--stem <kind>', "image patch embedding: linear (ViT patches) | conv (two 3x3 stride-2 convolutions); default the preset's", choiceFlag(['linear', 'conv'] as const))
+    .option('--image-size <px>', "image input edge in pixels (default the preset's; tiny 32)", intFlag(8))
+    .option('--patch <px>', "image patch edge in pixels (default the preset's; tiny 8); tokens = (size/patch)^2", intFlag(1))
     .option('--method <name>', 'clean | tecoa | fare | mat', choiceFlag(trainSchema.shape.method.unwrap().options))
     .option('--init <model>', 'fine-tune from this model artifact (required for tecoa/fare/mat unless --from-scratch)')
     .option('--reference <model>', 'FARE: frozen reference encoder (default: the --init model)')
@@ -71,6 +73,8 @@ export function registerTrainCommand(program: Command): void {
           train: {
             preset: o.preset,
             stem: o.stem,
+            imageSize: o.imageSize,
+            patch: o.patch,
             method: o.method,
             epochs: o.epochs,
             batch: o.batch,
