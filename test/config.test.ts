@@ -15,3 +15,12 @@ describe('configuration layers', () => {
     }
   });
 });
+
+describe('training recipes (training/recipes/*.json)', () => {
+  it('scenes-shape.json parses with the one schema and holds the recipe docs/results.md measured', () => {
+    const c = loadConfig({ file: 'training/recipes/scenes-shape.json', env: {} });
+    expect(c.train).toMatchObject({ stem: 'conv', epochs: 8, hardNegativeImages: 1, minLrRatio: 1, weightDecay: 0, lr: 5e-4, batch: 64, preset: 'tiny', method: 'clean' });
+    // flags still override the file
+    expect(loadConfig({ file: 'training/recipes/scenes-shape.json', env: {}, overrides: { train: { epochs: 2 } } }).train.epochs).toBe(2);
+  });
+});

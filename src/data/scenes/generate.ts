@@ -19,6 +19,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
+import { BoundedTasks } from '../../util/bounded.js';
 import { Rng } from '../../util/rng.js';
 import { writeFileAtomic } from '../imageCache.js';
 import type { SceneGraph, SceneObject } from '../types.js';
@@ -310,9 +311,7 @@ export async function generateScenes(opts: GenerateScenesOptions): Promise<Gener
   const captionRngs = { train: root.fork(11), val: root.fork(12), test: root.fork(13) };
 
   const total = counts.train + counts.val + counts.test;
-  const limit = Math.max(1, opts.concurrency ?? 4);
-  const inflight = new Set<Promise<void>>();
-  let firstError: unknown;
+  const tasks = new BoundedTasks(Math.max(1, opts.concurrency ?? 4));
   let done = 0;
   const images: unknown[] = [];
   const stats = {} as Record<'train' | 'val' | 'test', SceneSplitStats>;
@@ -342,27 +341,19 @@ export async function generateScenes(opts: GenerateScenesOptions): Promise<Gener
         scene: item.scene,
       });
       const rgb = renderScene(item.spec, px);
-      const p: Promise<void> = sharp(rgb, { raw: { width: px, height: px, channels: 3 } })
-        .png({ compressionLevel: 6, adaptiveFiltering: false })
-        .toBuffer()
-        .then((png) => writeFile(join(imagesDir, filename), png))
-        .then(() => {
-          done++;
-          opts.onProgress?.(done, total);
-        })
-        .catch((err: unknown) => {
-          firstError ??= err;
-        })
-        .finally(() => inflight.delete(p));
-      inflight.add(p);
-      if (inflight.size >= limit) await Promise.race(inflight);
-      if (firstError) break;
+      await tasks.submit(async () => {
+        const png = await sharp(rgb, { raw: { width: px, height: px, channels: 3 } })
+          .png({ compressionLevel: 6, adaptiveFiltering: false })
+          .toBuffer();
+        await writeFile(join(imagesDir, filename), png);
+        opts.onProgress?.(++done, total);
+      });
+      if (tasks.failed) break;
     }
     stats[split] = { ...s, duplicateCaptions };
-    if (firstError) break;
+    if (tasks.failed) break;
   }
-  await Promise.all(inflight);
-  if (firstError) throw firstError;
+  await tasks.drain();
 
   const doc = {
     dataset: 'scenes',

@@ -9,6 +9,7 @@
  * text->image direction, where a caption must tell its image from one that differs in a single object's shape.
  */
 import sharp from 'sharp';
+import { BoundedTasks } from '../../util/bounded.js';
 import type { Rng } from '../../util/rng.js';
 import type { SceneGraph } from '../types.js';
 import { captionScene } from './captions.js';
@@ -102,30 +103,21 @@ export async function renderScenesAtSize(
   const px = Math.max(opts.renderPx ?? DEFAULT_SCENE_SIZE, size);
   const per = size * size * 3;
   const out = new Uint8Array(count * per);
-  const limit = opts.concurrency ?? 8;
-  const inflight = new Set<Promise<void>>();
+  const tasks = new BoundedTasks(opts.concurrency ?? 8);
   let done = 0;
-  let firstError: unknown;
-  for (let row = 0; row < count && firstError === undefined; row++) {
+  for (let row = 0; row < count && !tasks.failed; row++) {
     const { scene, rng } = item(row);
     const rgb = renderScene(variantSpec(scene, px, rng), px);
-    const p: Promise<void> = sharp(rgb, { raw: { width: px, height: px, channels: 3 } })
-      .resize(size, size, { fit: 'fill', kernel: 'lanczos3' })
-      .raw()
-      .toBuffer()
-      .then((buf) => {
-        if (buf.length !== per) throw new Error(`renderScenesAtSize: sharp returned ${buf.length} bytes for a ${size}x${size} RGB image`);
-        out.set(buf, row * per);
-        opts.onProgress?.(++done, count);
-      })
-      .catch((err: unknown) => {
-        firstError ??= err;
-      })
-      .finally(() => inflight.delete(p));
-    inflight.add(p);
-    if (inflight.size >= limit) await Promise.race(inflight);
+    await tasks.submit(async () => {
+      const buf = await sharp(rgb, { raw: { width: px, height: px, channels: 3 } })
+        .resize(size, size, { fit: 'fill', kernel: 'lanczos3' })
+        .raw()
+        .toBuffer();
+      if (buf.length !== per) throw new Error(`renderScenesAtSize: sharp returned ${buf.length} bytes for a ${size}x${size} RGB image`);
+      out.set(buf, row * per);
+      opts.onProgress?.(++done, count);
+    });
   }
-  await Promise.all(inflight);
-  if (firstError !== undefined) throw firstError;
+  await tasks.drain();
   return out;
 }
