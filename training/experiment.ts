@@ -14,7 +14,7 @@ import { join, resolve } from 'node:path';
 import { loadConfig, type ManyfoldConfig } from '../src/config.js';
 import { initBackend } from '../src/engine/backend.js';
 import { generateScenes } from '../src/data/scenes/generate.js';
-import { loadArtifact } from '../src/model/artifact.js';
+import { loadArtifact, readManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { evaluateRobust, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
@@ -111,6 +111,11 @@ export interface ExperimentOptions {
   onlySeed?: number;
   /** run only these row ids (the clean base always runs) */
   only?: string[];
+  /**
+   * an existing clean model artifact to use as the base row instead of training one (every seed fine-tunes from
+   * it): to run the table on a stronger clean model, e.g. one trained with training/recipes/scenes-shape.json
+   */
+  base?: string;
   quiet?: boolean;
   /** robust eval implementation (tests inject a stub); default evaluateRobust */
   evaluate?: typeof evaluateRobust;
@@ -142,6 +147,10 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
   mkdirSync(out, { recursive: true });
   const backend = await initBackend(o.backend ?? 'auto', { threads: o.threads ?? 1 });
   log(o.quiet, `backend ${backend.name}; budget ${o.budget}; seeds ${o.seeds}; load ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  const given = o.base ? await readManifest(resolve(o.base)) : undefined;
+  if (given?.training.method && given.training.method !== 'clean') {
+    throw new Error(`--base ${o.base}: model ${given.id} was trained with --method ${String(given.training.method)}; the base row must be a clean model`);
+  }
   let data = o.data;
   if (!data) {
     const dir = join(out, 'data');
@@ -149,8 +158,9 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
     if (!existsSync(file)) await generateScenes({ out: dir, train: spec.scenes.train, val: 0, test: spec.scenes.test, seed: 1 });
     data = file;
   }
-  writeFileSync(join(out, 'experiment.json'), JSON.stringify({ budget: o.budget, spec, seeds: o.seeds, data, side: o.side ?? 'query', rows: ROWS.map((r) => r.id), attacks: EXPERIMENT_ATTACKS }, null, 2));
-  const imageSize = modelConfigFromPreset(spec.preset, 2).image.size;
+  const baseInfo = given && o.base ? { dir: resolve(o.base), id: given.id } : undefined;
+  writeFileSync(join(out, 'experiment.json'), JSON.stringify({ budget: o.budget, spec, seeds: o.seeds, data, side: o.side ?? 'query', base: baseInfo ?? null, rows: ROWS.map((r) => r.id), attacks: EXPERIMENT_ATTACKS }, null, 2));
+  const imageSize = given ? given.config.image.size : modelConfigFromPreset(spec.preset, 2).image.size;
   const baseConfig = loadConfig({ overrides: { backend: o.backend, data: { file: data } } });
   const test = await loadSplit(baseConfig, 'test', imageSize, true);
   const train = await loadSplit(baseConfig, 'train', imageSize, true);
@@ -162,7 +172,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
     if (o.onlySeed !== undefined && seed !== o.onlySeed) continue;
     const seedDir = join(out, `seed-${seed}`);
     const cleanDir = join(seedDir, 'clean');
-    const cleanModel = join(cleanDir, 'model');
+    const cleanModel = baseInfo ? baseInfo.dir : join(cleanDir, 'model');
     const trainCfg = (row: RowSpec, init?: string) =>
       loadConfig({
         overrides: {
@@ -196,11 +206,16 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
           continue;
         }
         if (existsSync(resultFile) && !(row.base && !existsSync(join(cleanModel, 'manifest.json')))) {
-          results.push(JSON.parse(readFileSync(resultFile, 'utf8')) as RowResult);
+          const earlier = JSON.parse(readFileSync(resultFile, 'utf8')) as RowResult;
+          if (row.base && baseInfo && earlier.model !== baseInfo.id) {
+            throw new Error(`${resultFile} holds results for clean model ${earlier.model}, not --base ${baseInfo.id}: use another --out`);
+          }
+          results.push(earlier);
           log(o.quiet, `seed ${seed} ${row.id}: done earlier (${resultFile})`);
           if (!row.base) continue;
         }
-        const modelDir = join(rowDir, 'model');
+        const modelDir = row.base ? cleanModel : join(rowDir, 'model');
+        mkdirSync(rowDir, { recursive: true });
         const load0 = loadavg();
         let secondsPerEpoch: number | null = null;
         let trainSeconds: number | null = null;
@@ -249,7 +264,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
       cleanEnc?.model.dispose();
     }
   }
-  const table = buildTable(results, { budget: o.budget, spec, data, side: o.side ?? 'query', seeds: new Set(results.map((r) => r.seed)).size });
+  const table = buildTable(results, { budget: o.budget, spec, data, side: o.side ?? 'query', seeds: new Set(results.map((r) => r.seed)).size, base: baseInfo?.id });
   if (o.trainOnly) return { table, files: [] };
   const files = writeTable(out, table);
   return { table, files };
@@ -301,7 +316,7 @@ function cell(values: number[], cis: ([number, number] | undefined)[], attacked:
   return { r1: r2(mean(values)), ci: values.length === 1 && cis[0] ? cis[0] : null, sd: sd(values) === null ? null : r2(sd(values)!), attacked };
 }
 
-export function buildTable(results: RowResult[], meta: { budget: string; spec: BudgetSpec; data: string; side: string; seeds: number }): ExperimentTable {
+export function buildTable(results: RowResult[], meta: { budget: string; spec: BudgetSpec; data: string; side: string; seeds: number; base?: string }): ExperimentTable {
   const labels: string[] = [];
   for (const r of results) for (const k of Object.keys(r.report.attacks)) if (!labels.includes(k)) labels.push(k);
   const rows: TableRow[] = [];
@@ -369,7 +384,7 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
       `side '${meta.side}' (${meta.side === 'query' ? 'only queries are adversarial, the gallery is clean; an attack on one modality leaves the other direction at its clean value, marked *' : 'queries and gallery adversarial'}); ` +
       `image budget L-inf ${meta.spec.evalEps.join(', ')}/255, PGD ${meta.spec.evalSteps} steps, step 2.5*eps/steps, random start; text: 1 word (WordNet); ` +
       `Co-Attack and SGA as in src/attacks; transfer:clean = SGA crafted on the clean model. Training: ${meta.spec.preset} preset, batch ${meta.spec.batch}, ` +
-      `clean ${meta.spec.cleanEpochs} epochs at lr ${meta.spec.cleanLr}; every other row fine-tuned ${meta.spec.fineTuneEpochs} epochs at lr ${meta.spec.fineTuneLr} from that clean model, ` +
+      `${meta.base ? `clean = the given model ${meta.base} (--base, not trained here)` : `clean ${meta.spec.cleanEpochs} epochs at lr ${meta.spec.cleanLr}`}; every other row fine-tuned ${meta.spec.fineTuneEpochs} epochs at lr ${meta.spec.fineTuneLr} from that clean model, ` +
       `training attack L-inf ${meta.spec.trainEps}/255, ${meta.spec.trainSteps} PGD steps, 1 word. ${seedsNote}.`,
     budget: meta.budget,
     spec: meta.spec,

@@ -102,4 +102,29 @@ describe('manyfold experiment', () => {
     expect((JSON.parse(readFileSync(manifestPath, 'utf8')) as { id: string }).id).toBe(id);
     expect(evaluated.table.rows.find((r) => r.row === 'tecoa')!.secondsPerEpoch).toBeGreaterThan(0);
   });
+  it('--base uses a given clean model as the clean row (not retrained) and fine-tunes every row from it', async () => {
+    const overrides = { cleanEpochs: 1, fineTuneEpochs: 1, batch: 8, trainSteps: 1, evalLimit: 6 };
+    // a clean model trained by an earlier experiment stands in for one trained elsewhere (e.g. with a recipe)
+    const baseModel = join(dir, 'exp', 'seed-0', 'clean', 'model');
+    const baseId = (JSON.parse(readFileSync(join(baseModel, 'manifest.json'), 'utf8')) as { id: string }).id;
+    const out = join(dir, 'exp-base');
+    calls.length = 0;
+    const r = await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['tecoa'], base: baseModel, quiet: true, evaluate: stub, overrides });
+    expect(calls.map((c) => c.split(' ')[0])).toEqual(['clean', 'tecoa']);
+    expect(calls[0]).toContain(baseId);
+    expect(existsSync(join(out, 'seed-0', 'clean', 'model'))).toBe(false);
+    const ft = JSON.parse(readFileSync(join(out, 'seed-0', 'tecoa', 'model', 'manifest.json'), 'utf8')) as { training: { init: string } };
+    expect(ft.training.init).toBe(baseId);
+    expect(r.table.protocol).toContain(`clean = the given model ${baseId} (--base, not trained here)`);
+    expect((JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { base: { id: string } }).base.id).toBe(baseId);
+    // a different base on the same --out is refused rather than mixed into one table
+    const other = join(dir, 'exp-seeds', 'seed-1', 'clean', 'model'); // seed 1: another model (seed 0's would be identical)
+    await expect(runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['tecoa'], base: other, quiet: true, evaluate: stub, overrides })).rejects.toThrow(
+      /holds results for clean model .* not --base/,
+    );
+    // a defended model is not a clean base
+    await expect(
+      runExperiment({ out: join(dir, 'exp-base-bad'), budget: 'quick', seeds: 1, data, backend: 'wasm', base: join(out, 'seed-0', 'tecoa', 'model'), quiet: true, evaluate: stub, overrides }),
+    ).rejects.toThrow(/was trained with --method tecoa; the base row must be a clean model/);
+  });
 });

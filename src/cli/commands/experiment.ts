@@ -11,6 +11,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--seeds <n>', 'repeat the whole table with seeds 0..N-1', intFlag(1), 1)
     .option('--seed <k>', 'run seed k only (to run seeds in parallel processes; a later run with --seeds N, all rows done, writes the table of every seed)', intFlag(0))
     .option('--data <file>', 'Karpathy JSON / JSONL (default: generate the scenes set into --out/data)')
+    .option('--base <model>', 'use this clean model artifact as the clean row (not trained here); every row fine-tunes from it')
     .option('--augment-cache <file>', "provider cache for cross-modal augmentation on real data ('manyfold augment prepare')")
     .option('--side <side>', 'query | both (see manyfold eval --side)', choiceFlag(['query', 'both'] as const), 'query')
     .option('--only <rows>', `comma list of row ids to run (clean always runs): ${ROWS.filter((r) => !r.base).map((r) => r.id).join(',')}`)
@@ -26,6 +27,7 @@ export function registerExperimentCommand(program: Command): void {
         seeds: o.seed !== undefined ? Math.max(o.seeds, o.seed + 1) : o.seeds,
         onlySeed: o.seed,
         data: o.data,
+        base: o.base,
         augmentCache: o.augmentCache,
         side: o.side,
         only: o.only ? String(o.only).split(',').map((s: string) => s.trim()) : undefined,
