@@ -415,7 +415,7 @@ export function tableMarkdown(t: ExperimentTable): string {
   }
   lines.push('', '## Checks against the goals of issue 4', '', '| check | value (mean of per-seed differences) | per seed | holds (on the mean) | in every seed |', '|---|---|---|---|---|');
   for (const c of t.checks) lines.push(`| ${c.name} (${c.detail}) | ${c.value ?? '–'} | ${c.perSeed?.join(', ') ?? '–'} | ${yesNo(c.holds)} | ${yesNo(c.everySeed ?? null)} |`);
-  lines.push('', 's/epoch: mean wall seconds per training epoch of that row (fine-tuning rows; the clean row trains from scratch) on this machine, under whatever load it had.');
+  lines.push('', 's/epoch: mean wall seconds per training epoch of that row (fine-tuning rows; the clean row trains from scratch, or with --base is the given model\'s own training as its manifest records it) on this machine, under whatever load it had.');
   return lines.join('\n') + '\n';
 }
 
