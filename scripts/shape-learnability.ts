@@ -22,7 +22,7 @@ import { flagError } from './flag-errors.js';
 import * as tf from '../src/engine/tf.js';
 import { initBackend } from '../src/engine/backend.js';
 import { createDualEncoder } from '../src/model/dual-encoder.js';
-import { modelConfigFromPreset } from '../src/model/presets.js';
+import { modelConfigFor } from '../src/model/presets.js';
 import { loadDataset } from '../src/data/load.js';
 import type { DatasetSplit } from '../src/data/types.js';
 import { COLORS, SHAPES } from '../src/data/scenes/vocab.js';
@@ -91,8 +91,8 @@ let features: (x: tf.Tensor4D) => tf.Tensor2D;
 let featureDim: number;
 let variables: tf.Variable[];
 if (o.arch === 'vit') {
-  const config = modelConfigFromPreset('tiny', 1000); // the text tower is built but unused: any vocabulary size will do
-  config.image = { ...config.image, size: S, patch: o.patch, stem: o.stem };
+  // the text tower is built but unused: any vocabulary size will do
+  const config = modelConfigFor('tiny', 1000, { imageSize: S, patch: o.patch, stem: o.stem });
   const model = createDualEncoder(config, o.seed);
   features = (x) => model.imageTower(x);
   featureDim = config.embedDim;

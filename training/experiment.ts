@@ -151,6 +151,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
   if (given?.training.method && given.training.method !== 'clean') {
     throw new Error(`--base ${o.base}: model ${given.id} was trained with --method ${String(given.training.method)}; the base row must be a clean model`);
   }
+  const baseInfo = given && { dir: resolve(o.base!), id: given.id };
   let data = o.data;
   if (!data) {
     const dir = join(out, 'data');
@@ -158,7 +159,6 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
     if (!existsSync(file)) await generateScenes({ out: dir, train: spec.scenes.train, val: 0, test: spec.scenes.test, seed: 1 });
     data = file;
   }
-  const baseInfo = given && o.base ? { dir: resolve(o.base), id: given.id } : undefined;
   writeFileSync(join(out, 'experiment.json'), JSON.stringify({ budget: o.budget, spec, seeds: o.seeds, data, side: o.side ?? 'query', base: baseInfo ?? null, rows: ROWS.map((r) => r.id), attacks: EXPERIMENT_ATTACKS }, null, 2));
   const imageSize = given ? given.config.image.size : modelConfigFromPreset(spec.preset, 2).image.size;
   const baseConfig = loadConfig({ overrides: { backend: o.backend, data: { file: data } } });
