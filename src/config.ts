@@ -11,6 +11,8 @@ export const backendSchema = z.enum(['auto', 'tensorflow', 'wasm', 'cpu']);
 export const presetSchema = z.enum(['tiny', 'small', 'base']);
 export const methodSchema = z.enum(['clean', 'tecoa', 'fare', 'mat']);
 /** MAT's text inner maximisation: discrete WordNet substitution (faithful) or PGD on token embeddings (cheaper) */
+/** closed-vocabulary lexicons a text substitute must keep its label in (src/eval/text-labels.ts) */
+export const textLabelsSchema = z.enum(['none', 'scenes']);
 export const textAttackSchema = z.enum(['substitution', 'embedding']);
 /** `--augment` entries (see src/augment/README in docs/defenses.md) */
 export const augmentNameSchema = z.enum(['eda', 'siblings', 'paraphrase', 'basic', 'flip', 'oracle-caption', 'oracle-image', 'provider-caption', 'provider-image', 'misaligned', 'nn', 'text', 'image', 'cross']);
@@ -91,6 +93,8 @@ export const trainSchema = z
     textAttack: textAttackSchema.default('substitution'),
     /** MAT substitution: WordNet candidates scored per word (fewer = faster) */
     textCandidates: positiveInt.default(8),
+    /** MAT substitution: substitutes may not change a label of this closed vocabulary (src/eval/text-labels.ts) */
+    textLabels: textLabelsSchema.default('none'),
     /** MAT substitution: word order, 'random' (cheap, default for training) or 'delete' (PWWS importance, +~50% text cost) */
     textWir: z.enum(['random', 'delete']).default('random'),
     /** MAT embedding attack: L2 radius per token, relative to the mean token-embedding norm of the batch */

@@ -18,6 +18,7 @@ import { loadArtifact, readManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { evaluateRobust, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
+import { textLabelLexicon, type TextLabelChoice } from '../src/eval/text-labels.js';
 import { loadSplit, runTraining } from './run.js';
 import { ROWS, type RowSpec } from './experiment-rows.js';
 
@@ -35,6 +36,11 @@ export interface BudgetSpec {
   fineTuneLr: number;
   trainEps: number;
   trainSteps: number;
+  /** MAT substitution: WordNet candidates scored per word in training (the eval attack scores up to 50) */
+  textCandidates: number;
+  /** closed-vocabulary labels text substitutes must keep, in MAT training and in every text attack of the eval
+   * ('none' = the paper's protocol; src/eval/text-labels.ts) */
+  textLabels: TextLabelChoice;
   /** robust eval */
   evalLimit: number;
   evalEps: number[];
@@ -64,6 +70,8 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
     fineTuneLr: 2e-4,
     trainEps: 4,
     trainSteps: 2,
+    textCandidates: 8,
+    textLabels: 'none',
     evalLimit: 40,
     evalEps: [2],
     evalSteps: 10,
@@ -80,6 +88,8 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
     fineTuneLr: 2e-4,
     trainEps: 4,
     trainSteps: 3,
+    textCandidates: 8,
+    textLabels: 'none',
     evalLimit: 500,
     evalEps: [2, 4],
     evalSteps: 10,
@@ -141,6 +151,26 @@ const log = (quiet: boolean | undefined, m: string) => {
   if (!quiet) process.stderr.write(`[experiment ${new Date().toISOString().slice(11, 19)}] ${m}\n`);
 };
 
+/**
+ * Rows already in `out` are reused, so a run with other settings (budget, overrides, base model) on the same
+ * directory would mix two protocols in one table: refuse it. Fields an older experiment.json lacks take the
+ * budget's defaults, which is what that run used.
+ */
+function refuseOtherSettings(file: string, budget: Budget, spec: BudgetSpec, baseId: string | undefined): void {
+  if (!existsSync(file)) return;
+  const earlier = JSON.parse(readFileSync(file, 'utf8')) as { budget?: Budget; spec?: Partial<BudgetSpec>; base?: { id: string } | null };
+  const earlierBudget = earlier.budget ?? budget;
+  const before: BudgetSpec = { ...BUDGETS[earlierBudget], ...(earlier.spec ?? {}) };
+  const differ = (Object.keys(spec) as (keyof BudgetSpec)[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(spec[k]));
+  if (earlierBudget !== budget) differ.unshift('budget' as keyof BudgetSpec);
+  if (differ.length) {
+    const show = (k: keyof BudgetSpec) => (k === ('budget' as keyof BudgetSpec) ? `budget ${earlierBudget} -> ${budget}` : `${k} ${JSON.stringify(before[k])} -> ${JSON.stringify(spec[k])}`);
+    throw new Error(`${file} was written with other settings (${differ.map(show).join('; ')}): use another --out, or the same settings`);
+  }
+  const earlierBase = earlier.base?.id;
+  if (earlierBase !== baseId) throw new Error(`${file} was run on ${earlierBase ? `--base ${earlierBase}` : 'its own clean model'}, not ${baseId ? `--base ${baseId}` : 'a clean model trained here'}: use another --out`);
+}
+
 export async function runExperiment(o: ExperimentOptions): Promise<{ table: ExperimentTable; files: string[] }> {
   const spec: BudgetSpec = { ...BUDGETS[o.budget], ...(o.overrides ?? {}) };
   const out = resolve(o.out);
@@ -159,6 +189,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
     if (!existsSync(file)) await generateScenes({ out: dir, train: spec.scenes.train, val: 0, test: spec.scenes.test, seed: 1 });
     data = file;
   }
+  refuseOtherSettings(join(out, 'experiment.json'), o.budget, spec, baseInfo?.id);
   writeFileSync(join(out, 'experiment.json'), JSON.stringify({ budget: o.budget, spec, seeds: o.seeds, data, side: o.side ?? 'query', base: baseInfo ?? null, rows: ROWS.map((r) => r.id), attacks: EXPERIMENT_ATTACKS }, null, 2));
   const imageSize = given ? given.config.image.size : modelConfigFromPreset(spec.preset, 2).image.size;
   const baseConfig = loadConfig({ overrides: { backend: o.backend, data: { file: data } } });
@@ -189,6 +220,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
             init,
             trainEps: spec.trainEps,
             trainSteps: spec.trainSteps,
+            textCandidates: spec.textCandidates,
+            textLabels: spec.textLabels,
             augment: row.augment,
             augmentCache: o.augmentCache,
             ...(row.alignQuantile !== undefined ? { alignQuantile: row.alignQuantile } : {}),
@@ -246,6 +279,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
           steps: spec.evalSteps,
           side: o.side ?? 'query',
           limit: Math.min(spec.evalLimit, test.count),
+          textLabels: textLabelLexicon(spec.textLabels),
           seed,
           surrogates: { clean: cleanEnc! },
           resamples: spec.resamples,
@@ -382,10 +416,10 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
     protocol:
       `Test split of ${meta.data}, first ${meta.spec.evalLimit} images and their captions; Karpathy R@1 (TR image->text, IR text->image, pessimistic ties); ` +
       `side '${meta.side}' (${meta.side === 'query' ? 'only queries are adversarial, the gallery is clean; an attack on one modality leaves the other direction at its clean value, marked *' : 'queries and gallery adversarial'}); ` +
-      `image budget L-inf ${meta.spec.evalEps.join(', ')}/255, PGD ${meta.spec.evalSteps} steps, step 2.5*eps/steps, random start; text: 1 word (WordNet); ` +
+      `image budget L-inf ${meta.spec.evalEps.join(', ')}/255, PGD ${meta.spec.evalSteps} steps, step 2.5*eps/steps, random start; text: 1 word (WordNet${meta.spec.textLabels !== 'none' ? `, substitutes keep their ${meta.spec.textLabels} label` : ''}); ` +
       `Co-Attack and SGA as in src/attacks; transfer:clean = SGA crafted on the clean model. Training: ${meta.spec.preset} preset, batch ${meta.spec.batch}, ` +
       `${meta.base ? `clean = the given model ${meta.base} (--base, not trained here)` : `clean ${meta.spec.cleanEpochs} epochs at lr ${meta.spec.cleanLr}`}; every other row fine-tuned ${meta.spec.fineTuneEpochs} epochs at lr ${meta.spec.fineTuneLr} from that clean model, ` +
-      `training attack L-inf ${meta.spec.trainEps}/255, ${meta.spec.trainSteps} PGD steps, 1 word. ${seedsNote}.`,
+      `training attack L-inf ${meta.spec.trainEps}/255, ${meta.spec.trainSteps} PGD steps, 1 word (${meta.spec.textCandidates} WordNet candidates${meta.spec.textLabels !== 'none' ? `, ${meta.spec.textLabels} labels kept` : ''}). ${seedsNote}.`,
     budget: meta.budget,
     spec: meta.spec,
     data: meta.data,

@@ -17,6 +17,7 @@
  */
 import { tf } from '../src/engine/tf.js';
 import { inputGrad } from '../src/engine/ops.js';
+import { labelPreserving, type LabelLexicon } from '../src/attacks/constraints/labels.js';
 import { defaultTextConstraints, embedImageRows, embedTextRows, greedyWordSearch, QueryBudget, WordNetSynonymSwap } from '../src/attacks/index.js';
 import { itemRng } from '../src/attacks/util/seed.js';
 import type { DualEncoder, Tokenizer } from '../src/model/types.js';
@@ -109,6 +110,8 @@ export interface SubstitutionOptions {
   seed: number;
   /** texts per textTower call (the tower is fastest at ~128 on wasm) */
   embedBatch?: number;
+  /** substitutes may not change a label of this closed vocabulary */
+  labels?: LabelLexicon;
 }
 
 const swaps = new Map<number, WordNetSynonymSwap>();
@@ -135,7 +138,7 @@ export async function substituteWords(
   if (!swap) swaps.set(o.candidates, (swap = new WordNetSynonymSwap({ maxCandidates: o.candidates })));
   const out = await greedyWordSearch(captions, {
     transformation: swap,
-    constraints: defaultTextConstraints(o.words),
+    constraints: o.labels ? [...defaultTextConstraints(o.words), labelPreserving(o.labels)] : defaultTextConstraints(o.words),
     scorer: {
       score: async (texts, items) => {
         const emb = embedTextRows(model, tokenizer, texts, batch);

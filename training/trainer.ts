@@ -21,6 +21,7 @@ import { AdamW, clipByGlobalNorm } from './optimizer.js';
 import { warmupCosine } from './schedule.js';
 import { hardBatches } from './mining.js';
 import { Encoder } from '../src/model/encoder.js';
+import { textLabelLexicon } from '../src/eval/text-labels.js';
 import { hardNegativeCaptions, renderHardNegativeImages } from '../src/data/scenes/negatives.js';
 
 export interface TrainerState {
@@ -203,6 +204,7 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
     steps: config.trainSteps,
     stepSize: (config.trainStepSize ?? (config.trainSteps > 0 ? (2.5 * config.trainEps) / config.trainSteps : 0)) / 255,
   };
+  const textLabels = textLabelLexicon(config.textLabels);
   const nameOf = new Map<string, string>();
   for (const [name, v] of model.variables) nameOf.set(v.name, name);
 
@@ -399,7 +401,13 @@ export async function trainModel(opts: TrainOptions): Promise<TrainResult> {
         const d = delta;
         advTextEmb = tf.tidy(() => model.textTowerFromEmbeddings(tf.add(model.embedTokens(advIds), d) as tf.Tensor3D, advIds));
       } else {
-        const sub = await substituteWords(model, tokenizer, pixels, s, texts, owner, { words: config.trainWords, candidates: config.textCandidates, wir: config.textWir, seed: innerRng.seed() });
+        const sub = await substituteWords(model, tokenizer, pixels, s, texts, owner, {
+          words: config.trainWords,
+          candidates: config.textCandidates,
+          wir: config.textWir,
+          seed: innerRng.seed(),
+          labels: textLabels,
+        });
         wordsChanged = sub.wordsChanged;
         advIds = idsOf(sub.texts);
         owned.push(advIds);

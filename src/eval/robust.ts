@@ -27,6 +27,7 @@
  */
 import type { DatasetSplit } from '../data/types.js';
 import type { Encoder } from '../model/encoder.js';
+import type { LabelLexicon } from '../attacks/constraints/labels.js';
 import { similarityMatrix } from '../model/encoder.js';
 import {
   attackByName,
@@ -101,6 +102,9 @@ export interface RobustEvalOptions {
   stepSize255?: number;
   /** words changed per caption (default 1) */
   words?: number;
+  /** text attacks may not swap a word for one with another label of this closed vocabulary (constraints/labels.ts);
+   * absent = the paper's protocol (any WordNet lemma) */
+  textLabels?: LabelLexicon;
   side?: RobustSide;
   /** keep the first `limit` images (and their captions) */
   limit?: number;
@@ -191,6 +195,8 @@ export interface RobustSettings {
   steps: number;
   stepSize255: number | 'auto(2.5*eps/steps)';
   words: number;
+  /** the label lexicon text substitutes must preserve, or null (any WordNet lemma, the paper's protocol) */
+  textLabels: string | null;
   seed: number;
   split: string;
   limit: number | null;
@@ -469,6 +475,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
   if (!(Number.isInteger(steps) && steps >= 0)) throw new Error(`robust eval: steps must be an integer >= 0, got ${steps}`);
   const words = options.words ?? 1;
   if (!(Number.isInteger(words) && words >= 0)) throw new Error(`robust eval: words must be an integer >= 0, got ${words}`);
+  const wordBudget = { maxWordsChanged: words, labels: options.textLabels };
   const side = options.side ?? 'query';
   if (side !== 'query' && side !== 'both') throw new Error(`robust eval: side must be 'query' or 'both', got ${String(side)}`);
   const seed = options.seed ?? 0;
@@ -608,16 +615,16 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
       case 'pgd':
         return fromResult(await attackByName('pgd', pgdBudget).run({ ...batch, targets }, env));
       case 'coattack':
-        return fromResult(await attackByName('coattack', { ...pgdBudget, maxWordsChanged: words }).run({ ...batch, targets }, env));
+        return fromResult(await attackByName('coattack', { ...pgdBudget, ...wordBudget }).run({ ...batch, targets }, env));
       case 'sga':
-        return fromResult(await attackByName('sga', { ...pgdBudget, maxWordsChanged: words }).run({ ...batch, targets }, env));
+        return fromResult(await attackByName('sga', { ...pgdBudget, ...wordBudget }).run({ ...batch, targets }, env));
       case 'text':
       case 'charedit':
-        return fromResult(await attackByName(spec.kind, { maxWordsChanged: words, seed: cs }).run({ ...batch, targets }, env));
+        return fromResult(await attackByName(spec.kind, { ...wordBudget, seed: cs }).run({ ...batch, targets }, env));
       case 'transfer': {
         const sur = options.surrogates![spec.surrogate!];
         const se = surrogateFor(spec.surrogate!);
-        const opts = transferAttack === 'pgd' ? pgdBudget : { ...pgdBudget, maxWordsChanged: words };
+        const opts = transferAttack === 'pgd' ? pgdBudget : { ...pgdBudget, ...wordBudget };
         const r = await attackByName(transferAttack, opts).run({ ...batch, targets: targetsFor(se.img, se.txt) }, { encoder: sur.model, tokenizer: sur.tokenizer });
         return fromResult(r);
       }
@@ -630,7 +637,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
         const key = `blackbox#${ci}`;
         let t = textCache.get(key);
         if (!t) {
-          const rt = await attackByName('blackbox-text', { maxWordsChanged: words, maxQueries: bb.textQueries, seed: cs }).run(
+          const rt = await attackByName('blackbox-text', { ...wordBudget, maxQueries: bb.textQueries, seed: cs }).run(
             { captions: batch.captions, targets: { k: goalK, captionGoldIds: c.captions.map((x) => [d.gt.captionToImage[x]]) } },
             { oracle: o.text },
           );
@@ -897,6 +904,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
     steps,
     stepSize255: options.stepSize255 ?? 'auto(2.5*eps/steps)',
     words,
+    textLabels: options.textLabels?.name ?? null,
     seed,
     split: d.name,
     limit: options.limit ?? null,

@@ -3,6 +3,7 @@ import { tf } from '../../src/engine/tf.js';
 import { useCpu } from '../attacks/setup.js';
 import { attackSuccessRate, directionFromRanks, evaluateRobust, worstRanks, type RobustReport } from '../../src/eval/robust.js';
 import { runSanityChecks } from '../../src/eval/sanity.js';
+import { protocolLine } from '../../src/eval/report/format.js';
 import { robustFixture } from './robust-fixture.js';
 
 let fx: ReturnType<typeof robustFixture>;
@@ -203,6 +204,20 @@ describe('evaluateRobust on a small fake model', () => {
     expect(report.attacks['pgd@16'].tr.r1).toBeLessThanOrEqual(t.tr.r1);
     expect(report.sanity.checks.find((c) => c.id === 'gradient-masking')!.status).toBe('ok');
     sur.dispose();
+  });
+
+  it('textLabels: every caption attack keeps the lexicon; recorded in the settings and the protocol line', async () => {
+    const identity = { name: 'identity', labelOf: (w: string) => w.toLowerCase() }; // every swap changes a label
+    const opts = { attacks: ['text', 'coattack', 'sga'], eps255: [16], steps: 2, resamples: 50, sanity: false } as const;
+    const free = await evaluateRobust(fx.encoder, fx.split, { ...opts, attacks: [...opts.attacks], eps255: [16] });
+    const kept = await evaluateRobust(fx.encoder, fx.split, { ...opts, attacks: [...opts.attacks], eps255: [16], textLabels: identity });
+    expect(free.report.robust.textLabels).toBeNull();
+    expect(kept.report.robust.textLabels).toBe('identity');
+    expect(protocolLine(kept.report)).toContain('words 1 (substitutes keep their identity label)');
+    for (const k of ['text', 'coattack@16', 'sga@16']) {
+      expect(free.report.attacks[k].perturbation.captionsChanged).toBeGreaterThan(0);
+      expect(kept.report.attacks[k].perturbation.captionsChanged).toBe(0);
+    }
   });
 
   it('limit keeps the first N images and their captions; bad options fail clearly', async () => {

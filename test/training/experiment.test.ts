@@ -20,8 +20,10 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const calls: string[] = [];
+const textLabelsSeen: (string | undefined)[] = [];
 const stub: typeof evaluateRobust = async (encoder, _data, opts) => {
   calls.push(String(opts.modelName));
+  textLabelsSeen.push(opts.textLabels?.name);
   expect(opts.surrogates?.clean).toBeDefined();
   const e = (v: number) => ({ attacked: { tr: true, ir: true }, tr: { r1: v, r5: v, r10: v }, ir: { r1: v + 1, r5: v, r10: v }, ci: { tr: { r1: [v - 5, v + 5] }, ir: { r1: [v - 4, v + 6] } } });
   const v = String(opts.modelName).startsWith('mat-nn') ? 40 : 20;
@@ -120,11 +122,33 @@ describe('manyfold experiment', () => {
     // a different base on the same --out is refused rather than mixed into one table
     const other = join(dir, 'exp-seeds', 'seed-1', 'clean', 'model'); // seed 1: another model (seed 0's would be identical)
     await expect(runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['tecoa'], base: other, quiet: true, evaluate: stub, overrides })).rejects.toThrow(
-      /holds results for clean model .* not --base/,
+      /was run on --base .*, not --base .*: use another --out/,
     );
     // a defended model is not a clean base
     await expect(
       runExperiment({ out: join(dir, 'exp-base-bad'), budget: 'quick', seeds: 1, data, backend: 'wasm', base: join(out, 'seed-0', 'tecoa', 'model'), quiet: true, evaluate: stub, overrides }),
     ).rejects.toThrow(/was trained with --method tecoa; the base row must be a clean model/);
+  });
+
+  it('budget overrides are part of the protocol: recorded, applied to MAT training and the eval, and never mixed on one --out', async () => {
+    const overrides = { cleanEpochs: 1, fineTuneEpochs: 1, batch: 8, trainSteps: 1, evalLimit: 6 };
+    // the first test's directory holds rows fine-tuned 1 epoch: 2 epochs there would mix two protocols
+    await expect(
+      runExperiment({ out: join(dir, 'exp'), budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat-nn'], quiet: true, evaluate: stub, overrides: { ...overrides, fineTuneEpochs: 2 } }),
+    ).rejects.toThrow(/exp.experiment\.json was written with other settings \(fineTuneEpochs 1 -> 2\): use another --out/);
+    await expect(
+      runExperiment({ out: join(dir, 'exp'), budget: 'full', seeds: 1, data, backend: 'wasm', only: ['mat-nn'], quiet: true, evaluate: stub, overrides }),
+    ).rejects.toThrow(/other settings \(budget quick -> full; /);
+
+    const out = join(dir, 'exp-labels');
+    textLabelsSeen.length = 0;
+    const r = await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat'], quiet: true, evaluate: stub, overrides: { ...overrides, textLabels: 'scenes', textCandidates: 3 } });
+    expect(r.table.rows.map((x) => x.row)).toEqual(['clean', 'mat']);
+    expect(textLabelsSeen).toEqual(['scenes', 'scenes']); // every row's eval constrains its text attacks
+    const mat = JSON.parse(readFileSync(join(out, 'seed-0', 'mat', 'model', 'manifest.json'), 'utf8')) as { training: { config: { textLabels: string; textCandidates: number } } };
+    expect(mat.training.config.textLabels).toBe('scenes');
+    expect(mat.training.config.textCandidates).toBe(3);
+    const recorded = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { spec: { textLabels: string; textCandidates: number } };
+    expect(recorded.spec).toMatchObject({ textLabels: 'scenes', textCandidates: 3 });
   });
 });

@@ -5,14 +5,13 @@
  * Defaults: eps 2/255, 10 steps, step 0.5/255, 1 word.
  */
 import { normBall, pixelRange } from '../constraints/pixel.js';
-import { defaultTextConstraints } from '../constraints/text.js';
 import { pixelStep } from '../transformations/pixel.js';
 import { WordNetSynonymSwap } from '../transformations/wordnet.js';
 import type { ObjectiveWeights } from '../goals/objective.js';
 import type { Attack } from '../types.js';
 import { imageOutput, judgeImages, runPgdStage, runTextStage } from '../pipeline.js';
 import { SALT } from '../util/seed.js';
-import { defineAttack, resolvePgd, resolveSeed, resolveWeights, resolveWords, type PgdBudget, type WordBudget } from './common.js';
+import { defineAttack, resolvePgd, resolveSeed, resolveWeights, resolveWords, wordConfig, wordConstraints, type PgdBudget, type WordBudget } from './common.js';
 import { textWeights, type TextObjectiveChoice } from './text-objective.js';
 
 export interface CoAttackOptions extends Partial<PgdBudget>, Partial<WordBudget> {
@@ -30,8 +29,8 @@ export function coAttack(opts: CoAttackOptions = {}): Attack {
   const imageObjective = resolveWeights(opts.imageObjective, { clean: 1, paired: 3 });
   const textObjective = opts.textObjective ?? 'clean';
   const swap = new WordNetSynonymSwap({ maxCandidates: opts.maxCandidates });
-  return defineAttack('coattack', 'white-box', { ...b, ...w, imageObjective, textObjective }, seed, async (ctx) => {
-    const constraints = defaultTextConstraints(w.maxWordsChanged, w.skipStopWords ? undefined : new Set());
+  return defineAttack('coattack', 'white-box', { ...b, ...wordConfig(w), imageObjective, textObjective }, seed, async (ctx) => {
+    const constraints = wordConstraints(w);
     const captions = await runTextStage(ctx, { transformation: swap, constraints, maxWordsChanged: w.maxWordsChanged, wir: w.wir, objective: textWeights(textObjective), seed, salt: SALT.textSearch });
     const stage = runPgdStage(ctx, {
       ...b,

@@ -6,6 +6,8 @@ import type { Attack, AttackBatch, AttackEnv, AttackName, AttackResult, ImageAtt
 import { AttackContext, assembleResult } from '../pipeline.js';
 import type { WordImportance } from '../search/greedy-word.js';
 import type { ObjectiveWeights } from '../goals/objective.js';
+import { defaultTextConstraints, type TextConstraint } from '../constraints/text.js';
+import { labelPreserving, type LabelLexicon } from '../constraints/labels.js';
 
 /** Image PGD budget (pixel units [0,1]). Defaults are the public Co-Attack / SGA code's. */
 export interface PgdBudget {
@@ -27,6 +29,8 @@ export interface WordBudget {
   wir: WordImportance;
   /** stop words are never changed (NLTK English list) */
   skipStopWords: boolean;
+  /** forbid substitutes that change a closed-vocabulary label (constraints/labels.ts); absent = no such check */
+  labels?: LabelLexicon;
 }
 
 export const DEFAULT_WORDS: WordBudget = { maxWordsChanged: 1, wir: 'delete', skipStopWords: true };
@@ -51,6 +55,18 @@ export function resolveWords(o: Partial<WordBudget> = {}): WordBudget {
   check(Number.isInteger(b.maxWordsChanged) && b.maxWordsChanged >= 0, `maxWordsChanged must be an integer >= 0, got ${b.maxWordsChanged}`);
   check(['delete', 'mask', 'random', 'none'].includes(b.wir), `wir must be delete|mask|random|none, got ${String(b.wir)}`);
   return b;
+}
+
+/** the word-level constraints of a budget: the defaults, plus label preservation when a lexicon is given */
+export function wordConstraints(w: WordBudget): TextConstraint[] {
+  const c = defaultTextConstraints(w.maxWordsChanged, w.skipStopWords ? undefined : new Set());
+  if (w.labels) c.push(labelPreserving(w.labels));
+  return c;
+}
+
+/** a budget as recorded in an attack's config (the lexicon by name) */
+export function wordConfig(w: WordBudget): Omit<WordBudget, 'labels'> & { labels: string | null } {
+  return { ...w, labels: w.labels?.name ?? null };
 }
 
 export function resolveWeights(w: Partial<ObjectiveWeights> | undefined, dflt: ObjectiveWeights): ObjectiveWeights {

@@ -5,13 +5,12 @@
  * captions guided by the adversarial image. Defaults: eps 2/255, 10 steps, step 0.5/255, 1 word.
  */
 import { normBall, pixelRange } from '../constraints/pixel.js';
-import { defaultTextConstraints } from '../constraints/text.js';
 import { pixelStep, rescaledCopies } from '../transformations/pixel.js';
 import { WordNetSynonymSwap } from '../transformations/wordnet.js';
 import type { Attack } from '../types.js';
 import { imageOutput, judgeImages, runPgdStage, runTextStage } from '../pipeline.js';
 import { SALT } from '../util/seed.js';
-import { defineAttack, resolvePgd, resolveSeed, resolveWords, type PgdBudget, type WordBudget } from './common.js';
+import { defineAttack, resolvePgd, resolveSeed, resolveWords, wordConfig, wordConstraints, type PgdBudget, type WordBudget } from './common.js';
 
 export interface SgaOptions extends Partial<PgdBudget>, Partial<WordBudget> {
   scales?: number[];
@@ -28,8 +27,8 @@ export function sgaAttack(opts: SgaOptions = {}): Attack {
   const scales = opts.scales ?? [0.5, 0.75, 1.25, 1.5];
   const noiseStd = opts.noiseStd ?? 0.05;
   const swap = new WordNetSynonymSwap({ maxCandidates: opts.maxCandidates });
-  return defineAttack('sga', 'white-box', { ...b, ...w, scales, noiseStd }, seed, async (ctx) => {
-    const constraints = defaultTextConstraints(w.maxWordsChanged, w.skipStopWords ? undefined : new Set());
+  return defineAttack('sga', 'white-box', { ...b, ...wordConfig(w), scales, noiseStd }, seed, async (ctx) => {
+    const constraints = wordConstraints(w);
     const text = { transformation: swap, constraints, maxWordsChanged: w.maxWordsChanged, wir: w.wir, objective: { clean: 0, paired: 1 }, seed };
     const first = await runTextStage(ctx, { ...text, salt: SALT.textSearch });
     const stage = runPgdStage(ctx, {

@@ -2,12 +2,11 @@
  * DeepWordBug-style character edits (Gao et al. 2018): swap / delete / insert / substitute one character of
  * the most important words (deletion importance), stop words skipped, 1 word changed by default.
  */
-import { defaultTextConstraints } from '../constraints/text.js';
 import { CharEditTransformation, type CharEditOptions } from '../transformations/char-edit.js';
 import type { Attack } from '../types.js';
 import { runTextStage } from '../pipeline.js';
 import { SALT } from '../util/seed.js';
-import { defineAttack, resolveSeed, resolveWords, type WordBudget } from './common.js';
+import { defineAttack, resolveSeed, resolveWords, wordConfig, wordConstraints, type WordBudget } from './common.js';
 import { textWeights, type TextObjectiveChoice } from './text-objective.js';
 
 export interface TextCharEditOptions extends Partial<WordBudget>, CharEditOptions {
@@ -20,10 +19,10 @@ export function textCharEditAttack(opts: TextCharEditOptions = {}): Attack {
   const seed = resolveSeed(opts.seed);
   const objective = opts.objective ?? 'auto';
   const transformation = new CharEditTransformation(opts);
-  return defineAttack('charedit', 'white-box', { ...w, objective, ops: transformation.ops, perOp: opts.perOp ?? 2, minLength: opts.minLength ?? 3 }, seed, async (ctx) => {
+  return defineAttack('charedit', 'white-box', { ...wordConfig(w), objective, ops: transformation.ops, perOp: opts.perOp ?? 2, minLength: opts.minLength ?? 3 }, seed, async (ctx) => {
     const captions = await runTextStage(ctx, {
       transformation,
-      constraints: defaultTextConstraints(w.maxWordsChanged, w.skipStopWords ? undefined : new Set()),
+      constraints: wordConstraints(w),
       maxWordsChanged: w.maxWordsChanged,
       wir: w.wir,
       objective: textWeights(objective),

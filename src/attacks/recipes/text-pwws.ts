@@ -4,12 +4,11 @@
  * objective kept; 1 word changed by default. Objective 'paired': lower the similarity to the paired image;
  * 'clean': move the caption's embedding away from its clean embedding; 'auto': paired when images are given.
  */
-import { defaultTextConstraints } from '../constraints/text.js';
 import { WordNetSynonymSwap, type WordNetSwapOptions } from '../transformations/wordnet.js';
 import type { Attack } from '../types.js';
 import { runTextStage } from '../pipeline.js';
 import { SALT } from '../util/seed.js';
-import { defineAttack, resolveSeed, resolveWords, type WordBudget } from './common.js';
+import { defineAttack, resolveSeed, resolveWords, wordConfig, wordConstraints, type WordBudget } from './common.js';
 import { textWeights, type TextObjectiveChoice } from './text-objective.js';
 
 export interface TextPwwsOptions extends Partial<WordBudget>, WordNetSwapOptions {
@@ -22,10 +21,10 @@ export function textPwwsAttack(opts: TextPwwsOptions = {}): Attack {
   const seed = resolveSeed(opts.seed);
   const objective = opts.objective ?? 'auto';
   const transformation = new WordNetSynonymSwap({ pos: opts.pos, maxCandidates: opts.maxCandidates });
-  return defineAttack('text', 'white-box', { ...w, objective, maxCandidates: opts.maxCandidates ?? 50, pos: opts.pos ?? 'all' }, seed, async (ctx) => {
+  return defineAttack('text', 'white-box', { ...wordConfig(w), objective, maxCandidates: opts.maxCandidates ?? 50, pos: opts.pos ?? 'all' }, seed, async (ctx) => {
     const captions = await runTextStage(ctx, {
       transformation,
-      constraints: defaultTextConstraints(w.maxWordsChanged, w.skipStopWords ? undefined : new Set()),
+      constraints: wordConstraints(w),
       maxWordsChanged: w.maxWordsChanged,
       wir: w.wir,
       objective: textWeights(objective),

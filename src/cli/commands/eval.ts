@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config.js';
 import { choiceFlag, intFlag, numberFlag, numberListFlag, THREADS_FLAG_HELP } from '../flags.js';
+import { TEXT_LABEL_CHOICES, TEXT_LABELS_HELP, textLabelLexicon, type TextLabelChoice } from '../../eval/text-labels.js';
 
 /** `--model` accepts an artifact directory or a training run directory holding model/. */
 export function resolveModelDir(dir: string): string {
@@ -32,6 +33,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--steps <n>', 'PGD steps', intFlag(0), 10)
     .option('--step-size <x>', 'PGD step size in /255 units (default 2.5*eps/steps)', numberFlag({ min: 0 }))
     .option('--words <n>', 'words changed per caption', intFlag(0), 1)
+    .option('--text-labels <name>', TEXT_LABELS_HELP, choiceFlag(TEXT_LABEL_CHOICES), 'none')
     .option('--side <side>', 'query: only queries adversarial (live index); both: queries and gallery (papers)', choiceFlag(['query', 'both'] as const), 'query')
     .option('--limit <n>', 'robust eval on the first N images of the split (and their captions)', intFlag(1))
     .option('--seed <n>', 'attack seed', intFlag(0), 0)
@@ -48,6 +50,7 @@ export function registerEvalCommand(program: Command): void {
     .action(async (o) => {
       if (o.attack) return robustAction(o);
       if (o.md || o.html || o.limit !== undefined) throw new Error('--md, --html and --limit need --attack (the clean eval writes --json over the whole split)');
+      if (o.textLabels !== 'none') throw new Error('--text-labels constrains the text attacks: it needs --attack');
       const config = loadConfig({ overrides: { backend: o.backend, threads: o.threads, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
       const [{ initBackend }, { loadArtifact }, { Encoder }, { evaluateClean, formatCleanSummary }, { exportSims }, { loadSplit }] = await Promise.all([
         import('../../engine/backend.js'),
@@ -107,6 +110,7 @@ interface RobustFlags {
   steps: number;
   stepSize?: number;
   words: number;
+  textLabels: TextLabelChoice;
   side: 'query' | 'both';
   limit?: number;
   seed: number;
@@ -157,6 +161,7 @@ async function robustAction(o: RobustFlags): Promise<void> {
       steps: o.steps,
       stepSize255: o.stepSize,
       words: o.words,
+      textLabels: textLabelLexicon(o.textLabels),
       side: o.side,
       limit: o.limit,
       seed: o.seed,

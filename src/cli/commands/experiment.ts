@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { choiceFlag, intFlag, THREADS_FLAG_HELP } from '../flags.js';
 import { ROWS } from '../../../training/experiment-rows.js';
+import { TEXT_LABEL_CHOICES, TEXT_LABELS_HELP } from '../../eval/text-labels.js';
 
 export function registerExperimentCommand(program: Command): void {
   program
@@ -15,6 +16,9 @@ export function registerExperimentCommand(program: Command): void {
     .option('--augment-cache <file>', "provider cache for cross-modal augmentation on real data ('manyfold augment prepare')")
     .option('--side <side>', 'query | both (see manyfold eval --side)', choiceFlag(['query', 'both'] as const), 'query')
     .option('--only <rows>', `comma list of row ids to run (clean always runs): ${ROWS.filter((r) => !r.base).map((r) => r.id).join(',')}`)
+    .option('--fine-tune-epochs <n>', 'override the budget: epochs of every fine-tuned row (quick 4, full 10)', intFlag(1))
+    .option('--text-candidates <n>', 'override the budget: WordNet candidates per word in MAT training (default 8; the eval attack scores up to 50)', intFlag(1))
+    .option('--text-labels <name>', `${TEXT_LABELS_HELP}; applies to MAT training and to every text attack of the eval`, choiceFlag(TEXT_LABEL_CHOICES))
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--train-only', 'train the selected rows (and the clean base) without robust eval or table, e.g. in a second process while the first evaluates; a later run without it evaluates them')
@@ -34,6 +38,11 @@ export function registerExperimentCommand(program: Command): void {
         backend: o.backend,
         threads: o.threads,
         trainOnly: Boolean(o.trainOnly),
+        overrides: {
+          ...(o.fineTuneEpochs !== undefined ? { fineTuneEpochs: o.fineTuneEpochs } : {}),
+          ...(o.textCandidates !== undefined ? { textCandidates: o.textCandidates } : {}),
+          ...(o.textLabels !== undefined ? { textLabels: o.textLabels } : {}),
+        },
         quiet: Boolean(o.quiet),
       });
       if (files.length) process.stderr.write(`wrote ${files.join(', ')}\n`);

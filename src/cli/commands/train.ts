@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { TEXT_LABEL_CHOICES } from '../../eval/text-labels.js';
 import { augmentNameSchema, loadConfig, presetSchema, textAttackSchema, trainSchema } from '../../config.js';
 import { choiceFlag, intFlag, numberFlag, THREADS_FLAG_HELP } from '../flags.js';
 
@@ -34,6 +35,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--train-words <n>', 'MAT: words substituted per caption (default 1)', intFlag(0))
     .option('--text-attack <kind>', 'MAT text inner max: substitution (WordNet swap) | embedding (PGD on token embeddings, cheaper)', choiceFlag(textAttackSchema.options))
     .option('--text-candidates <n>', 'MAT substitution: WordNet candidates per word (default 8)', intFlag(1))
+    .option('--text-labels <name>', 'MAT substitution: none (default) | scenes: substitutes may not name another colour, shape, size or position of the scenes vocabulary', choiceFlag(TEXT_LABEL_CHOICES))
     .option('--text-wir <order>', 'MAT substitution: word order random (default) | delete (importance, slower)', choiceFlag(['random', 'delete'] as const))
     .option('--text-embed-eps <x>', 'MAT embedding attack: L2 radius per token relative to the mean token norm (default 0.5)', numberFlag({ min: 0 }))
     .option('--augment <list>', 'N:N augmentation, comma-separated: nn | text | image | cross | eda, siblings, paraphrase, basic, flip, oracle-caption, oracle-image, provider-caption, provider-image | misaligned (control)', augmentListFlag)
@@ -97,6 +99,7 @@ export function registerTrainCommand(program: Command): void {
             textAttack: o.textAttack,
             textCandidates: o.textCandidates,
             textWir: o.textWir,
+            textLabels: o.textLabels,
             textEmbedEps: o.textEmbedEps,
             augment: o.augment,
             augmentCache: o.augmentCache,

@@ -86,7 +86,7 @@ export function protocolLine(r: RobustReport): string {
   return (
     `model ${r.model}; split ${s.split} (${s.nImages} images, ${s.nTexts} captions${s.limit !== null ? `, first ${s.limit} images` : ''}); ` +
     `side=${s.side}; eps ${s.eps255.join(', ')} /255 (L-inf); steps ${s.steps}; step size ${typeof s.stepSize255 === 'number' ? `${s.stepSize255}/255` : s.stepSize255}; ` +
-    `words ${s.words}; seed ${s.seed}; chunk ${s.chunkImages} images; attack goal top-${s.goalK} leave; bootstrap ${s.resamples} resamples; ` +
+    `words ${s.words}${s.textLabels ? ` (substitutes keep their ${s.textLabels} label)` : ''}; seed ${s.seed}; chunk ${s.chunkImages} images; attack goal top-${s.goalK} leave; bootstrap ${s.resamples} resamples; ` +
     `black-box budget ${s.blackbox.imageQueries} queries/image, ${s.blackbox.textQueries} queries/caption, top-${s.blackbox.topK}`
   );
 }
