@@ -38,6 +38,8 @@ export interface BudgetSpec {
   trainSteps: number;
   /** MAT substitution: WordNet candidates scored per word in training (the eval attack scores up to 50) */
   textCandidates: number;
+  /** MAT substitution: word order in training, 'random' (cheap) or 'delete' (importance, as the eval attack) */
+  textWir: 'random' | 'delete';
   /** closed-vocabulary labels text substitutes must keep, in MAT training and in every text attack of the eval
    * ('none' = the paper's protocol; src/eval/text-labels.ts) */
   textLabels: TextLabelChoice;
@@ -71,6 +73,7 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
     trainEps: 4,
     trainSteps: 2,
     textCandidates: 8,
+    textWir: 'random',
     textLabels: 'none',
     evalLimit: 40,
     evalEps: [2],
@@ -89,6 +92,7 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
     trainEps: 4,
     trainSteps: 3,
     textCandidates: 8,
+    textWir: 'random',
     textLabels: 'none',
     evalLimit: 500,
     evalEps: [2, 4],
@@ -221,6 +225,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
             trainEps: spec.trainEps,
             trainSteps: spec.trainSteps,
             textCandidates: spec.textCandidates,
+            textWir: spec.textWir,
             textLabels: spec.textLabels,
             augment: row.augment,
             augmentCache: o.augmentCache,
@@ -419,7 +424,7 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
       `image budget L-inf ${meta.spec.evalEps.join(', ')}/255, PGD ${meta.spec.evalSteps} steps, step 2.5*eps/steps, random start; text: 1 word (WordNet${meta.spec.textLabels !== 'none' ? `, substitutes keep their ${meta.spec.textLabels} label` : ''}); ` +
       `Co-Attack and SGA as in src/attacks; transfer:clean = SGA crafted on the clean model. Training: ${meta.spec.preset} preset, batch ${meta.spec.batch}, ` +
       `${meta.base ? `clean = the given model ${meta.base} (--base, not trained here)` : `clean ${meta.spec.cleanEpochs} epochs at lr ${meta.spec.cleanLr}`}; every other row fine-tuned ${meta.spec.fineTuneEpochs} epochs at lr ${meta.spec.fineTuneLr} from that clean model, ` +
-      `training attack L-inf ${meta.spec.trainEps}/255, ${meta.spec.trainSteps} PGD steps, 1 word (${meta.spec.textCandidates} WordNet candidates${meta.spec.textLabels !== 'none' ? `, ${meta.spec.textLabels} labels kept` : ''}). ${seedsNote}.`,
+      `training attack L-inf ${meta.spec.trainEps}/255, ${meta.spec.trainSteps} PGD steps, 1 word (${meta.spec.textCandidates} WordNet candidates, ${meta.spec.textWir} word order${meta.spec.textLabels !== 'none' ? `, ${meta.spec.textLabels} labels kept` : ''}). ${seedsNote}.`,
     budget: meta.budget,
     spec: meta.spec,
     data: meta.data,

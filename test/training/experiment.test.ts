@@ -142,13 +142,14 @@ describe('manyfold experiment', () => {
 
     const out = join(dir, 'exp-labels');
     textLabelsSeen.length = 0;
-    const r = await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat'], quiet: true, evaluate: stub, overrides: { ...overrides, textLabels: 'scenes', textCandidates: 3 } });
+    const r = await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat'], quiet: true, evaluate: stub, overrides: { ...overrides, textLabels: 'scenes', textCandidates: 3, textWir: 'delete' } });
     expect(r.table.rows.map((x) => x.row)).toEqual(['clean', 'mat']);
     expect(textLabelsSeen).toEqual(['scenes', 'scenes']); // every row's eval constrains its text attacks
-    const mat = JSON.parse(readFileSync(join(out, 'seed-0', 'mat', 'model', 'manifest.json'), 'utf8')) as { training: { config: { textLabels: string; textCandidates: number } } };
-    expect(mat.training.config.textLabels).toBe('scenes');
-    expect(mat.training.config.textCandidates).toBe(3);
+    const mat = JSON.parse(readFileSync(join(out, 'seed-0', 'mat', 'model', 'manifest.json'), 'utf8')) as { training: { config: { textLabels: string; textCandidates: number; textWir: string } } };
+    expect(mat.training.config).toMatchObject({ textLabels: 'scenes', textCandidates: 3, textWir: 'delete' });
     const recorded = JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { spec: { textLabels: string; textCandidates: number } };
-    expect(recorded.spec).toMatchObject({ textLabels: 'scenes', textCandidates: 3 });
+    expect(recorded.spec).toMatchObject({ textLabels: 'scenes', textCandidates: 3, textWir: 'delete' });
+    expect(r.table.protocol).toContain('1 word (3 WordNet candidates, delete word order, scenes labels kept)');
+    expect(r.table.protocol).toContain('text: 1 word (WordNet, substitutes keep their scenes label)');
   });
 });

@@ -18,6 +18,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--only <rows>', `comma list of row ids to run (clean always runs): ${ROWS.filter((r) => !r.base).map((r) => r.id).join(',')}`)
     .option('--fine-tune-epochs <n>', 'override the budget: epochs of every fine-tuned row (quick 4, full 10)', intFlag(1))
     .option('--text-candidates <n>', 'override the budget: WordNet candidates per word in MAT training (default 8; the eval attack scores up to 50)', intFlag(1))
+    .option('--text-wir <order>', 'override the budget: word order of MAT training substitutions, random (default) | delete (importance, as the eval attack)', choiceFlag(['random', 'delete'] as const))
     .option('--text-labels <name>', `${TEXT_LABELS_HELP}; applies to MAT training and to every text attack of the eval`, choiceFlag(TEXT_LABEL_CHOICES))
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
@@ -41,6 +42,7 @@ export function registerExperimentCommand(program: Command): void {
         overrides: {
           ...(o.fineTuneEpochs !== undefined ? { fineTuneEpochs: o.fineTuneEpochs } : {}),
           ...(o.textCandidates !== undefined ? { textCandidates: o.textCandidates } : {}),
+          ...(o.textWir !== undefined ? { textWir: o.textWir } : {}),
           ...(o.textLabels !== undefined ? { textLabels: o.textLabels } : {}),
         },
         quiet: Boolean(o.quiet),
