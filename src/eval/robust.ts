@@ -247,6 +247,9 @@ export interface AdversarialExample {
 export interface RobustEvalResult {
   report: RobustReport;
   examples: AdversarialExample[];
+  /** the evaluated captions (after `limit`) and each caption attack's adversarial versions, by entry label, for
+   * audits of what the attacks changed (scripts/text-attack-audit.ts); not part of the report */
+  captions: { original: string[]; byAttack: Record<string, string[]> };
 }
 
 // ---------------------------------------------------------------------------------------------- data
@@ -757,7 +760,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
     };
     entries[label] = entry;
     if (advPixels && exampleCandidates.length < 16) exampleCandidates.push({ label, eps, adv: advPixels, trRank: tr.rank, sims: trSims });
-    if (advTexts && captionSources.length < 16) captionSources.push({ label, texts: advTexts });
+    if (advTexts) captionSources.push({ label, texts: advTexts });
     entriesDone++;
     progress({ stage: 'attack', label, done: nI, total: nI, entriesDone });
   }
@@ -933,7 +936,7 @@ export async function evaluateRobust(encoder: Encoder, data: RobustData, options
     seconds: round2((performance.now() - t0) / 1000),
   };
   progress({ stage: 'report', done: 1, total: 1, entriesDone });
-  return { report, examples };
+  return { report, examples, captions: { original: d.captions.slice(), byAttack: Object.fromEntries(captionSources.map((c) => [c.label, c.texts])) } };
 }
 
 export function robustProtocolText(side: RobustSide): string {

@@ -28,7 +28,7 @@ const stub: typeof evaluateRobust = async (encoder, _data, opts) => {
   const e = (v: number) => ({ attacked: { tr: true, ir: true }, tr: { r1: v, r5: v, r10: v }, ir: { r1: v + 1, r5: v, r10: v }, ci: { tr: { r1: [v - 5, v + 5] }, ir: { r1: [v - 4, v + 6] } } });
   const v = String(opts.modelName).startsWith('mat-nn') ? 40 : 20;
   const report = { clean: { tr: { r1: 50, r1ci: [45, 55] }, ir: { r1: 48, r1ci: [43, 53] } }, attacks: { 'pgd@2': e(v), text: e(v), 'coattack@2': e(v), 'sga@2': e(v), 'transfer:clean@2': e(v) }, model: encoder.version } as unknown as RobustReport;
-  return { report, examples: [] };
+  return { report, examples: [], captions: { original: [], byAttack: {} } };
 };
 
 describe('manyfold experiment', () => {
