@@ -7,7 +7,9 @@
  *     describes another image, so the gold image *should* drop
  *   - outside: a word the scenes vocabulary does not have (green -> fleeceable, orange -> orangish)
  * and reports, per class, how many substitutions and how many text->image R@1 hits they cost, the WordNet rank of
- * each chosen substitute (MAT trains with the first 8 by default), and text->image R@1 under both protocols.
+ * each chosen substitute (MAT trains with the first 8 by default), text->image R@1 under both protocols, and as a
+ * control text->image R@1 with the attacked word deleted rather than replaced (the same information lost, no
+ * foreign word added).
  *
  *   npx tsx scripts/text-attack-audit.ts --model DIR --data dataset_scenes.json [--limit 40] [--seed 0]
  *     [--candidates 8] [--json OUT] [--backend wasm] [--threads 1]
@@ -23,7 +25,7 @@ import { loadDataset } from '../src/data/load.js';
 import { evaluateRobust } from '../src/eval/robust.js';
 import { textLabelLexicon } from '../src/eval/text-labels.js';
 import { WordNetSynonymSwap } from '../src/attacks/index.js';
-import { splitWords, wordsOf } from '../src/attacks/util/words.js';
+import { replaceWord, splitWords, wordsOf } from '../src/attacks/util/words.js';
 import { Rng } from '../src/util/rng.js';
 
 const flags = z
@@ -66,6 +68,14 @@ const adversarial = free.captions.byAttack.text;
 // per-caption text->image hit@1, clean and under the unconstrained attack (rank 0 = hit)
 const cleanHit = await captionHits(original);
 const advHit = await captionHits(adversarial);
+// the control: the attacked word deleted instead of replaced (the same information lost, no foreign word added)
+const deleted = original.map((c, t) => {
+  const a = wordsOf(splitWords(c));
+  const b = wordsOf(splitWords(adversarial[t]));
+  const k = a.findIndex((w, i) => w !== b[i]);
+  return k < 0 ? c : replaceWord(splitWords(c), k, '');
+});
+const deletedHit = await captionHits(deleted);
 for (let t = 0; t < original.length; t++) {
   const a = wordsOf(splitWords(original[t]));
   const b = wordsOf(splitWords(adversarial[t]));
@@ -113,7 +123,7 @@ const summary = {
   protocol: free.report.robust.protocol,
   cleanIr: free.report.clean.ir.r1,
   /** the same recomputed here per caption (the class counts below rest on it) */
-  recomputed: { cleanIr: pct1(cleanHit), textIr: pct1(advHit) },
+  recomputed: { cleanIr: pct1(cleanHit), textIr: pct1(advHit), attackedWordDeletedIr: pct1(deletedHit) },
   textIr: { paper: ir(free), scenesLabelsKept: ir(kept) },
   substitutions: byKind,
   wordnetRank: { median: median(ranks), beyondTrainingCandidates: beyond, trainingCandidates: o.candidates, of: ranks.length },
@@ -124,6 +134,7 @@ const total = ranks.length;
 console.log(`model ${manifest.id}, first ${summary.images} ${o.split} images (${summary.captions} captions), seed ${o.seed}`);
 console.log(`text->image R@1: clean ${summary.cleanIr}; 1-word text attack ${ir(free).r1} [${ir(free).ci.join(', ')}] (paper protocol), ${ir(kept).r1} [${ir(kept).ci.join(', ')}] (scenes labels kept)`);
 console.log(`recomputed per caption for the classes below: clean ${summary.recomputed.cleanIr}, attacked ${summary.recomputed.textIr}`);
+console.log(`control: the attacked word deleted instead of replaced: text->image R@1 ${summary.recomputed.attackedWordDeletedIr}`);
 console.log('substitutions of the paper-protocol attack, by class (hits lost = captions whose text->image hit@1 the attack removed):');
 for (const k of ['synonym', 'contradiction', 'outside'] as Kind[]) {
   console.log(`  ${k.padEnd(13)} ${String(byKind[k].substitutions).padStart(5)} (${pct(byKind[k].substitutions, total)}%)  hits lost ${byKind[k].hitsLost}`);
