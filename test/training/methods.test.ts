@@ -192,6 +192,12 @@ describe('inner attacks', () => {
       expect(a.length).toBe(b.length);
       expect(a.filter((w, k) => w !== b[k]).length).toBeLessThanOrEqual(1);
     });
+    expect(sub.wordsChanged).toBeGreaterThan(0);
+    // a label lexicon in which every word is its own label forbids every substitution (the constraint is applied)
+    const everyWordItsOwnLabel = { name: 'identity', labelOf: (w: string) => w.toLowerCase() };
+    const none = await substituteWords(model, tokenizer, px, 16, caps, owner, { words: 1, candidates: 8, wir: 'random', seed: 3, labels: everyWordItsOwnLabel });
+    expect(none.texts).toEqual(caps);
+    expect(none.wordsChanged).toBe(0);
     expect(tf.memory().numTensors).toBe(n0);
     expect(sameWeights(snapshot(model), before)).toBe(true);
     for (const t of [x, ids, textEmb, scale, ref]) t.dispose();
