@@ -10,9 +10,9 @@ import { z } from 'zod';
 export const backendSchema = z.enum(['auto', 'tensorflow', 'wasm', 'cpu']);
 export const presetSchema = z.enum(['tiny', 'small', 'base']);
 export const methodSchema = z.enum(['clean', 'tecoa', 'fare', 'mat']);
-/** MAT's text inner maximisation: discrete WordNet substitution (faithful) or PGD on token embeddings (cheaper) */
 /** closed-vocabulary lexicons a text substitute must keep its label in (src/eval/text-labels.ts) */
 export const textLabelsSchema = z.enum(['none', 'scenes']);
+/** MAT's text inner maximisation: discrete WordNet substitution (faithful) or PGD on token embeddings (cheaper) */
 export const textAttackSchema = z.enum(['substitution', 'embedding']);
 /** `--augment` entries (see src/augment/README in docs/defenses.md) */
 export const augmentNameSchema = z.enum(['eda', 'siblings', 'paraphrase', 'basic', 'flip', 'oracle-caption', 'oracle-image', 'provider-caption', 'provider-image', 'misaligned', 'nn', 'text', 'image', 'cross']);

@@ -1,7 +1,8 @@
 /**
  * The `scenes` closed vocabulary by label, for the text attacks' label-preserving constraint
- * (src/attacks/constraints/labels.ts builds the lexicon from it): a substitute may be a synonym inside the vocabulary (red -> crimson) or a
- * word outside it, never a word that names another colour, shape, size, comparison or position (green -> jet).
+ * (src/attacks/constraints/labels.ts builds the lexicon from it): a substitute may be a synonym inside the
+ * vocabulary (red -> crimson) or a word outside it, never a word that names another colour, shape, size,
+ * comparison or position (green -> jet).
  */
 import { BIGGER_WORDS, COLOR_WORDS, SHAPE_WORDS, SIZE_WORDS, SMALLER_WORDS } from './vocab.js';
 
