@@ -156,13 +156,14 @@ const log = (quiet: boolean | undefined, m: string) => {
 };
 
 /**
- * Rows already in `out` are reused, so a run with other settings (budget, overrides, base model) on the same
+ * Rows already in `out` are reused, so a run with other settings (budget, overrides, base model, data) on the same
  * directory would mix two protocols in one table: refuse it. Fields an older experiment.json lacks take the
  * budget's defaults, which is what that run used.
  */
-function refuseOtherSettings(file: string, budget: Budget, spec: BudgetSpec, baseId: string | undefined): void {
+function refuseOtherSettings(file: string, budget: Budget, spec: BudgetSpec, baseId: string | undefined, data: string): void {
   if (!existsSync(file)) return;
-  const earlier = JSON.parse(readFileSync(file, 'utf8')) as { budget?: Budget; spec?: Partial<BudgetSpec>; base?: { id: string } | null };
+  const earlier = JSON.parse(readFileSync(file, 'utf8')) as { budget?: Budget; spec?: Partial<BudgetSpec>; base?: { id: string } | null; data?: string };
+  if (earlier.data && resolve(earlier.data) !== resolve(data)) throw new Error(`${file} was run on the data ${earlier.data}, not ${data}: use another --out`);
   const earlierBudget = earlier.budget ?? budget;
   const before: BudgetSpec = { ...BUDGETS[earlierBudget], ...(earlier.spec ?? {}) };
   const differ = (Object.keys(spec) as (keyof BudgetSpec)[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(spec[k]));
@@ -193,7 +194,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
     if (!existsSync(file)) await generateScenes({ out: dir, train: spec.scenes.train, val: 0, test: spec.scenes.test, seed: 1 });
     data = file;
   }
-  refuseOtherSettings(join(out, 'experiment.json'), o.budget, spec, baseInfo?.id);
+  refuseOtherSettings(join(out, 'experiment.json'), o.budget, spec, baseInfo?.id, data);
   writeFileSync(join(out, 'experiment.json'), JSON.stringify({ budget: o.budget, spec, seeds: o.seeds, data, side: o.side ?? 'query', base: baseInfo ?? null, rows: ROWS.map((r) => r.id), attacks: EXPERIMENT_ATTACKS }, null, 2));
   const imageSize = given ? given.config.image.size : modelConfigFromPreset(spec.preset, 2).image.size;
   const baseConfig = loadConfig({ overrides: { backend: o.backend, data: { file: data } } });

@@ -139,6 +139,9 @@ describe('manyfold experiment', () => {
     await expect(
       runExperiment({ out: join(dir, 'exp'), budget: 'full', seeds: 1, data, backend: 'wasm', only: ['mat-nn'], quiet: true, evaluate: stub, overrides }),
     ).rejects.toThrow(/other settings \(budget quick -> full; /);
+    await expect(
+      runExperiment({ out: join(dir, 'exp'), budget: 'quick', seeds: 1, data: join(dir, 'other.json'), backend: 'wasm', only: ['mat-nn'], quiet: true, evaluate: stub, overrides }),
+    ).rejects.toThrow(/was run on the data .*scenes.*, not .*other\.json: use another --out/);
 
     const out = join(dir, 'exp-labels');
     textLabelsSeen.length = 0;
