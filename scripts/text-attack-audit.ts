@@ -66,8 +66,10 @@ const examples: { original: string; adversarial: string; kind: Kind; wordnetRank
 const original = free.captions.original;
 const adversarial = free.captions.byAttack.text;
 // per-caption text->image hit@1, clean and under the unconstrained attack (rank 0 = hit)
-const cleanHit = await captionHits(original);
-const advHit = await captionHits(adversarial);
+const nImages = Math.min(o.limit, split.count);
+const imageEmb = enc.embedImagesMatrix(split.images.subarray(0, nImages * split.size * split.size * 3), nImages);
+const cleanHit = captionHits(original);
+const advHit = captionHits(adversarial);
 // the control: the attacked word deleted instead of replaced (the same information lost, no foreign word added)
 const deleted = original.map((c, t) => {
   const a = wordsOf(splitWords(c));
@@ -75,7 +77,7 @@ const deleted = original.map((c, t) => {
   const k = a.findIndex((w, i) => w !== b[i]);
   return k < 0 ? c : replaceWord(splitWords(c), k, '');
 });
-const deletedHit = await captionHits(deleted);
+const deletedHit = captionHits(deleted);
 for (let t = 0; t < original.length; t++) {
   const a = wordsOf(splitWords(original[t]));
   const b = wordsOf(splitWords(adversarial[t]));
@@ -93,17 +95,15 @@ for (let t = 0; t < original.length; t++) {
 }
 
 /** text->image hit@1 of each caption against the clean images of the evaluated split (ties count as misses) */
-async function captionHits(texts: string[]): Promise<boolean[]> {
-  const nImages = Math.min(o.limit, split.count);
+function captionHits(texts: string[]): boolean[] {
   const gold = split.imageToCaptions.slice(0, nImages).flatMap((cs, i) => cs.map(() => i)); // robust eval's caption order
   if (gold.length !== texts.length) throw new Error(`audit: ${texts.length} captions, expected ${gold.length}`);
-  const img = enc.embedImagesMatrix(split.images.subarray(0, nImages * split.size * split.size * 3), nImages);
   const txt = enc.embedTextsMatrix(texts);
   const E = enc.dim;
   return texts.map((_, t) => {
     const score = (i: number) => {
       let s = 0;
-      for (let k = 0; k < E; k++) s += txt[t * E + k] * img[i * E + k];
+      for (let k = 0; k < E; k++) s += txt[t * E + k] * imageEmb[i * E + k];
       return s;
     };
     const g = score(gold[t]);

@@ -166,12 +166,12 @@ function refuseOtherSettings(file: string, budget: Budget, spec: BudgetSpec, bas
   if (earlier.data && resolve(earlier.data) !== resolve(data)) throw new Error(`${file} was run on the data ${earlier.data}, not ${data}: use another --out`);
   const earlierBudget = earlier.budget ?? budget;
   const before: BudgetSpec = { ...BUDGETS[earlierBudget], ...(earlier.spec ?? {}) };
-  const differ = (Object.keys(spec) as (keyof BudgetSpec)[]).filter((k) => JSON.stringify(before[k]) !== JSON.stringify(spec[k]));
-  if (earlierBudget !== budget) differ.unshift('budget' as keyof BudgetSpec);
-  if (differ.length) {
-    const show = (k: keyof BudgetSpec) => (k === ('budget' as keyof BudgetSpec) ? `budget ${earlierBudget} -> ${budget}` : `${k} ${JSON.stringify(before[k])} -> ${JSON.stringify(spec[k])}`);
-    throw new Error(`${file} was written with other settings (${differ.map(show).join('; ')}): use another --out, or the same settings`);
+  const differ = earlierBudget !== budget ? [`budget ${earlierBudget} -> ${budget}`] : [];
+  for (const k of Object.keys(spec) as (keyof BudgetSpec)[]) {
+    const [was, now] = [JSON.stringify(before[k]), JSON.stringify(spec[k])];
+    if (was !== now) differ.push(`${k} ${was} -> ${now}`);
   }
+  if (differ.length) throw new Error(`${file} was written with other settings (${differ.join('; ')}): use another --out, or the same settings`);
   const earlierBase = earlier.base?.id;
   if (earlierBase !== baseId) throw new Error(`${file} was run on ${earlierBase ? `--base ${earlierBase}` : 'its own clean model'}, not ${baseId ? `--base ${baseId}` : 'a clean model trained here'}: use another --out`);
 }
