@@ -9,7 +9,9 @@
  * and reports, per class, how many substitutions and how many text->image R@1 hits they cost, the WordNet rank of
  * each chosen substitute (MAT trains with the first 8 by default), text->image R@1 under both protocols, and as a
  * control text->image R@1 with the attacked word deleted rather than replaced (the same information lost, no
- * foreign word added).
+ * foreign word added), and the worst single-word deletion: a caption counts as a hit only if it stays a hit with
+ * any one of its words deleted. A model that reads a foreign substitute as "no word here" scores about that under
+ * the one-word attack, so it is the text side's headroom for a defense that cannot restore the lost word.
  *
  *   npx tsx scripts/text-attack-audit.ts --model DIR --data dataset_scenes.json [--limit 40] [--seed 0]
  *     [--candidates 8] [--json OUT] [--backend wasm] [--threads 1]
@@ -68,6 +70,7 @@ const adversarial = free.captions.byAttack.text;
 // per-caption text->image hit@1, clean and under the unconstrained attack (rank 0 = hit)
 const nImages = Math.min(o.limit, split.count);
 const imageEmb = enc.embedImagesMatrix(split.images.subarray(0, nImages * split.size * split.size * 3), nImages);
+const goldOf = split.imageToCaptions.slice(0, nImages).flatMap((cs, i) => cs.map(() => i)); // robust eval's caption order
 const cleanHit = captionHits(original);
 const advHit = captionHits(adversarial);
 // the control: the attacked word deleted instead of replaced (the same information lost, no foreign word added)
@@ -78,6 +81,16 @@ const deleted = original.map((c, t) => {
   return k < 0 ? c : replaceWord(splitWords(c), k, '');
 });
 const deletedHit = captionHits(deleted);
+// the worst single-word deletion: every caption with each one of its words deleted, a hit only if all stay hits
+const variants: { text: string; of: number }[] = original.flatMap((c, t) => {
+  const view = splitWords(c);
+  return wordsOf(view).map((_, k) => ({ text: replaceWord(view, k, ''), of: t }));
+});
+const variantHit = captionHits(variants.map((v) => v.text), variants.map((v) => goldOf[v.of]));
+const worstDeletionHit = original.map(() => true);
+variants.forEach((v, j) => {
+  if (!variantHit[j]) worstDeletionHit[v.of] = false;
+});
 for (let t = 0; t < original.length; t++) {
   const a = wordsOf(splitWords(original[t]));
   const b = wordsOf(splitWords(adversarial[t]));
@@ -95,8 +108,7 @@ for (let t = 0; t < original.length; t++) {
 }
 
 /** text->image hit@1 of each caption against the clean images of the evaluated split (ties count as misses) */
-function captionHits(texts: string[]): boolean[] {
-  const gold = split.imageToCaptions.slice(0, nImages).flatMap((cs, i) => cs.map(() => i)); // robust eval's caption order
+function captionHits(texts: string[], gold = goldOf): boolean[] {
   if (gold.length !== texts.length) throw new Error(`audit: ${texts.length} captions, expected ${gold.length}`);
   const txt = enc.embedTextsMatrix(texts);
   const E = enc.dim;
@@ -123,7 +135,7 @@ const summary = {
   protocol: free.report.robust.protocol,
   cleanIr: free.report.clean.ir.r1,
   /** the same recomputed here per caption (the class counts below rest on it) */
-  recomputed: { cleanIr: pct1(cleanHit), textIr: pct1(advHit), attackedWordDeletedIr: pct1(deletedHit) },
+  recomputed: { cleanIr: pct1(cleanHit), textIr: pct1(advHit), attackedWordDeletedIr: pct1(deletedHit), worstWordDeletedIr: pct1(worstDeletionHit) },
   textIr: { paper: ir(free), scenesLabelsKept: ir(kept) },
   substitutions: byKind,
   wordnetRank: { median: median(ranks), beyondTrainingCandidates: beyond, trainingCandidates: o.candidates, of: ranks.length },
@@ -135,6 +147,7 @@ console.log(`model ${manifest.id}, first ${summary.images} ${o.split} images (${
 console.log(`text->image R@1: clean ${summary.cleanIr}; 1-word text attack ${ir(free).r1} [${ir(free).ci.join(', ')}] (paper protocol), ${ir(kept).r1} [${ir(kept).ci.join(', ')}] (scenes labels kept)`);
 console.log(`recomputed per caption for the classes below: clean ${summary.recomputed.cleanIr}, attacked ${summary.recomputed.textIr}`);
 console.log(`control: the attacked word deleted instead of replaced: text->image R@1 ${summary.recomputed.attackedWordDeletedIr}`);
+console.log(`worst single-word deletion (a hit only if the caption stays a hit with any one word deleted): text->image R@1 ${summary.recomputed.worstWordDeletedIr}`);
 console.log('substitutions of the paper-protocol attack, by class (hits lost = captions whose text->image hit@1 the attack removed):');
 for (const k of ['synonym', 'contradiction', 'outside'] as Kind[]) {
   console.log(`  ${k.padEnd(13)} ${String(byKind[k].substitutions).padStart(5)} (${pct(byKind[k].substitutions, total)}%)  hits lost ${byKind[k].hitsLost}`);
