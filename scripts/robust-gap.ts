@@ -1,0 +1,111 @@
+/**
+ * Does adversarial fine-tuning overfit its training pairs? The paper's argument for N:N augmentation is that
+ * adversarial training on fixed 1:1 pairs overfits to them; if it does, robust recall on the training images runs
+ * ahead of robust recall on unseen images. This script measures that gap: the robust eval (the experiment's
+ * protocol: side=query, 2/255, PGD 10 steps, 1 word; text, Co-Attack, SGA) on the first N images of the train
+ * split and of the test split, for a reference model that never saw either split (`--base`, e.g. the clean model the
+ * rows were fine-tuned from, trained on other images) and for each `--model`. The two galleries differ in
+ * difficulty, so a row's gap is read against the base's: (row train - row test) - (base train - base test).
+ *
+ *   npx tsx scripts/robust-gap.ts --data dataset_scenes.json --base DIR --model DIR[,DIR...] [--limit 100]
+ *     [--seed 0] [--json OUT] [--backend wasm] [--threads 1]
+ */
+import { writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { flagError } from './flag-errors.js';
+import { initBackend } from '../src/engine/backend.js';
+import { loadArtifact } from '../src/model/artifact.js';
+import { Encoder } from '../src/model/encoder.js';
+import { loadDataset } from '../src/data/load.js';
+import { evaluateRobust, type RobustReport } from '../src/eval/robust.js';
+
+const flags = z
+  .object({
+    data: z.string({ error: '--data dataset_scenes.json is required' }),
+    base: z.string({ error: '--base DIR (a model that saw neither split) is required' }),
+    model: z.string({ error: '--model DIR[,DIR...] is required' }).transform((s) => s.split(',').filter(Boolean)),
+    limit: z.coerce.number().int().min(1).default(100),
+    seed: z.coerce.number().int().min(0).default(0),
+    json: z.string().optional(),
+    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
+    threads: z.coerce.number().int().min(1).max(64).default(1),
+  })
+  .strict();
+const { values } = parseArgs({
+  options: Object.fromEntries(['data', 'base', 'model', 'limit', 'seed', 'json', 'backend', 'threads'].map((k) => [k, { type: 'string' as const }])),
+  strict: true,
+});
+const parsed = flags.safeParse(values);
+if (!parsed.success) throw flagError(parsed.error);
+const o = parsed.data;
+if (!o.model.length) throw new Error('bad flag: --model: name at least one model directory');
+
+await initBackend(o.backend, { threads: o.threads });
+
+interface Side {
+  clean: number;
+  multimodal: number;
+  textIr: number;
+  report: Pick<RobustReport, 'clean' | 'nImages' | 'nTexts'>;
+}
+interface Row {
+  model: string;
+  dir: string;
+  train: Side;
+  test: Side;
+  cleanGap: number;
+  robustGap: number;
+  cleanGapVsBase?: number;
+  robustGapVsBase?: number;
+}
+
+const rows: Row[] = [];
+for (const dir of [o.base, ...o.model]) {
+  const { model, tokenizer, manifest } = await loadArtifact(dir);
+  const enc = new Encoder(model, tokenizer, manifest);
+  const side = async (split: string): Promise<Side> => {
+    const data = await loadDataset(o.data, { split, size: enc.imageSize, onProgress: () => {} });
+    const { report } = await evaluateRobust(enc, data, {
+      attacks: ['text', 'coattack', 'sga'],
+      eps255: [2],
+      steps: 10,
+      side: 'query',
+      limit: Math.min(o.limit, data.count),
+      seed: o.seed,
+      resamples: 1000,
+      examples: 0,
+      modelName: manifest.id,
+    });
+    const r1 = (k: string, d: 'tr' | 'ir') => report.attacks[k][d].r1;
+    return {
+      clean: (report.clean.tr.r1 + report.clean.ir.r1) / 2,
+      multimodal: (r1('coattack@2', 'tr') + r1('coattack@2', 'ir') + r1('sga@2', 'tr') + r1('sga@2', 'ir')) / 4,
+      textIr: r1('text', 'ir'),
+      report: { clean: report.clean, nImages: report.nImages, nTexts: report.nTexts },
+    };
+  };
+  console.error(`[robust-gap] ${manifest.id}: train split`);
+  const train = await side('train');
+  console.error(`[robust-gap] ${manifest.id}: test split`);
+  const test = await side('test');
+  rows.push({ model: manifest.id, dir, train, test, cleanGap: train.clean - test.clean, robustGap: train.multimodal - test.multimodal });
+  model.dispose();
+}
+const [base] = rows;
+for (const r of rows) {
+  r.cleanGapVsBase = r.cleanGap - base.cleanGap;
+  r.robustGapVsBase = r.robustGap - base.robustGap;
+}
+
+const f = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(2);
+console.log(`first ${o.limit} images of each split, attack seed ${o.seed}; multimodal = mean R@1 of TR and IR under Co-Attack and SGA at 2/255`);
+console.log('| model | clean train / test | multimodal train / test | text IR train / test | clean gap (vs base) | robust gap (vs base) |');
+console.log('|---|---|---|---|---|---|');
+for (const r of rows) {
+  console.log(
+    `| ${r === base ? 'base ' : ''}${r.model} | ${r.train.clean.toFixed(2)} / ${r.test.clean.toFixed(2)} | ${r.train.multimodal.toFixed(2)} / ${r.test.multimodal.toFixed(2)} | ${r.train.textIr} / ${r.test.textIr} | ${f(r.cleanGap)} (${f(r.cleanGapVsBase!)}) | ${f(r.robustGap)} (${f(r.robustGapVsBase!)}) |`,
+  );
+}
+if (o.json) writeFileSync(o.json, JSON.stringify({ data: o.data, limit: o.limit, seed: o.seed, rows }, null, 2) + '\n');
+process.exit(0);
