@@ -10,8 +10,8 @@
  * each chosen substitute (MAT trains with the first 8 by default), text->image R@1 under both protocols, and as a
  * control text->image R@1 with the attacked word deleted rather than replaced (the same information lost, no
  * foreign word added), and the worst single-word deletion: a caption counts as a hit only if it stays a hit with
- * any one of its words deleted. A model that reads a foreign substitute as "no word here" scores about that under
- * the one-word attack, so it is the text side's headroom for a defense that cannot restore the lost word.
+ * any one of its words deleted (every position tried). It is a one-word edit the WordNet attack never makes; a
+ * defense that is robust to losing a word, not just to the substitutes it trained on, keeps it up.
  *
  *   npx tsx scripts/text-attack-audit.ts --model DIR --data dataset_scenes.json [--limit 40] [--seed 0]
  *     [--candidates 8] [--json OUT] [--backend wasm] [--threads 1]
