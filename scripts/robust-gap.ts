@@ -18,7 +18,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { loadDataset } from '../src/data/load.js';
-import { evaluateRobust, type RobustReport } from '../src/eval/robust.js';
+import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustReport } from '../src/eval/robust.js';
 
 const flags = z
   .object({
@@ -49,23 +49,29 @@ interface Side {
   textIr: number;
   report: Pick<RobustReport, 'clean' | 'nImages' | 'nTexts'>;
 }
-interface Row {
+interface Measured {
   model: string;
   dir: string;
   train: Side;
   test: Side;
   cleanGap: number;
   robustGap: number;
-  cleanGapVsBase?: number;
-  robustGapVsBase?: number;
 }
 
-const rows: Row[] = [];
+// splits are decoded once per input size, not once per model
+const splits = new Map<string, ReturnType<typeof loadDataset>>();
+const splitAt = (split: string, size: number) => {
+  const key = `${split}@${size}`;
+  if (!splits.has(key)) splits.set(key, loadDataset(o.data, { split, size, onProgress: () => {} }));
+  return splits.get(key)!;
+};
+
+const measured: Measured[] = [];
 for (const dir of [o.base, ...o.model]) {
   const { model, tokenizer, manifest } = await loadArtifact(dir);
   const enc = new Encoder(model, tokenizer, manifest);
   const side = async (split: string): Promise<Side> => {
-    const data = await loadDataset(o.data, { split, size: enc.imageSize, onProgress: () => {} });
+    const data = await splitAt(split, enc.imageSize);
     const { report } = await evaluateRobust(enc, data, {
       attacks: ['text', 'coattack', 'sga'],
       eps255: [2],
@@ -77,11 +83,10 @@ for (const dir of [o.base, ...o.model]) {
       examples: 0,
       modelName: manifest.id,
     });
-    const r1 = (k: string, d: 'tr' | 'ir') => report.attacks[k][d].r1;
     return {
-      clean: (report.clean.tr.r1 + report.clean.ir.r1) / 2,
-      multimodal: (r1('coattack@2', 'tr') + r1('coattack@2', 'ir') + r1('sga@2', 'tr') + r1('sga@2', 'ir')) / 4,
-      textIr: r1('text', 'ir'),
+      clean: cleanMeanR1(report),
+      multimodal: multimodalMeanR1(report)!,
+      textIr: report.attacks.text.ir.r1,
       report: { clean: report.clean, nImages: report.nImages, nTexts: report.nTexts },
     };
   };
@@ -89,14 +94,11 @@ for (const dir of [o.base, ...o.model]) {
   const train = await side('train');
   console.error(`[robust-gap] ${manifest.id}: test split`);
   const test = await side('test');
-  rows.push({ model: manifest.id, dir, train, test, cleanGap: train.clean - test.clean, robustGap: train.multimodal - test.multimodal });
+  measured.push({ model: manifest.id, dir, train, test, cleanGap: train.clean - test.clean, robustGap: train.multimodal - test.multimodal });
   model.dispose();
 }
+const rows = measured.map((r) => ({ ...r, cleanGapVsBase: r.cleanGap - measured[0].cleanGap, robustGapVsBase: r.robustGap - measured[0].robustGap }));
 const [base] = rows;
-for (const r of rows) {
-  r.cleanGapVsBase = r.cleanGap - base.cleanGap;
-  r.robustGapVsBase = r.robustGap - base.robustGap;
-}
 
 const f = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(2);
 console.log(`first ${o.limit} images of each split, attack seed ${o.seed}; multimodal = mean R@1 of TR and IR under Co-Attack and SGA at 2/255`);
@@ -104,7 +106,7 @@ console.log('| model | clean train / test | multimodal train / test | text IR tr
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) {
   console.log(
-    `| ${r === base ? 'base ' : ''}${r.model} | ${r.train.clean.toFixed(2)} / ${r.test.clean.toFixed(2)} | ${r.train.multimodal.toFixed(2)} / ${r.test.multimodal.toFixed(2)} | ${r.train.textIr} / ${r.test.textIr} | ${f(r.cleanGap)} (${f(r.cleanGapVsBase!)}) | ${f(r.robustGap)} (${f(r.robustGapVsBase!)}) |`,
+    `| ${r === base ? 'base ' : ''}${r.model} | ${r.train.clean.toFixed(2)} / ${r.test.clean.toFixed(2)} | ${r.train.multimodal.toFixed(2)} / ${r.test.multimodal.toFixed(2)} | ${r.train.textIr} / ${r.test.textIr} | ${f(r.cleanGap)} (${f(r.cleanGapVsBase)}) | ${f(r.robustGap)} (${f(r.robustGapVsBase)}) |`,
   );
 }
 if (o.json) writeFileSync(o.json, JSON.stringify({ data: o.data, limit: o.limit, seed: o.seed, rows }, null, 2) + '\n');

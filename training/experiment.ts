@@ -16,7 +16,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { generateScenes } from '../src/data/scenes/generate.js';
 import { loadArtifact, readManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
-import { evaluateRobust, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
+import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
 import { textLabelLexicon, type TextLabelChoice } from '../src/eval/text-labels.js';
 import { loadSplit, runTraining } from './run.js';
@@ -388,11 +388,8 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
     });
   }
   const checks: ExperimentTable['checks'] = [];
-  const mmOf = (r: RowResult): number | null => {
-    const v = Object.entries(r.report.attacks).filter(([l]) => /^(coattack|sga)@/.test(l)).flatMap(([, e]) => [e.tr.r1, e.ir.r1]);
-    return v.length ? mean(v) : null;
-  };
-  const cleanOf = (r: RowResult) => (r.report.clean.tr.r1 + r.report.clean.ir.r1) / 2;
+  const mmOf = (r: RowResult) => multimodalMeanR1(r.report);
+  const cleanOf = (r: RowResult) => cleanMeanR1(r.report);
   /** per-seed paired differences f(a) - f(b) over the seeds both rows have */
   const paired = (a: string, b: string, f: (r: RowResult) => number | null): number[] => {
     const out: number[] = [];

@@ -226,6 +226,20 @@ export interface RobustReport {
   seconds: number;
 }
 
+/** Mean of clean R@1 image->text and text->image: the clean figure defenses are compared on. */
+export function cleanMeanR1(report: Pick<RobustReport, 'clean'>): number {
+  return (report.clean.tr.r1 + report.clean.ir.r1) / 2;
+}
+
+/** Mean R@1 of both directions under Co-Attack and SGA (every budget evaluated): the multimodal figure the defense
+ * goals are stated in; null when the report has neither attack. */
+export function multimodalMeanR1(report: Pick<RobustReport, 'attacks'>): number | null {
+  const v = Object.entries(report.attacks)
+    .filter(([label]) => /^(coattack|sga)@/.test(label))
+    .flatMap(([, e]) => [e.tr.r1, e.ir.r1]);
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : null;
+}
+
 export interface AdversarialExample {
   label: string;
   eps255: number | null;
