@@ -5,6 +5,7 @@
 import type { Command } from 'commander';
 import { createProgress } from '../../util/progress.js';
 import { loadDataset } from '../../data/load.js';
+import { subsetDataset } from '../../data/subset.js';
 import { DEFAULT_SCENE_COUNTS, DEFAULT_SCENE_SIZE, generateScenes } from '../../data/scenes/generate.js';
 import { choiceFlag, intFlag } from '../flags.js';
 
@@ -39,6 +40,25 @@ export function registerDataCommands(program: Command): void {
       process.stdout.write(
         `${JSON.stringify({ file: r.file, images: r.imagesDir, seed: r.seed, size: r.size, counts: r.counts, stats: r.stats, seconds: +(r.ms / 1000).toFixed(2) }, null, 2)}\n`,
       );
+    });
+
+  data
+    .command('subset')
+    .description(
+      'write a smaller manifest: the first N rows (file order) of the splits given, every other split whole; images stay where they are (paths are rewritten to resolve from --out)',
+    )
+    .argument('<file>', 'Karpathy JSON or JSONL manifest')
+    .requiredOption('--out <file>', 'the new manifest (same format as the source)')
+    .option('--train <n>', 'train rows to keep (default: all)', intFlag(0))
+    .option('--val <n>', 'val rows to keep (default: all)', intFlag(0))
+    .option('--test <n>', 'test rows to keep (default: all)', intFlag(0))
+    .option('--images <dir>', 'image directory of the source (default: relative to the source file)')
+    .action(async (file: string, o: { out: string; train?: number; val?: number; test?: number; images?: string }) => {
+      const keep: Record<string, number> = {};
+      for (const split of ['train', 'val', 'test'] as const) if (o[split] !== undefined) keep[split] = o[split];
+      if (Object.keys(keep).length === 0) throw new Error('data subset: give at least one of --train, --val, --test');
+      const r = await subsetDataset(file, o.out, { keep, imagesDir: o.images });
+      process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
     });
 
   data
