@@ -106,7 +106,7 @@ function cleanCaptions(raw: string[], label: (i: number) => string): { captions:
   return { captions };
 }
 
-function toPosix(p: string): string {
+export function toPosix(p: string): string {
   return p.replace(/\\/g, '/');
 }
 

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { DatasetError } from './errors.js';
-import { detectFormat, readDatasetFile } from './readers.js';
+import { detectFormat, readDatasetFile, toPosix } from './readers.js';
 
 export interface SubsetOptions {
   /** rows to keep per split (the first N in file order); splits not named are kept whole, 0 drops a split */
@@ -23,10 +23,6 @@ export interface SubsetResult {
   counts: Record<string, number>;
   /** rows per split in the source */
   sourceCounts: Record<string, number>;
-}
-
-function toPosix(p: string): string {
-  return p.replace(/\\/g, '/');
 }
 
 /** The image path as the new file must spell it: unchanged when both files share a base directory. */
