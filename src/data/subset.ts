@@ -89,6 +89,10 @@ export async function subsetDataset(source: string, out: string, opts: SubsetOpt
     }
     body = `${lines.join('\n')}\n`;
   }
-  await writeFile(dst, body);
+  try {
+    await writeFile(dst, body);
+  } catch (err) {
+    throw new DatasetError(dst, `cannot write the subset: ${(err as Error).message}`, { cause: err });
+  }
   return { file: dst, format, counts, sourceCounts };
 }

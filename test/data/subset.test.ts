@@ -63,5 +63,6 @@ describe('subsetDataset', () => {
     expect(err).toBeInstanceOf(DatasetError);
     expect(String((err as Error).message)).toMatch(/karpathy_small\.json.*5 rows of split "train" but the file has 1/);
     await expect(subsetDataset(src, join(dir, 'x.jsonl'), { keep: { train: 1 } })).rejects.toThrow(/same extension/);
+    await expect(subsetDataset(src, join(dir, 'no-such-dir', 'x.json'), { keep: { train: 1 } })).rejects.toThrow(/no-such-dir.*cannot write the subset/);
   });
 });
