@@ -12,9 +12,8 @@
  * A tower that ignores an attribute scores at chance on its probe, whatever its retrieval R@1.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { flagError } from './flag-errors.js';
+import { parseFlags } from './flag-errors.js';
 import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
@@ -30,10 +29,7 @@ const flags = z
     backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
   })
   .strict();
-const { values } = parseArgs({ options: { model: { type: 'string' }, data: { type: 'string' }, json: { type: 'string' }, backend: { type: 'string' } }, strict: true });
-const parsed = flags.safeParse(values);
-if (!parsed.success) throw flagError(parsed.error);
-const o = parsed.data;
+const o = parseFlags(flags);
 
 await initBackend(o.backend);
 const { model, tokenizer, manifest } = await loadArtifact(o.model);

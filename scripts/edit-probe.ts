@@ -7,9 +7,8 @@
  *     [--edits 2] [--seed 0] [--json OUT] [--backend wasm]
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { flagError } from './flag-errors.js';
+import { parseFlags } from './flag-errors.js';
 import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
@@ -28,13 +27,7 @@ const flags = z
     backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('wasm'),
   })
   .strict();
-const { values } = parseArgs({
-  options: Object.fromEntries(['model', 'data', 'split', 'limit', 'edits', 'seed', 'json', 'backend'].map((k) => [k, { type: 'string' as const }])),
-  strict: true,
-});
-const parsed = flags.safeParse(values);
-if (!parsed.success) throw flagError(parsed.error);
-const o = parsed.data;
+const o = parseFlags(flags);
 
 await initBackend(o.backend);
 const { model, tokenizer, manifest } = await loadArtifact(o.model);

@@ -11,14 +11,15 @@
  *     [--seed 0] [--json OUT] [--backend wasm] [--threads 1]
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { flagError } from './flag-errors.js';
+import { parseFlags } from './flag-errors.js';
 import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { loadDataset } from '../src/data/load.js';
 import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustReport } from '../src/eval/robust.js';
+import { textLabelLexicon } from '../src/eval/text-labels.js';
+import { BUDGETS } from '../training/experiment.js';
 
 const flags = z
   .object({
@@ -32,16 +33,12 @@ const flags = z
     threads: z.coerce.number().int().min(1).max(64).default(1),
   })
   .strict();
-const { values } = parseArgs({
-  options: Object.fromEntries(['data', 'base', 'model', 'limit', 'seed', 'json', 'backend', 'threads'].map((k) => [k, { type: 'string' as const }])),
-  strict: true,
-});
-const parsed = flags.safeParse(values);
-if (!parsed.success) throw flagError(parsed.error);
-const o = parsed.data;
+const o = parseFlags(flags);
 if (!o.model.length) throw new Error('bad flag: --model: name at least one model directory');
 
 await initBackend(o.backend, { threads: o.threads });
+// the quick experiment's eval protocol, read from the budget so the two cannot drift
+const protocol = BUDGETS.quick;
 
 interface Side {
   clean: number;
@@ -74,12 +71,13 @@ for (const dir of [o.base, ...o.model]) {
     const data = await splitAt(split, enc.imageSize);
     const { report } = await evaluateRobust(enc, data, {
       attacks: ['text', 'coattack', 'sga'],
-      eps255: [2],
-      steps: 10,
+      eps255: protocol.evalEps,
+      steps: protocol.evalSteps,
       side: 'query',
       limit: Math.min(o.limit, data.count),
+      textLabels: textLabelLexicon(protocol.textLabels),
       seed: o.seed,
-      resamples: 1000,
+      resamples: protocol.resamples,
       examples: 0,
       modelName: manifest.id,
     });
@@ -101,7 +99,7 @@ const rows = measured.map((r) => ({ ...r, cleanGapVsBase: r.cleanGap - measured[
 const [base] = rows;
 
 const f = (x: number) => (x >= 0 ? '+' : '') + x.toFixed(2);
-console.log(`first ${o.limit} images of each split, attack seed ${o.seed}; multimodal = mean R@1 of TR and IR under Co-Attack and SGA at 2/255`);
+console.log(`first ${o.limit} images of each split, attack seed ${o.seed}; multimodal = mean R@1 of TR and IR under Co-Attack and SGA at ${protocol.evalEps.join(', ')}/255`);
 console.log('| model | clean train / test | multimodal train / test | text IR train / test | clean gap (vs base) | robust gap (vs base) |');
 console.log('|---|---|---|---|---|---|');
 for (const r of rows) {

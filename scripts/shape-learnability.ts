@@ -16,9 +16,8 @@
  * im2col + matmul, because the wasm backend's conv filter gradient runs through the slow cpu bridge.
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { flagError } from './flag-errors.js';
+import { parseFlags } from './flag-errors.js';
 import * as tf from '../src/engine/tf.js';
 import { initBackend } from '../src/engine/backend.js';
 import { createDualEncoder } from '../src/model/dual-encoder.js';
@@ -44,13 +43,7 @@ const flags = z
     json: z.string().optional(),
   })
   .strict();
-const { values } = parseArgs({
-  options: Object.fromEntries(['data', 'arch', 'task', 'epochs', 'lr', 'patch', 'size', 'batch', 'shift', 'stem', 'seed', 'json'].map((k) => [k, { type: 'string' as const }])),
-  strict: true,
-});
-const parsed = flags.safeParse(values);
-if (!parsed.success) throw flagError(parsed.error);
-const o = parsed.data;
+const o = parseFlags(flags);
 
 await initBackend('wasm');
 const S = o.size;

@@ -17,9 +17,8 @@
  *     [--candidates 8] [--json OUT] [--backend wasm] [--threads 1]
  */
 import { writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { flagError } from './flag-errors.js';
+import { parseFlags } from './flag-errors.js';
 import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
@@ -43,13 +42,7 @@ const flags = z
     threads: z.coerce.number().int().min(1).max(64).default(1),
   })
   .strict();
-const { values } = parseArgs({
-  options: Object.fromEntries(['model', 'data', 'split', 'limit', 'seed', 'candidates', 'json', 'backend', 'threads'].map((k) => [k, { type: 'string' as const }])),
-  strict: true,
-});
-const parsed = flags.safeParse(values);
-if (!parsed.success) throw flagError(parsed.error);
-const o = parsed.data;
+const o = parseFlags(flags);
 
 await initBackend(o.backend, { threads: o.threads });
 const { model, tokenizer, manifest } = await loadArtifact(o.model);
