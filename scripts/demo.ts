@@ -5,7 +5,9 @@
  *   3. evaluate clean retrieval on the test split and print R@1/5/10 for both directions
  *   4. serve the model (Hono API, embedded LanceDB), index the test split over HTTP, run one text search, one
  *      image search and a small attack probe against the live index, print the results and the dashboard URL
- * Flags: --data DIR (default data/scenes), --out DIR (default runs/demo), --epochs N, --train N, --seed S,
+ * Flags: --data DIR (default data/scenes), --out DIR (default runs/demo), --config FILE (a training recipe, e.g.
+ *        training/recipes/scenes-shape.json; flags override it), --epochs N (default 12, or the recipe's), --train N,
+ *        --seed S,
  *        --backend auto|tensorflow|wasm|cpu, --threads N (wasm XNNPACK threads; default min(2, cores): the demo
  *        has the machine to itself, where 2 threads make a training step ~1.5x faster), --port N (default 8080;
  *        0 = any), --serve (keep serving after the demo; the default on a terminal), --no-serve (exit after the
@@ -13,64 +15,21 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
-import { z } from 'zod';
-import { flagError } from './flag-errors.js';
-import { loadConfig } from '../src/config.js';
+import { DEMO_DEFAULTS, parseDemoArgs, demoTrainingConfig, type DemoFlags } from './demo-flags.js';
 import { generateScenes, SCENES_JSON } from '../src/data/scenes/generate.js';
 import { createProgress } from '../src/util/progress.js';
 import { CHECKPOINT_FILE } from '../training/trainer.js';
 import { runTraining } from '../training/run.js';
 import { startServer, installSignalHandlers } from '../src/api/server.js';
 
-/** Demo defaults, chosen so that `npm ci && npm run demo` finishes in under 10 minutes on 2 cores. */
-export const DEMO_DEFAULTS = { train: 3000, val: 100, test: 200, epochs: 12, seed: 0 } as const;
-
-const flagsSchema = z
-  .object({
-    data: z.string().default('data/scenes'),
-    out: z.string().default('runs/demo'),
-    epochs: z.coerce.number().int().positive().default(DEMO_DEFAULTS.epochs),
-    train: z.coerce.number().int().positive().default(DEMO_DEFAULTS.train),
-    seed: z.coerce.number().int().min(0).default(DEMO_DEFAULTS.seed),
-    backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
-    threads: z.coerce.number().int().min(1).max(64).default(Math.min(2, availableParallelism())),
-    port: z.coerce.number().int().min(0).max(65535).default(8080),
-    serve: z.boolean().default(Boolean(process.stdout.isTTY)),
-  })
-  .strict();
-
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      data: { type: 'string' },
-      out: { type: 'string' },
-      epochs: { type: 'string' },
-      train: { type: 'string' },
-      seed: { type: 'string' },
-      backend: { type: 'string' },
-      threads: { type: 'string' },
-      port: { type: 'string' },
-      serve: { type: 'boolean' },
-      'no-serve': { type: 'boolean' },
-    },
-    strict: true,
-  });
-  const serveFlag = values['no-serve'] ? false : values.serve;
-  delete values['no-serve'];
-  if (serveFlag === undefined) delete values.serve;
-  else values.serve = serveFlag;
-  const parsed = flagsSchema.safeParse(values);
-  if (!parsed.success) {
-    throw flagError(parsed.error);
-  }
-  const flags = parsed.data;
+  const flags = parseDemoArgs(process.argv.slice(2));
   const t0 = Date.now();
+  const dataFile = join(flags.data, SCENES_JSON);
+  const config = demoTrainingConfig(flags, dataFile);
 
   // 1. data
-  const dataFile = join(flags.data, SCENES_JSON);
   const wanted = { train: flags.train, val: DEMO_DEFAULTS.val, test: DEMO_DEFAULTS.test, seed: flags.seed };
   if (!existsSync(dataFile) || !sameScenes(dataFile, wanted)) {
     const bar = createProgress('scenes', wanted.train + wanted.val + wanted.test);
@@ -82,7 +41,6 @@ async function main(): Promise<void> {
   }
 
   // 2 + 3. train (resuming whatever is there) and evaluate on test
-  const config = loadConfig({ overrides: { backend: flags.backend, threads: flags.threads, seed: flags.seed, data: { file: dataFile }, train: { epochs: flags.epochs } } });
   const resume = existsSync(join(flags.out, CHECKPOINT_FILE));
   const result = await runTraining({ config, out: flags.out, resume, evaluate: true, quiet: false });
   if (!result.test) throw new Error('no test split to evaluate');
@@ -104,7 +62,7 @@ interface SearchResult {
 /** true once the demo hands over to the server (which then runs until a signal) */
 let serving = false;
 
-async function serveAndProbe(flags: z.infer<typeof flagsSchema>, dataFile: string, modelDir: string): Promise<void> {
+async function serveAndProbe(flags: DemoFlags, dataFile: string, modelDir: string): Promise<void> {
   const key = `demo-${flags.seed}-admin-key`;
   const running = await startServer({
     modelDir,
