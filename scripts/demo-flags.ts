@@ -3,9 +3,8 @@
  * tested without running the demo.
  */
 import { availableParallelism } from 'node:os';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { flagError } from './flag-errors.js';
+import { parseFlags } from './flag-errors.js';
 import { loadConfig, type ManyfoldConfig } from '../src/config.js';
 
 /** Demo defaults, chosen so that `npm ci && npm run demo` finishes in under 10 minutes on 2 cores. */
@@ -30,22 +29,9 @@ export const demoFlagsSchema = z
 
 export type DemoFlags = z.output<typeof demoFlagsSchema>;
 
-/** `--serve` / `--no-serve` are booleans; every other flag takes a value validated by the schema. */
+/** `--serve` / `--no-serve` is a switch; every other flag takes a value validated by the schema. */
 export function parseDemoArgs(args: string[]): DemoFlags {
-  const { values } = parseArgs({
-    args,
-    options: {
-      ...Object.fromEntries(Object.keys(demoFlagsSchema.shape).filter((k) => k !== 'serve').map((k) => [k, { type: 'string' as const }])),
-      serve: { type: 'boolean' },
-      'no-serve': { type: 'boolean' },
-    },
-    strict: true,
-  });
-  const { 'no-serve': noServe, serve, ...rest } = values;
-  const serveFlag = noServe ? false : serve;
-  const parsed = demoFlagsSchema.safeParse(serveFlag === undefined ? rest : { ...rest, serve: serveFlag });
-  if (!parsed.success) throw flagError(parsed.error);
-  return parsed.data;
+  return parseFlags(demoFlagsSchema, { args, booleans: ['serve'] });
 }
 
 /**
