@@ -62,6 +62,31 @@ describe('scenes generator: files and determinism', () => {
     }
   });
 
+  it('regenerating a directory while it is read never exposes a partial PNG (parallel experiment seeds)', async () => {
+    const opts = { out: join(tmp, 'regen'), seed: 9, train: 150, val: 0, test: 50 };
+    const first = await generateScenes(opts);
+    const files = (await readdir(first.imagesDir)).sort();
+    const bytes = new Map(await Promise.all(files.map(async (f) => [f, await readFile(join(first.imagesDir, f))] as const)));
+    let finished = false;
+    const second = generateScenes(opts).finally(() => (finished = true));
+    let reads = 0;
+    const mismatches: string[] = [];
+    // whole passes over the directory in parallel, so reads overlap the second generator's writes
+    while (!finished) {
+      await Promise.all(
+        files.map(async (f) => {
+          const now = await readFile(join(first.imagesDir, f));
+          reads++;
+          if (!now.equals(bytes.get(f)!)) mismatches.push(`${f}: ${now.length} bytes, expected ${bytes.get(f)!.length}`);
+        }),
+      );
+    }
+    await second;
+    expect(reads).toBeGreaterThanOrEqual(files.length);
+    expect(mismatches).toEqual([]);
+    expect((await readdir(first.imagesDir)).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+
   it('the test split does not depend on the train count', async () => {
     const a = await generateScenes({ out: join(tmp, 'ind-a'), seed: 5, train: 3, val: 2, test: 6 });
     const b = await generateScenes({ out: join(tmp, 'ind-b'), seed: 5, train: 40, val: 2, test: 6 });

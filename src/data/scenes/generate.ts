@@ -16,7 +16,7 @@
  * Determinism: everything is drawn from util/rng seeded by `seed`; train, val and test use independent streams,
  * so the test split does not change when --train changes. Same seed + same sharp/zlib -> byte-identical files.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { BoundedTasks } from '../../util/bounded.js';
@@ -345,7 +345,9 @@ export async function generateScenes(opts: GenerateScenesOptions): Promise<Gener
         const png = await sharp(rgb, { raw: { width: px, height: px, channels: 3 } })
           .png({ compressionLevel: 6, adaptiveFiltering: false })
           .toBuffer();
-        await writeFile(join(imagesDir, filename), png);
+        // atomic, because seeds of one experiment run as parallel processes that may generate the same
+        // directory at once: a reader must never see a PNG that the other process has just truncated
+        await writeFileAtomic(join(imagesDir, filename), png);
         opts.onProgress?.(++done, total);
       });
       if (tasks.failed) break;
