@@ -121,8 +121,8 @@ export interface ExperimentOptions {
    */
   trainOnly?: boolean;
   side?: 'query' | 'both';
-  /** run only this seed (results and table of that seed only; a run without it assembles every seed's) */
-  onlySeed?: number;
+  /** run only these seeds (results and table of those seeds only; a run without it assembles every seed's) */
+  onlySeeds?: number[];
   /** run only these row ids (the clean base always runs) */
   only?: string[];
   /**
@@ -205,7 +205,7 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
   const results: RowResult[] = [];
 
   for (let seed = 0; seed < o.seeds; seed++) {
-    if (o.onlySeed !== undefined && seed !== o.onlySeed) continue;
+    if (o.onlySeeds && !o.onlySeeds.includes(seed)) continue;
     const seedDir = join(out, `seed-${seed}`);
     const cleanDir = join(seedDir, 'clean');
     const cleanModel = baseInfo ? baseInfo.dir : join(cleanDir, 'model');

@@ -32,6 +32,25 @@ export function numberListFlag(value: string): number[] {
   });
 }
 
+/** comma-separated list of distinct integers >= min, e.g. --seed 3,4,5 */
+export function intListFlag(min = Number.MIN_SAFE_INTEGER) {
+  const one = intFlag(min);
+  return (value: string): number[] => {
+    const parts = value.split(',').map((p) => p.trim()).filter(Boolean);
+    if (!parts.length) throw new InvalidArgumentError(`expected a comma-separated list of integers, got "${value}"`);
+    const list = parts.map((p) => {
+      try {
+        return one(p);
+      } catch (err) {
+        throw new InvalidArgumentError(`"${p}" in "${value}": ${(err as Error).message}`);
+      }
+    });
+    const repeated = list.find((n, i) => list.indexOf(n) !== i);
+    if (repeated !== undefined) throw new InvalidArgumentError(`${repeated} appears twice in "${value}"`);
+    return list;
+  };
+}
+
 export function choiceFlag<T extends string>(choices: readonly T[]) {
   return (value: string): T => {
     if (!(choices as readonly string[]).includes(value)) throw new InvalidArgumentError(`expected one of ${choices.join(', ')}, got "${value}"`);

@@ -62,21 +62,26 @@ describe('manyfold experiment', () => {
     expect(again.table.rows.length).toBe(3);
   });
 
-  it('runs one seed per process with onlySeed, and a later run without it assembles every seed into the table', async () => {
+  it('runs one seed per process with onlySeeds, and a later run without it assembles every seed into the table', async () => {
     const out = join(dir, 'exp-seeds');
     const overrides = { cleanEpochs: 1, fineTuneEpochs: 1, batch: 8, trainSteps: 1, evalLimit: 6 };
     const base = { out, budget: 'quick' as const, seeds: 2, data, backend: 'wasm' as const, only: ['fare'], quiet: true, evaluate: stub, overrides };
     calls.length = 0;
-    const second = await runExperiment({ ...base, onlySeed: 1 });
+    const second = await runExperiment({ ...base, onlySeeds: [1] });
     expect(existsSync(join(out, 'seed-0'))).toBe(false);
     expect(second.table.rows.map((r) => r.seeds)).toEqual([1, 1]);
-    await runExperiment({ ...base, onlySeed: 0 });
+    await runExperiment({ ...base, onlySeeds: [0] });
     expect(calls.length).toBe(4);
     calls.length = 0;
     const all = await runExperiment(base);
     expect(calls.length).toBe(0);
     expect(all.table.rows.map((r) => r.seeds)).toEqual([2, 2]);
     expect(readFileSync(join(out, 'table.md'), 'utf8')).toMatch(/mean over 2 seeds/);
+    // a list of seeds assembles the table of those seeds only, and does not start the missing seed 2
+    const subset = await runExperiment({ ...base, seeds: 3, onlySeeds: [0, 1] });
+    expect(calls.length).toBe(0);
+    expect(existsSync(join(out, 'seed-2'))).toBe(false);
+    expect(subset.table.rows.map((r) => r.seeds)).toEqual([2, 2]);
     // checks are paired within each seed
     const fareVsClean = all.table.checks.find((c) => c.name.startsWith('MAT - FARE'))!;
     expect(fareVsClean.value).toBeNull(); // no MAT row in this run

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { choiceFlag, intFlag, THREADS_FLAG_HELP } from '../flags.js';
+import { choiceFlag, intFlag, intListFlag, THREADS_FLAG_HELP } from '../flags.js';
 import { ROWS } from '../../../training/experiment-rows.js';
 import { TEXT_LABEL_CHOICES, TEXT_LABELS_HELP } from '../../eval/text-labels.js';
 
@@ -10,7 +10,7 @@ export function registerExperimentCommand(program: Command): void {
     .requiredOption('--out <dir>', 'experiment directory (rows already finished there are skipped)')
     .option('--budget <name>', 'quick (< 1 h on 2 cores) | full', choiceFlag(['quick', 'full'] as const), 'quick')
     .option('--seeds <n>', 'repeat the whole table with seeds 0..N-1', intFlag(1), 1)
-    .option('--seed <k>', 'run seed k only (to run seeds in parallel processes; a later run with --seeds N, all rows done, writes the table of every seed)', intFlag(0))
+    .option('--seed <k>', 'run seed k only, or a comma list of seeds (to run seeds in parallel processes; a later run with --seeds N, all rows done, writes the table of every seed, and one with --seed 3,4,5 the table of those seeds)', intListFlag(0))
     .option('--data <file>', 'Karpathy JSON / JSONL (default: generate the scenes set into --out/data)')
     .option('--base <model>', 'use this clean model artifact as the clean row (not trained here); every row fine-tunes from it')
     .option('--augment-cache <file>', "provider cache for cross-modal augmentation on real data ('manyfold augment prepare')")
@@ -29,8 +29,8 @@ export function registerExperimentCommand(program: Command): void {
       const { files } = await runExperiment({
         out: o.out,
         budget: o.budget,
-        seeds: o.seed !== undefined ? Math.max(o.seeds, o.seed + 1) : o.seeds,
-        onlySeed: o.seed,
+        seeds: o.seed !== undefined ? Math.max(o.seeds, ...(o.seed as number[]).map((k) => k + 1)) : o.seeds,
+        onlySeeds: o.seed,
         data: o.data,
         base: o.base,
         augmentCache: o.augmentCache,
