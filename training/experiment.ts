@@ -338,6 +338,8 @@ export interface ExperimentTable {
   spec: BudgetSpec;
   data: string;
   side: string;
+  /** id of the clean model given with --base (null: the clean row was trained by the experiment) */
+  base: string | null;
   attackLabels: string[];
   rows: TableRow[];
   /**
@@ -427,6 +429,7 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
     spec: meta.spec,
     data: meta.data,
     side: meta.side,
+    base: meta.base ?? null,
     attackLabels: labels,
     rows,
     checks,

@@ -123,6 +123,7 @@ describe('manyfold experiment', () => {
     const ft = JSON.parse(readFileSync(join(out, 'seed-0', 'tecoa', 'model', 'manifest.json'), 'utf8')) as { training: { init: string } };
     expect(ft.training.init).toBe(baseId);
     expect(r.table.protocol).toContain(`clean = the given model ${baseId} (--base, not trained here)`);
+    expect(r.table.base).toBe(baseId);
     expect((JSON.parse(readFileSync(join(out, 'experiment.json'), 'utf8')) as { base: { id: string } }).base.id).toBe(baseId);
     // a different base on the same --out is refused rather than mixed into one table
     const other = join(dir, 'exp-seeds', 'seed-1', 'clean', 'model'); // seed 1: another model (seed 0's would be identical)
