@@ -27,7 +27,8 @@ const stub: typeof evaluateRobust = async (encoder, _data, opts) => {
   expect(opts.surrogates?.clean).toBeDefined();
   const e = (v: number) => ({ attacked: { tr: true, ir: true }, tr: { r1: v, r5: v, r10: v }, ir: { r1: v + 1, r5: v, r10: v }, ci: { tr: { r1: [v - 5, v + 5] }, ir: { r1: [v - 4, v + 6] } } });
   const v = String(opts.modelName).startsWith('mat-nn') ? 40 : 20;
-  const report = { clean: { tr: { r1: 50, r1ci: [45, 55] }, ir: { r1: 48, r1ci: [43, 53] } }, attacks: { 'pgd@2': e(v), text: e(v), 'coattack@2': e(v), 'sga@2': e(v), 'transfer:clean@2': e(v) }, model: encoder.version } as unknown as RobustReport;
+  const c = String(opts.modelName).startsWith('mat-misaligned') ? 10 : 0; // the control loses clean recall
+  const report = { clean: { tr: { r1: 50 - c, r1ci: [45, 55] }, ir: { r1: 48 - c / 2, r1ci: [43, 53] } }, attacks: { 'pgd@2': e(v), text: e(v), 'coattack@2': e(v), 'sga@2': e(v), 'transfer:clean@2': e(v) }, model: encoder.version } as unknown as RobustReport;
   return { report, examples: [], captions: { original: [], byAttack: {} } };
 };
 
@@ -48,6 +49,9 @@ describe('manyfold experiment', () => {
     expect(check.perSeed).toEqual([20]);
     expect(check.everySeed).toBe(true);
     expect(md).toMatch(/\| MAT\+N:N \(aligned\) - MAT\+misaligned under multimodal attacks \(goal: misaligned hurts \(> 0\)\) \| 20 \| 20 \| yes \| yes \|/);
+    const cleanCheck = json.checks.find((c) => c.name === 'MAT+N:N (aligned) - MAT+misaligned, clean R@1 (mean of TR/IR)')!;
+    expect(cleanCheck.perSeed).toEqual([7.5]);
+    expect(cleanCheck.holds).toBe(true);
     expect(json.rows.find((r) => r.row === 'mat-nn')!.secondsPerEpoch).toBeGreaterThan(0);
     // the fine-tuned rows started from the clean model
     const manifest = JSON.parse(readFileSync(join(out, 'seed-0', 'mat-nn', 'model', 'manifest.json'), 'utf8')) as { training: { init: string; method: string; augment: string[] } };
