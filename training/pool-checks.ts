@@ -99,7 +99,8 @@ export function poolChecks(tables: { file: string; table: PoolableTable }[]): Po
     const diffs = specDifferences(first.table, t.table);
     if (diffs.length) throw new Error(`${t.file} was not run like ${first.file}, so its checks cannot be pooled: ${diffs.join('; ')}`);
   }
-  const names = first.table.checks.map((c) => c.name);
+  // every check of any table, in order of first appearance: newer tables may carry checks older ones lack
+  const names = [...new Set(tables.flatMap((t) => t.table.checks.map((c) => c.name)))];
   return names.map((name) => {
     const perTable = tables.map((t) => t.table.checks.find((c) => c.name === name)?.perSeed ?? []);
     const values = perTable.flat();
@@ -111,7 +112,7 @@ export function poolChecks(tables: { file: string; table: PoolableTable }[]): Po
     const negative = values.filter((x) => x < 0).length;
     return {
       name,
-      detail: first.table.checks.find((c) => c.name === name)!.detail,
+      detail: tables.flatMap((t) => t.table.checks).find((c) => c.name === name)!.detail,
       perTable,
       n,
       mean: mean === null ? null : r2(mean),

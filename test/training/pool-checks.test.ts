@@ -48,6 +48,13 @@ describe('pooling per-seed checks across experiment tables', () => {
       { file: 'b', table: table({ gap: [4] }) },
     ]);
     expect(pooled.find((c) => c.name === 'other')).toMatchObject({ n: 1, perTable: [[3], []], sd: null, ci95: null });
+    // and a check only a later table has is pooled too, after the earlier tables' checks
+    const later = poolChecks([
+      { file: 'a', table: table({ gap: [1] }) },
+      { file: 'b', table: table({ gap: [2], added: [5, 6] }) },
+    ]);
+    expect(later.map((c) => c.name)).toEqual(['gap', 'added']);
+    expect(later[1]).toMatchObject({ n: 2, perTable: [[], [5, 6]], detail: 'goal of added' });
   });
 
   it('refuses tables run with another budget, spec, side or base, naming the difference', () => {
