@@ -19,6 +19,7 @@ import { Encoder } from '../src/model/encoder.js';
 import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
 import { textLabelLexicon, type TextLabelChoice } from '../src/eval/text-labels.js';
+import { mean, sampleSd } from '../src/util/stats.js';
 import { loadSplit, runTraining } from './run.js';
 import { ROWS, type RowSpec } from './experiment-rows.js';
 
@@ -350,12 +351,11 @@ export interface ExperimentTable {
   generated: string;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const sd = (xs: number[]) => (xs.length < 2 ? null : Math.sqrt(xs.reduce((a, b) => a + (b - mean(xs)) ** 2, 0) / (xs.length - 1)));
 const r2 = (x: number) => Math.round(x * 100) / 100;
 
 function cell(values: number[], cis: ([number, number] | undefined)[], attacked: boolean): Cell {
-  return { r1: r2(mean(values)), ci: values.length === 1 && cis[0] ? cis[0] : null, sd: sd(values) === null ? null : r2(sd(values)!), attacked };
+  const sd = sampleSd(values);
+  return { r1: r2(mean(values)), ci: values.length === 1 && cis[0] ? cis[0] : null, sd: sd === null ? null : r2(sd), attacked };
 }
 
 export function buildTable(results: RowResult[], meta: { budget: string; spec: BudgetSpec; data: string; side: string; seeds: number; base?: string }): ExperimentTable {

@@ -7,6 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { mean as meanOf, sampleSd } from '../src/util/stats.js';
 
 const tableSchema = z.object({
   budget: z.string(),
@@ -105,8 +106,8 @@ export function poolChecks(tables: { file: string; table: PoolableTable }[]): Po
     const perTable = tables.map((t) => t.table.checks.find((c) => c.name === name)?.perSeed ?? []);
     const values = perTable.flat();
     const n = values.length;
-    const mean = n ? values.reduce((s, x) => s + x, 0) / n : null;
-    const sd = n >= 2 && mean !== null ? Math.sqrt(values.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1)) : null;
+    const mean = n ? meanOf(values) : null;
+    const sd = sampleSd(values);
     const half = sd !== null ? (t975(n - 1) * sd) / Math.sqrt(n) : null;
     const positive = values.filter((x) => x > 0).length;
     const negative = values.filter((x) => x < 0).length;
