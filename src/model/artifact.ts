@@ -26,7 +26,7 @@ import { z } from 'zod';
 import { tf } from '../engine/tf.js';
 import type { DualEncoder, ModelConfig, Tokenizer } from './types.js';
 import { createDualEncoder } from './dual-encoder.js';
-import { tokenizerFromJSON, type WordByteTokenizer } from './tokenizer.js';
+import { tokenizerFromJSON } from './tokenizer.js';
 
 export const ARTIFACT_FORMAT = 'manyfold-model/1';
 export const MANIFEST_FILE = 'manifest.json';
@@ -457,7 +457,7 @@ export interface LoadArtifactOptions {
 
 export interface LoadedArtifact {
   model: DualEncoder;
-  tokenizer: WordByteTokenizer;
+  tokenizer: Tokenizer;
   manifest: ArtifactManifest;
 }
 
@@ -482,7 +482,7 @@ export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}):
   }
 
   // tokenizer
-  let tokenizer: WordByteTokenizer;
+  let tokenizer: Tokenizer;
   try {
     tokenizer = tokenizerFromJSON(JSON.parse(new TextDecoder().decode(contents.get(tokFile))));
   } catch (e) {

@@ -16,6 +16,36 @@ export interface ImageTowerConfig {
   stem?: 'linear' | 'conv';
 }
 
+/**
+ * The architecture variant a ModelConfig builds. Manyfold's own presets leave it unset ('manyfold'); imported
+ * pretrained CLIP checkpoints (src/model/clip/) set 'clip'. Both are one DualEncoder: serving, attacks, eval,
+ * training and export never ask which, they only read `config`.
+ *
+ * What 'clip' changes (OpenAI CLIP / Hugging Face CLIPModel / open_clip semantics):
+ * - image: no patch-embedding bias (CLIP's conv1 has none), `ln_pre` after the position embeddings, the
+ *   checkpoint's pixel mean / std, and CLIPImageProcessor's resize (shortest edge, bicubic, centre crop);
+ * - text: causal self-attention and no padding mask (tokens after EOT cannot reach EOT), pooling at the EOT token
+ *   (`textPooling`), id 0 is an ordinary token (padding is never seen by the pooled row);
+ * - MLP activation from the checkpoint's config: 'quick_gelu' (x * sigmoid(1.702 x), OpenAI's weights) or
+ *   'gelu' (exact erf form); Manyfold's own models use 'gelu_tanh' (the tanh approximation, written as a sigmoid).
+ */
+export type Activation = 'gelu_tanh' | 'gelu' | 'quick_gelu';
+
+export interface ClipArchConfig {
+  activation: Activation;
+  /**
+   * where the text tower pools: 'argmax' = the position of the largest id (legacy HF / OpenAI rule: EOT is the
+   * largest id of CLIP's vocabulary), 'eos' = the first position whose id is `eosTokenId`
+   */
+  textPooling: 'argmax' | 'eos';
+  eosTokenId: number;
+  /** RGB pixel statistics the image tower normalises with (inside the differentiable forward pass) */
+  pixelMean: [number, number, number];
+  pixelStd: [number, number, number];
+  /** LayerNorm epsilon of every LayerNorm in both towers (CLIP: 1e-5) */
+  lnEps: number;
+}
+
 export interface TextTowerConfig {
   width: number;
   depth: number;
@@ -32,6 +62,10 @@ export interface ModelConfig {
   text: TextTowerConfig;
   /** initial value of log(1/temperature) */
   initLogitScale: number;
+  /** unset = Manyfold's own architecture; 'clip' = pretrained CLIP semantics (see ClipArchConfig) */
+  family?: 'manyfold' | 'clip';
+  /** required when family is 'clip' */
+  clip?: ClipArchConfig;
 }
 
 /**
