@@ -217,10 +217,70 @@ export const gelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
   };
 }) as unknown as CustomGradFn) as <R extends tf.Tensor>(x: R) => R;
 
+/**
+ * Exact GELU, x * Phi(x) with Phi the standard normal CDF (erf form, as PyTorch's nn.GELU() and Hugging Face's
+ * "gelu"), with a fused backward dy/dx = Phi(x) + x phi(x). Phi is computed from erf's Abramowitz-Stegun 7.1.26
+ * rational form (|error| <= 1.5e-7, the formula tfjs's own Erf kernel uses) in elementwise ops every backend runs
+ * natively: wasm has no Erf kernel, and the tanh / sigmoid approximations differ from the exact form by up to ~1e-3,
+ * which pretrained weights notice.
+ */
+const ERF_P = 0.3275911;
+const ERF_A = [0.254829592, -0.284496736, 1.421413741, -1.453152027, 1.061405429] as const;
+const INV_SQRT2 = Math.SQRT1_2;
+const INV_SQRT_2PI = 1 / Math.sqrt(2 * Math.PI);
+export const geluExact = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  // q = 0.5 * erfc(|x|/sqrt2) = 0.5 * poly(t) * exp(-x^2/2), t = 1 / (1 + p |x| / sqrt2); Phi = x >= 0 ? 1 - q : q
+  const e = tf.exp(tf.mul(tf.square(x), -0.5));
+  const t = tf.reciprocal(tf.add(tf.mul(tf.abs(x), ERF_P * INV_SQRT2), 1));
+  let poly: tf.Tensor = tf.mul(t, ERF_A[4]);
+  for (let i = 3; i >= 0; i--) poly = tf.mul(tf.add(poly, ERF_A[i]), t);
+  const q = tf.mul(tf.mul(poly, e), 0.5);
+  const phi = tf.add(tf.mul(tf.sign(x), tf.sub(0.5, q)), 0.5);
+  save([x, phi, e]);
+  return {
+    value: tf.mul(x, phi),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [xs, ph, es] = saved;
+      return [tf.mul(dy, tf.add(ph, tf.mul(tf.mul(xs, es), INV_SQRT_2PI)))];
+    },
+  };
+}) as unknown as CustomGradFn) as <R extends tf.Tensor>(x: R) => R;
+
+const QUICK_GELU_K = 1.702;
+/** QuickGELU x * sigmoid(1.702 x) (OpenAI CLIP's activation: a different function from GELU, not an approximation
+ *  to swap in), with a fused backward s + 1.702 y (1 - s). */
+export const quickGelu = tf.customGrad(((x: tf.Tensor, save: tf.GradSaveFunc) => {
+  const s = tf.sigmoid(tf.mul(x, QUICK_GELU_K));
+  const y = tf.mul(x, s);
+  save([s, y]);
+  return {
+    value: y,
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      const [ss, ys] = saved;
+      return [tf.mul(dy, tf.add(ss, tf.mul(tf.mul(ys, tf.sub(1, ss)), QUICK_GELU_K)))];
+    },
+  };
+}) as unknown as CustomGradFn) as <R extends tf.Tensor>(x: R) => R;
+
+export type ActivationName = 'gelu_tanh' | 'gelu' | 'quick_gelu';
+/** the activation function of a name in a model config */
+export function activationFn(name: ActivationName): <R extends tf.Tensor>(x: R) => R {
+  switch (name) {
+    case 'gelu_tanh':
+      return gelu;
+    case 'gelu':
+      return geluExact;
+    case 'quick_gelu':
+      return quickGelu;
+    default:
+      throw new Error(`unknown activation '${String(name)}' (expected gelu_tanh, gelu or quick_gelu)`);
+  }
+}
+
 const LN_EPS = 1e-5;
 
-/** LayerNorm over the last axis of x [M,D] (eps 1e-5) with gain g [D] and bias b [D]; hand-written backward. */
-export function layerNorm(x: T2, g: tf.Tensor1D, b: tf.Tensor1D): T2 {
+/** LayerNorm over the last axis of x [M,D] (eps 1e-5 unless given) with gain g [D] and bias b [D]; hand-written backward. */
+export function layerNorm(x: T2, g: tf.Tensor1D, b: tf.Tensor1D, eps = LN_EPS): T2 {
   if (x.rank !== 2) throw new Error(`layerNorm: expected 2-D x, got [${x.shape}]`);
   return customOp(
     [x, g, b],
@@ -228,7 +288,7 @@ export function layerNorm(x: T2, g: tf.Tensor1D, b: tf.Tensor1D): T2 {
       const mu = tf.mean(x, 1, true);
       const xc = tf.sub(x, mu);
       const variance = tf.mean(tf.square(xc), 1, true);
-      const rstd = tf.rsqrt(tf.add(variance, LN_EPS));
+      const rstd = tf.rsqrt(tf.add(variance, eps));
       const xhat = tf.mul(xc, rstd) as T2;
       save([xhat, rstd, g]);
       return tf.add(tf.mul(xhat, g), b) as T2;
@@ -289,9 +349,9 @@ export function batchMatMul(a: tf.Tensor3D, b: tf.Tensor3D, transposeA = false, 
  * backward. Layout work is one rank-4 transpose in ([B,T,3H,dh] -> [B,3H,T,dh]) and one out
  * ([B,H,T,dh] -> [B,T,H,dh]); q, k, v are contiguous-per-sequence slices of the transposed tensor. The batched
  * products ([B*H] small matrices) go through batchMatMul (a depthwise convolution on wasm: XNNPACK's matmul
- * takes batch 1 only). mask: additive key mask [B,T] or null.
+ * takes batch 1 only). mask: additive key mask [B,T], additive score mask [B or 1, T, T] (causal), or null.
  */
-function attentionCore(qkv: T2, mask: tf.Tensor2D | null, batch: number, seqLen: number, heads: number): T2 {
+function attentionCore(qkv: T2, mask: tf.Tensor2D | tf.Tensor3D | null, batch: number, seqLen: number, heads: number): T2 {
   const n = batch * seqLen;
   const d = qkv.shape[1] / 3;
   const dh = d / heads;
@@ -308,7 +368,11 @@ function attentionCore(qkv: T2, mask: tf.Tensor2D | null, batch: number, seqLen:
       const k = part(1);
       const v = part(2);
       let s = tf.mul(batchMatMul(q, k, false, true), scale); // [G,T,T]
-      if (mask) s = tf.reshape(tf.add(tf.reshape(s, [batch, heads, seqLen, seqLen]), tf.reshape(mask, [batch, 1, 1, seqLen])), [g, seqLen, seqLen]);
+      if (mask) {
+        // [B,T] key mask -> [B,1,1,T]; [Bm,T,T] (e.g. causal [1,T,T]) -> [Bm,1,T,T]
+        const m4 = mask.rank === 2 ? tf.reshape(mask, [batch, 1, 1, seqLen]) : tf.reshape(mask, [mask.shape[0], 1, seqLen, seqLen]);
+        s = tf.reshape(tf.add(tf.reshape(s, [batch, heads, seqLen, seqLen]), m4), [g, seqLen, seqLen]);
+      }
       const p = tf.softmax(s) as tf.Tensor3D;
       const o = batchMatMul(p, v); // [G,T,dh]
       save([q, k, v, p]);
@@ -391,7 +455,8 @@ export interface AttentionParams {
 
 /**
  * Multi-head self-attention over x: [B*T, D] (tokens of B sequences of length T, row-major).
- * keyMask: additive mask [B, T] (0 keep, large negative for padding keys) or null.
+ * mask: additive key mask [B, T] (0 keep, large negative for padding keys), additive score mask [B or 1, T, T]
+ * (e.g. causal: large negative above the diagonal), or null.
  * Returns [B*T, D] (after the output projection).
  */
 export function attention(
@@ -400,7 +465,7 @@ export function attention(
   batch: number,
   seqLen: number,
   heads: number,
-  keyMask: tf.Tensor2D | null,
+  keyMask: tf.Tensor2D | tf.Tensor3D | null,
 ): T2 {
   return tf.tidy(() => {
     const d = x.shape[1];

@@ -29,6 +29,7 @@
  */
 import * as tf from '../engine/tf.js';
 import {
+  activationFn,
   attention,
   attentionFirstToken,
   firstRows,
@@ -44,6 +45,10 @@ import { Rng } from '../util/rng.js';
 import { CONV_STEM_CHANNELS, validateModelConfig } from './presets.js';
 import type { DualEncoder, ModelConfig } from './types.js';
 
+/** How a new model's weights start: 'random' (seeded init, for training from scratch) or 'zeros' (cheap: for a model
+ *  whose every weight is assigned next, e.g. loading an artifact of a 150M-parameter CLIP). */
+export type WeightInit = 'random' | 'zeros';
+
 export { modelConfigFromPreset } from './presets.js';
 
 /** CLIP's pixel statistics (RGB), applied inside the image tower. */
@@ -57,6 +62,18 @@ const MASK_NEG = -1e9;
 export const MAX_LOGIT_SCALE = 100;
 
 let instanceCounter = 0;
+
+const causalMasks = new Map<number, Float32Array>();
+/** additive [L, L] mask: 0 on and below the diagonal, MASK_NEG above (row i attends to keys 0..i) */
+function causalMask(len: number): Float32Array {
+  let m = causalMasks.get(len);
+  if (!m) {
+    m = new Float32Array(len * len);
+    for (let i = 0; i < len; i++) for (let j = i + 1; j < len; j++) m[i * len + j] = MASK_NEG;
+    causalMasks.set(len, m);
+  }
+  return m;
+}
 
 /**
  * 'same' 3x3 convolution with stride 2 and GELU, as im2col + the fast linear: each of the 9 taps is two
@@ -119,11 +136,19 @@ class DualEncoderImpl implements DualEncoder {
   private readonly seed: number;
   private disposed = false;
 
+  private readonly clip: boolean;
+  private readonly act: <R extends tf.Tensor>(x: R) => R;
+  private readonly lnEps: number;
+  private readonly init: WeightInit;
+
   // image
   /** conv stem (image.stem 'conv'): [9*Cin, Cout] im2col kernels and biases of the two stride-2 convolutions */
   private readonly iStem: { w: tf.Variable<tf.Rank.R2>; b: tf.Variable<tf.Rank.R1> }[];
   private readonly iPatchW: tf.Variable<tf.Rank.R2>;
-  private readonly iPatchB: tf.Variable<tf.Rank.R1>;
+  /** absent in the CLIP family (CLIP's conv1 has no bias) */
+  private readonly iPatchB: tf.Variable<tf.Rank.R1> | null;
+  /** CLIP's ln_pre (after class + position embeddings); absent in Manyfold's own architecture */
+  private readonly iLnPre: { g: tf.Variable<tf.Rank.R1>; b: tf.Variable<tf.Rank.R1> } | null;
   private readonly iCls: tf.Variable<tf.Rank.R1>;
   private readonly iPos: tf.Variable<tf.Rank.R2>;
   private readonly iBlocks: BlockVars[];
@@ -141,11 +166,15 @@ class DualEncoderImpl implements DualEncoder {
   private readonly pixelScale: tf.Tensor1D;
   private readonly pixelShift: tf.Tensor1D;
 
-  constructor(config: ModelConfig, seed: number) {
+  constructor(config: ModelConfig, seed: number, init: WeightInit) {
     validateModelConfig(config);
     if (!Number.isFinite(seed)) throw new Error(`createDualEncoder: seed must be a finite number, got ${seed}`);
     this.config = structuredClone(config);
     this.seed = Math.floor(seed);
+    this.init = init;
+    this.clip = config.family === 'clip';
+    this.act = activationFn(this.clip ? config.clip!.activation : 'gelu_tanh');
+    this.lnEps = this.clip ? config.clip!.lnEps : 1e-5;
     this.prefix = `manyfold${instanceCounter++}/`;
     const c = this.config;
     const im = c.image;
@@ -166,9 +195,12 @@ class DualEncoderImpl implements DualEncoder {
     }
 
     this.iPatchW = this.v2('image.patch.w', [pd, wi], { kind: 'normal', std: 1 / Math.sqrt(pd) });
-    this.iPatchB = this.v1('image.patch.b', [wi], { kind: 'const', value: 0 });
+    this.iPatchB = this.clip ? null : this.v1('image.patch.b', [wi], { kind: 'const', value: 0 });
     this.iCls = this.v1('image.cls', [wi], { kind: 'normal', std: wi ** -0.5 });
     this.iPos = this.v2('image.pos', [nPatch + 1, wi], { kind: 'normal', std: wi ** -0.5 });
+    this.iLnPre = this.clip
+      ? { g: this.v1('image.lnpre.g', [wi], { kind: 'const', value: 1 }), b: this.v1('image.lnpre.b', [wi], { kind: 'const', value: 0 }) }
+      : null;
     this.iBlocks = [];
     for (let i = 0; i < im.depth; i++) this.iBlocks.push(this.block(`image.blocks.${i}`, wi, im.mlpRatio, im.depth));
     this.iLnG = this.v1('image.ln.g', [wi], { kind: 'const', value: 1 });
@@ -188,15 +220,17 @@ class DualEncoderImpl implements DualEncoder {
     this.logit = this.variable('logitScale', [], { kind: 'const', value: c.initLogitScale }) as tf.Variable<tf.Rank.R0>;
 
     // (x - mean) / std == x * (1/std) + (-mean/std)
-    this.pixelScale = tf.keep(tf.tensor1d(PIXEL_STD.map((s) => 1 / s)));
-    this.pixelShift = tf.keep(tf.tensor1d(PIXEL_MEAN.map((m, i) => -m / PIXEL_STD[i])));
+    const mean = this.clip ? c.clip!.pixelMean : PIXEL_MEAN;
+    const std = this.clip ? c.clip!.pixelStd : PIXEL_STD;
+    this.pixelScale = tf.keep(tf.tensor1d(std.map((s) => 1 / s)));
+    this.pixelShift = tf.keep(tf.tensor1d(mean.map((m, i) => -m / std[i])));
   }
 
   private variable(name: string, shape: number[], init: Init): tf.Variable {
     const size = shape.reduce((a, b) => a * b, 1);
     const data = new Float32Array(size);
     if (init.kind === 'const') data.fill(init.value);
-    else {
+    else if (this.init === 'random') {
       const rng = new Rng((this.seed ^ fnv1a(name)) >>> 0);
       for (let i = 0; i < size; i++) {
         let z = rng.normal();
@@ -218,6 +252,7 @@ class DualEncoderImpl implements DualEncoder {
   }
 
   private block(p: string, w: number, r: number, depth: number): BlockVars {
+    const m = Math.round(r * w);
     const attnStd = w ** -0.5;
     const projStd = w ** -0.5 * (2 * depth) ** -0.5;
     const fcStd = (2 * w) ** -0.5;
@@ -230,9 +265,9 @@ class DualEncoderImpl implements DualEncoder {
       projB: this.v1(`${p}.attn.proj.b`, [w], { kind: 'const', value: 0 }),
       ln2g: this.v1(`${p}.ln2.g`, [w], { kind: 'const', value: 1 }),
       ln2b: this.v1(`${p}.ln2.b`, [w], { kind: 'const', value: 0 }),
-      fc1W: this.v2(`${p}.mlp.fc1.w`, [w, r * w], { kind: 'normal', std: fcStd }),
-      fc1B: this.v1(`${p}.mlp.fc1.b`, [r * w], { kind: 'const', value: 0 }),
-      fc2W: this.v2(`${p}.mlp.fc2.w`, [r * w, w], { kind: 'normal', std: projStd }),
+      fc1W: this.v2(`${p}.mlp.fc1.w`, [w, m], { kind: 'normal', std: fcStd }),
+      fc1B: this.v1(`${p}.mlp.fc1.b`, [m], { kind: 'const', value: 0 }),
+      fc2W: this.v2(`${p}.mlp.fc2.w`, [m, w], { kind: 'normal', std: projStd }),
       fc2B: this.v1(`${p}.mlp.fc2.b`, [w], { kind: 'const', value: 0 }),
     };
   }
@@ -248,18 +283,18 @@ class DualEncoderImpl implements DualEncoder {
     batch: number,
     seqLen: number,
     heads: number,
-    keyMask: tf.Tensor2D | null,
+    mask: tf.Tensor2D | tf.Tensor3D | null,
   ): tf.Tensor2D {
     const a = attention(
-      layerNorm(h, b.ln1g, b.ln1b),
+      layerNorm(h, b.ln1g, b.ln1b, this.lnEps),
       { qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB },
       batch,
       seqLen,
       heads,
-      keyMask,
+      mask,
     );
     const h1 = tf.add(h, a) as tf.Tensor2D;
-    const m = linear(gelu(linear(layerNorm(h1, b.ln2g, b.ln2b), b.fc1W, b.fc1B)), b.fc2W, b.fc2B);
+    const m = linear(this.act(linear(layerNorm(h1, b.ln2g, b.ln2b, this.lnEps), b.fc1W, b.fc1B)), b.fc2W, b.fc2B);
     return tf.add(h1, m) as tf.Tensor2D;
   }
 
@@ -271,14 +306,14 @@ class DualEncoderImpl implements DualEncoder {
    */
   private runBlockFirstToken(h: tf.Tensor2D, b: BlockVars, batch: number, seqLen: number, heads: number): tf.Tensor2D {
     const a = attentionFirstToken(
-      layerNorm(h, b.ln1g, b.ln1b),
+      layerNorm(h, b.ln1g, b.ln1b, this.lnEps),
       { qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB },
       batch,
       seqLen,
       heads,
     );
     const h1 = tf.add(firstRows(h, batch, seqLen), a) as tf.Tensor2D;
-    const m = linear(gelu(linear(layerNorm(h1, b.ln2g, b.ln2b), b.fc1W, b.fc1B)), b.fc2W, b.fc2B);
+    const m = linear(this.act(linear(layerNorm(h1, b.ln2g, b.ln2b, this.lnEps), b.fc1W, b.fc1B)), b.fc2W, b.fc2B);
     return tf.add(h1, m) as tf.Tensor2D;
   }
 
@@ -308,11 +343,12 @@ class DualEncoderImpl implements DualEncoder {
       const cls = tf.add(tf.zeros([bsz, 1, w]), tf.reshape(this.iCls, [1, 1, w]));
       const tokens = tf.reshape(tf.concat([cls, emb], 1), [bsz, t * w]) as tf.Tensor2D;
       let h = tf.reshape(addRowVector(tokens, tf.reshape(this.iPos, [t * w])), [bsz * t, w]) as tf.Tensor2D;
+      if (this.iLnPre) h = layerNorm(h, this.iLnPre.g, this.iLnPre.b, this.lnEps);
       const last = this.iBlocks.length - 1;
       for (let i = 0; i < last; i++) h = this.runBlock(h, this.iBlocks[i], bsz, t, im.heads, null);
       // the class token's output of the last block (the tower pools the class token)
       const pooled = this.runBlockFirstToken(h, this.iBlocks[last], bsz, t, im.heads);
-      const z = linear(layerNorm(pooled, this.iLnG, this.iLnB), this.iProj);
+      const z = linear(layerNorm(pooled, this.iLnG, this.iLnB, this.lnEps), this.iProj);
       return l2Normalize(z);
     });
   }
@@ -337,6 +373,7 @@ class DualEncoderImpl implements DualEncoder {
     if (emb.rank !== 3 || emb.shape[0] !== bsz || emb.shape[1] !== len || emb.shape[2] !== tx.width) {
       throw new Error(`textTowerFromEmbeddings: expected emb [${bsz},${len},${tx.width}], got [${emb.shape}]`);
     }
+    if (this.clip) return this.clipTextFromEmbeddings(emb, ids, bsz, len);
     return tf.tidy(() => {
       const keep = tf.cast(tf.notEqual(ids, 0), 'float32') as tf.Tensor2D; // [B, L]
       const keyMask = tf.mul(tf.sub(1, keep), MASK_NEG) as tf.Tensor2D;
@@ -348,6 +385,31 @@ class DualEncoderImpl implements DualEncoder {
       const count = tf.maximum(tf.sum(keep, 1, true), 1);
       const pooled = tf.div(summed, count) as tf.Tensor2D;
       return l2Normalize(linear(pooled, this.tProj));
+    });
+  }
+
+  /**
+   * CLIP's text tower: causal attention with no padding mask, final LayerNorm and projection of the EOT token only.
+   * Row i attends to rows <= i, so the pooled EOT row never sees what follows it: right padding (whatever its id)
+   * and the sequence length a batch is padded to change nothing. The pooled position per row is the first position
+   * holding the largest id ('argmax', the legacy rule: CLIP's EOT is its largest id) or the first holding
+   * eosTokenId ('eos'); "first" matters when the id occurs twice, and is made explicit here rather than left to the
+   * backend's argMax tie rule.
+   */
+  private clipTextFromEmbeddings(emb: tf.Tensor3D, ids: tf.Tensor2D, bsz: number, len: number): tf.Tensor2D {
+    const tx = this.config.text;
+    const cc = this.config.clip!;
+    return tf.tidy(() => {
+      const idsI = ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32');
+      const causal = tf.tensor3d(causalMask(len), [1, len, len]);
+      let h = tf.reshape(emb, [bsz * len, tx.width]) as tf.Tensor2D;
+      for (const b of this.tBlocks) h = this.runBlock(h, b, bsz, len, tx.heads, causal);
+      const hit = cc.textPooling === 'argmax' ? tf.equal(idsI, tf.max(idsI, 1, true)) : tf.equal(idsI, cc.eosTokenId);
+      // the earliest hit scores highest: hit * (len - position)
+      const firstHit = tf.argMax(tf.mul(tf.cast(hit, 'float32'), tf.range(len, 0, -1, 'float32')), 1) as tf.Tensor1D;
+      const rows = tf.add(firstHit, tf.range(0, bsz * len, len, 'int32'));
+      const pooled = tf.gather(h, rows) as tf.Tensor2D;
+      return l2Normalize(linear(layerNorm(pooled, this.tLnG, this.tLnB, this.lnEps), this.tProj));
     });
   }
 
@@ -382,7 +444,8 @@ class DualEncoderImpl implements DualEncoder {
  * Build a dual encoder with freshly initialised weights. Same (config, seed) -> bit-identical weights.
  * Variable names (the keys of `variables`, e.g. 'image.blocks.0.attn.qkv.w') are stable across instances; the
  * underlying tf.Variable names carry a per-instance prefix so several encoders can coexist.
+ * `init: 'zeros'` skips the random draws for a model whose weights are all assigned next (artifact loading).
  */
-export function createDualEncoder(config: ModelConfig, seed: number): DualEncoder {
-  return new DualEncoderImpl(config, seed);
+export function createDualEncoder(config: ModelConfig, seed: number, init: WeightInit = 'random'): DualEncoder {
+  return new DualEncoderImpl(config, seed, init);
 }

@@ -94,7 +94,9 @@ export function validateModelConfig(c: ModelConfig): void {
     posInt(t.width, `${tower}.width`);
     posInt(t.depth, `${tower}.depth`);
     posInt(t.heads, `${tower}.heads`);
-    posInt(t.mlpRatio, `${tower}.mlpRatio`);
+    if (!(t.mlpRatio > 0) || !Number.isInteger(Math.round(t.mlpRatio * t.width * 1e6) / 1e6)) {
+      fail(`${tower}.mlpRatio ${t.mlpRatio} x width ${t.width} must be a positive whole number of MLP units`);
+    }
     if (t.width % t.heads !== 0) fail(`${tower}.width ${t.width} is not divisible by heads ${t.heads}`);
   }
   posInt(c.image.size, 'image.size');
@@ -106,15 +108,40 @@ export function validateModelConfig(c: ModelConfig): void {
   posInt(c.text.maxLen, 'text.maxLen');
   if (!Number.isInteger(c.text.vocabSize) || c.text.vocabSize < 2) fail(`text.vocabSize must be >= 2`);
   if (!Number.isFinite(c.initLogitScale)) fail('initLogitScale must be finite');
+  const family = c.family ?? 'manyfold';
+  if (family !== 'manyfold' && family !== 'clip') fail(`family must be 'manyfold' or 'clip', got '${String(family)}'`);
+  if (family === 'clip') {
+    const k = c.clip;
+    if (!k) return fail(`family 'clip' needs a 'clip' section (activation, textPooling, eosTokenId, pixelMean, pixelStd, lnEps, resizeShortestEdge)`);
+    if (!['gelu', 'quick_gelu', 'gelu_tanh'].includes(k.activation)) fail(`clip.activation must be gelu, quick_gelu or gelu_tanh, got '${String(k.activation)}'`);
+    if (k.textPooling !== 'argmax' && k.textPooling !== 'eos') fail(`clip.textPooling must be 'argmax' or 'eos', got '${String(k.textPooling)}'`);
+    if (!Number.isInteger(k.eosTokenId) || k.eosTokenId < 0 || k.eosTokenId >= c.text.vocabSize) {
+      fail(`clip.eosTokenId ${k.eosTokenId} is not an id of the ${c.text.vocabSize}-token vocabulary`);
+    }
+    for (const [name, v] of [['pixelMean', k.pixelMean], ['pixelStd', k.pixelStd]] as const) {
+      if (!Array.isArray(v) || v.length !== 3 || v.some((x) => !Number.isFinite(x))) fail(`clip.${name} must be three finite numbers`);
+    }
+    if (k.pixelStd.some((x) => !(x > 0))) fail('clip.pixelStd must be positive');
+    if (!(k.lnEps > 0 && k.lnEps < 1)) fail(`clip.lnEps must be in (0, 1), got ${k.lnEps}`);
+    if (!Number.isInteger(k.resizeShortestEdge) || k.resizeShortestEdge < c.image.size) {
+      fail(`clip.resizeShortestEdge ${k.resizeShortestEdge} must be an integer >= image.size ${c.image.size} (the centre crop)`);
+    }
+    if ((c.image.stem ?? 'linear') !== 'linear') fail(`family 'clip' has a linear patch embedding; image.stem must be 'linear'`);
+  }
 }
 
 /** Number of trainable parameters a config builds (matches createDualEncoder's variables). */
 export function countParameters(c: ModelConfig): number {
-  const block = (w: number, r: number) => 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + 2 * w + (w * r * w + r * w) + (r * w * w + w);
+  const block = (w: number, r: number) => {
+    const m = Math.round(r * w);
+    return 2 * w + (w * 3 * w + 3 * w) + (w * w + w) + 2 * w + (w * m + m) + (m * w + w);
+  };
   const i = c.image;
   const n = (i.size / i.patch) ** 2;
+  const clip = c.family === 'clip';
+  // CLIP: no patch-embedding bias, plus ln_pre (gain and bias)
   const img =
-    i.patch * i.patch * 3 * i.width + i.width + i.width + (n + 1) * i.width + i.depth * block(i.width, i.mlpRatio) + 2 * i.width + i.width * c.embedDim;
+    i.patch * i.patch * 3 * i.width + (clip ? 2 * i.width : i.width) + i.width + (n + 1) * i.width + i.depth * block(i.width, i.mlpRatio) + 2 * i.width + i.width * c.embedDim;
   const t = c.text;
   const txt = t.vocabSize * t.width + t.maxLen * t.width + t.depth * block(t.width, t.mlpRatio) + 2 * t.width + t.width * c.embedDim;
   return img + txt + 1;

@@ -1,4 +1,5 @@
 import type * as tf from '@tensorflow/tfjs-core';
+import type { ActivationName } from '../engine/ops.js';
 
 /** Image tower hyper-parameters. The input resolution is part of the preset. */
 export interface ImageTowerConfig {
@@ -29,7 +30,7 @@ export interface ImageTowerConfig {
  * - MLP activation from the checkpoint's config: 'quick_gelu' (x * sigmoid(1.702 x), OpenAI's weights) or
  *   'gelu' (exact erf form); Manyfold's own models use 'gelu_tanh' (the tanh approximation, written as a sigmoid).
  */
-export type Activation = 'gelu_tanh' | 'gelu' | 'quick_gelu';
+export type Activation = ActivationName;
 
 export interface ClipArchConfig {
   activation: Activation;
@@ -44,6 +45,9 @@ export interface ClipArchConfig {
   pixelStd: [number, number, number];
   /** LayerNorm epsilon of every LayerNorm in both towers (CLIP: 1e-5) */
   lnEps: number;
+  /** CLIPImageProcessor's `size.shortest_edge`: images are resized so their shorter edge has this length (bicubic),
+   *  then centre-cropped to image.size */
+  resizeShortestEdge: number;
 }
 
 export interface TextTowerConfig {
