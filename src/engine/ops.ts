@@ -404,19 +404,21 @@ function attentionCore(qkv: T2, mask: tf.Tensor2D | tf.Tensor3D | null, batch: n
  * projected), kv [B*T, 2D] (columns (k|v, head, dh)) -> [B, D] merged heads. The last image block only needs
  * the class token's output, so its queries, output projection and MLP run on B rows instead of B*T.
  */
-function attentionCoreQuery(q: T2, kv: T2, batch: number, seqLen: number, heads: number): T2 {
+function attentionCoreQuery(q: T2, kv: T2, batch: number, seqLen: number, heads: number, keyMask: tf.Tensor2D | null): T2 {
   const d = q.shape[1];
   const dh = d / heads;
   const g = batch * heads;
   const scale = 1 / Math.sqrt(dh);
   return customOp(
-    [q, kv],
+    keyMask ? [q, kv, keyMask] : [q, kv],
     (save) => {
       const hv = tf.transpose(tf.reshape(kv, [batch, seqLen, 2 * heads, dh]), [0, 2, 1, 3]); // [B,2H,T,dh]
       const k = tf.reshape(tf.slice(hv, [0, 0, 0, 0], [batch, heads, seqLen, dh]), [g, seqLen, dh]) as tf.Tensor3D;
       const v = tf.reshape(tf.slice(hv, [0, heads, 0, 0], [batch, heads, seqLen, dh]), [g, seqLen, dh]) as tf.Tensor3D;
       const qh = tf.reshape(q, [g, 1, dh]) as tf.Tensor3D; // [B, H*dh] -> [B*H, 1, dh]: no copy
-      const p = tf.softmax(tf.mul(batchMatMul(qh, k, false, true), scale)) as tf.Tensor3D; // [G,1,T]
+      let sc = tf.mul(batchMatMul(qh, k, false, true), scale); // [G,1,T]
+      if (keyMask) sc = tf.reshape(tf.add(tf.reshape(sc, [batch, heads, seqLen]), tf.reshape(keyMask, [batch, 1, seqLen])), [g, 1, seqLen]);
+      const p = tf.softmax(sc) as tf.Tensor3D;
       const o = batchMatMul(p, v); // [G,1,dh]
       save([qh, k, v, p]);
       return tf.reshape(o, [batch, d]) as T2;
@@ -441,6 +443,7 @@ function attentionCoreQuery(q: T2, kv: T2, batch: number, seqLen: number, heads:
           const dhv = tf.concat([four(dk), four(dv)], 1); // [B,2H,T,dh]
           return tf.reshape(tf.transpose(dhv, [0, 2, 1, 3]), [batch * seqLen, 2 * d]);
         },
+        null,
       ];
     },
   ) as T2;
@@ -481,13 +484,29 @@ export function attention(
  * image block, whose other rows nothing reads.
  */
 export function attentionFirstToken(x: T2, p: AttentionParams, batch: number, seqLen: number, heads: number): T2 {
+  return tf.tidy(() => attentionQueryRows(x, firstRows(x, batch, seqLen), p, batch, seqLen, heads, null));
+}
+
+/**
+ * Attention output for one query row per sequence: x [B*T, D] (all tokens: keys and values), xq [B, D] (the query
+ * rows, taken from x by the caller), keyMask additive [B, T] or null -> [B, D]. The CLIP text tower's last block
+ * uses it for the EOT row, with a key mask that hides the keys after it (the causal mask's row).
+ */
+export function attentionQueryRows(
+  x: T2,
+  xq: T2,
+  p: AttentionParams,
+  batch: number,
+  seqLen: number,
+  heads: number,
+  keyMask: tf.Tensor2D | null,
+): T2 {
   return tf.tidy(() => {
     const d = x.shape[1];
     if (d % heads !== 0) throw new Error(`attention: width ${d} not divisible by heads ${heads}`);
-    const x0 = firstRows(x, batch, seqLen);
-    const q = linear(x0, tf.slice(p.qkvW, [0, 0], [d, d]) as T2, tf.slice(p.qkvB, [0], [d]) as tf.Tensor1D);
+    const q = linear(xq, tf.slice(p.qkvW, [0, 0], [d, d]) as T2, tf.slice(p.qkvB, [0], [d]) as tf.Tensor1D);
     const kv = linear(x, tf.slice(p.qkvW, [0, d], [d, 2 * d]) as T2, tf.slice(p.qkvB, [d], [2 * d]) as tf.Tensor1D);
-    return linear(attentionCoreQuery(q, kv, batch, seqLen, heads), p.projW, p.projB);
+    return linear(attentionCoreQuery(q, kv, batch, seqLen, heads, keyMask), p.projW, p.projB);
   });
 }
 

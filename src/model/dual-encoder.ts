@@ -32,6 +32,7 @@ import {
   activationFn,
   attention,
   attentionFirstToken,
+  attentionQueryRows,
   firstRows,
   gelu,
   l2Normalize,
@@ -45,9 +46,12 @@ import { Rng } from '../util/rng.js';
 import { CONV_STEM_CHANNELS, validateModelConfig } from './presets.js';
 import type { DualEncoder, ModelConfig } from './types.js';
 
-/** How a new model's weights start: 'random' (seeded init, for training from scratch) or 'zeros' (cheap: for a model
- *  whose every weight is assigned next, e.g. loading an artifact of a 150M-parameter CLIP). */
-export type WeightInit = 'random' | 'zeros';
+/**
+ * How a new model's weights start: 'random' (seeded init, for training from scratch), 'zeros' (cheap), or a
+ * function giving each variable's values by name and shape (artifact loading: the weights go straight into the
+ * variables, so a 150M-parameter CLIP is never allocated twice, as zeros-then-assign would).
+ */
+export type WeightInit = 'random' | 'zeros' | ((name: string, shape: readonly number[]) => Float32Array);
 
 export { modelConfigFromPreset } from './presets.js';
 
@@ -228,8 +232,12 @@ class DualEncoderImpl implements DualEncoder {
 
   private variable(name: string, shape: number[], init: Init): tf.Variable {
     const size = shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(size);
-    if (init.kind === 'const') data.fill(init.value);
+    const given = typeof this.init === 'function' ? this.init(name, shape) : null;
+    if (given && given.length !== size) throw new Error(`weight ${name}: ${given.length} values given for shape [${shape.join(', ')}]`);
+    const data = given ?? new Float32Array(size);
+    if (given) {
+      // values supplied by the caller
+    } else if (init.kind === 'const') data.fill(init.value);
     else if (this.init === 'random') {
       const rng = new Rng((this.seed ^ fnv1a(name)) >>> 0);
       for (let i = 0; i < size; i++) {
@@ -312,7 +320,20 @@ class DualEncoderImpl implements DualEncoder {
       seqLen,
       heads,
     );
-    const h1 = tf.add(firstRows(h, batch, seqLen), a) as tf.Tensor2D;
+    return this.finishBlockRows(firstRows(h, batch, seqLen), a, b);
+  }
+
+  /** runBlock's output at one row per sequence (flat indices `rows` into h), keys masked by keyMask [B, T] */
+  private runBlockRows(h: tf.Tensor2D, b: BlockVars, batch: number, seqLen: number, heads: number, rows: tf.Tensor1D, keyMask: tf.Tensor2D): tf.Tensor2D {
+    const hn = layerNorm(h, b.ln1g, b.ln1b, this.lnEps);
+    const params = { qkvW: b.qkvW, qkvB: b.qkvB, projW: b.projW, projB: b.projB };
+    const a = attentionQueryRows(hn, tf.gather(hn, rows) as tf.Tensor2D, params, batch, seqLen, heads, keyMask);
+    return this.finishBlockRows(tf.gather(h, rows) as tf.Tensor2D, a, b);
+  }
+
+  /** the residual and MLP half of a block, on the rows it is asked for */
+  private finishBlockRows(hRows: tf.Tensor2D, a: tf.Tensor2D, b: BlockVars): tf.Tensor2D {
+    const h1 = tf.add(hRows, a) as tf.Tensor2D;
     const m = linear(this.act(linear(layerNorm(h1, b.ln2g, b.ln2b, this.lnEps), b.fc1W, b.fc1B)), b.fc2W, b.fc2B);
     return tf.add(h1, m) as tf.Tensor2D;
   }
@@ -402,13 +423,17 @@ class DualEncoderImpl implements DualEncoder {
     return tf.tidy(() => {
       const idsI = ids.dtype === 'int32' ? ids : tf.cast(ids, 'int32');
       const causal = tf.tensor3d(causalMask(len), [1, len, len]);
-      let h = tf.reshape(emb, [bsz * len, tx.width]) as tf.Tensor2D;
-      for (const b of this.tBlocks) h = this.runBlock(h, b, bsz, len, tx.heads, causal);
       const hit = cc.textPooling === 'argmax' ? tf.equal(idsI, tf.max(idsI, 1, true)) : tf.equal(idsI, cc.eosTokenId);
       // the earliest hit scores highest: hit * (len - position)
       const firstHit = tf.argMax(tf.mul(tf.cast(hit, 'float32'), tf.range(len, 0, -1, 'float32')), 1) as tf.Tensor1D;
-      const rows = tf.add(firstHit, tf.range(0, bsz * len, len, 'int32'));
-      const pooled = tf.gather(h, rows) as tf.Tensor2D;
+      const rows = tf.add(firstHit, tf.range(0, bsz * len, len, 'int32')) as tf.Tensor1D;
+      let h = tf.reshape(emb, [bsz * len, tx.width]) as tf.Tensor2D;
+      const last = this.tBlocks.length - 1;
+      for (let i = 0; i < last; i++) h = this.runBlock(h, this.tBlocks[i], bsz, len, tx.heads, causal);
+      // the last block for the pooled row only (as the image tower's class token): its causal-mask row hides the
+      // keys after it
+      const after = tf.mul(tf.cast(tf.greater(tf.range(0, len, 1, 'float32').reshape([1, len]), tf.reshape(firstHit, [bsz, 1])), 'float32'), MASK_NEG) as tf.Tensor2D;
+      const pooled = this.runBlockRows(h, this.tBlocks[last], bsz, len, tx.heads, rows, after);
       return l2Normalize(linear(layerNorm(pooled, this.tLnG, this.tLnB, this.lnEps), this.tProj));
     });
   }

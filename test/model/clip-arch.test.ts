@@ -177,6 +177,56 @@ describe('CLIP text tower (causal, EOT pooling)', () => {
   });
 });
 
+/** CLIP's text tower written plainly (one sequence at a time, full causal attention in every block, tf.matMul): an
+ *  in-test reference for the fast path (batched, last block on the pooled row only) */
+function plainClipText(m: DualEncoder, row: number[], pool: number): Float32Array {
+  const c = m.config;
+  const v = (n: string) => m.variables.get(n)!;
+  const act = (x: tf.Tensor) => tf.mul(x, tf.sigmoid(tf.mul(x, 1.702)));
+  const ln = (x: tf.Tensor, p: string) => {
+    const mu = tf.mean(x, -1, true);
+    const va = tf.mean(tf.square(tf.sub(x, mu)), -1, true);
+    return tf.add(tf.mul(tf.div(tf.sub(x, mu), tf.sqrt(tf.add(va, 1e-5))), v(`${p}.g`)), v(`${p}.b`));
+  };
+  return tf.tidy(() => {
+    const L = row.length;
+    const W = c.text.width;
+    const H = c.text.heads;
+    const dh = W / H;
+    let h: tf.Tensor = tf.add(tf.gather(v('text.tok'), tf.tensor1d(row, 'int32')), tf.slice(v('text.pos'), [0, 0], [L, W]));
+    const causal = tf.tensor2d(Array.from({ length: L * L }, (_, k) => (k % L > Math.floor(k / L) ? -1e9 : 0)), [L, L]);
+    for (let i = 0; i < c.text.depth; i++) {
+      const p = `text.blocks.${i}`;
+      const qkv = tf.add(tf.matMul(ln(h, `${p}.ln1`), v(`${p}.attn.qkv.w`)), v(`${p}.attn.qkv.b`));
+      const heads: tf.Tensor[] = [];
+      for (let k = 0; k < H; k++) {
+        const q = tf.slice(qkv, [0, k * dh], [L, dh]);
+        const kk = tf.slice(qkv, [0, W + k * dh], [L, dh]);
+        const vv = tf.slice(qkv, [0, 2 * W + k * dh], [L, dh]);
+        const pr = tf.softmax(tf.add(tf.div(tf.matMul(q, kk, false, true), Math.sqrt(dh)), causal));
+        heads.push(tf.matMul(pr, vv));
+      }
+      h = tf.add(h, tf.add(tf.matMul(tf.concat(heads, 1), v(`${p}.attn.proj.w`)), v(`${p}.attn.proj.b`)));
+      const f = act(tf.add(tf.matMul(ln(h, `${p}.ln2`), v(`${p}.mlp.fc1.w`)), v(`${p}.mlp.fc1.b`)));
+      h = tf.add(h, tf.add(tf.matMul(f, v(`${p}.mlp.fc2.w`)), v(`${p}.mlp.fc2.b`)));
+    }
+    const z = tf.matMul(ln(tf.slice(h, [pool, 0], [1, W]), 'text.ln'), v('text.proj.w'));
+    return tf.div(z, tf.norm(z)).dataSync() as Float32Array;
+  });
+}
+
+describe('CLIP text tower against a plain implementation', () => {
+  it('the batched fast path (last block on the EOT row only) equals full causal attention per sequence', () => {
+    const rows = [seq(3, 4, 5), seq(6), [SOT, 0, 7, EOT, 8, EOT], seq(9, 10, 11, 12, 13, 14)];
+    const fast = tf.tidy(() => model.textTower(padTo(rows, 10)).dataSync());
+    const E = model.config.embedDim;
+    rows.forEach((r, i) => {
+      const ref = plainClipText(model, r, r.indexOf(EOT));
+      for (let k = 0; k < E; k++) expect(fast[i * E + k]).toBeCloseTo(ref[k], 5);
+    });
+  });
+});
+
 describe('CLIP image tower', () => {
   it('normalises with the config mean / std inside the forward pass, and pixel gradients are finite and leak-free', () => {
     const rng = new Rng(3);
