@@ -6,38 +6,114 @@
  *   <out>/models.json   the list of artifact folders, default first
  *   <out>/index/snapshot.mfvi   optional memory-index snapshot (MemoryIndex.toBinary) for small corpora
  * Usage: node --import tsx infra/build-worker-assets.ts --model DIR [--model DIR2 ...] [--snapshot FILE] [--out dist/worker-assets]
- * Workers static assets are limited to 25 MiB per file: artifact shards must be smaller (saveArtifact
- * shardBytes; the default 32 MiB shard is split by the caller's choice of preset: tiny and small fit).
+ *
+ * Refusals, all decided before anything is written, each with the measured size and the limit:
+ * - memory: a Worker isolate has 128 MiB. Loading an artifact holds its verified file bytes and the float32
+ *   tensors built from them at once (src/edge/artifact.ts), so a model needs about twice its weight bytes, and
+ *   every model loaded stays resident; on top of that an allowance for the runtime (WORKER_RUNTIME_ALLOWANCE).
+ *   Tiny and small presets fit; every pretrained CLIP does not (ViT-B/32 alone is ~600 MB of float32).
+ * - assets: 25 MiB per static-asset file; artifact shards must be smaller (saveArtifact shardBytes).
+ * - CLIP-family models: the Worker decodes images with src/edge/sharp-shim.ts, which implements Manyfold's
+ *   square resize only, not CLIPImageProcessor's shortest-edge resize and centre crop; serving a CLIP model there
+ *   would embed its images differently from the weights' training (and from the Node server).
  */
 import { copyFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { verifyArtifact } from '../src/model/artifact.js';
+import { verifyArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 
 export const ASSET_FILE_LIMIT = 25 * 1024 * 1024;
+export const WORKER_MEMORY_LIMIT = 128 * 1024 * 1024;
+/**
+ * Memory a Worker needs besides the weights: the bundle (worker.js 5.0 MB + tfjs wasm 0.4 MB, docs/deployment.md),
+ * the wasm heap's initial size and workerd's own per-isolate overhead. An allowance, not a measurement inside
+ * workerd (which reports no per-isolate figure locally); it only matters for models near the limit.
+ */
+export const WORKER_RUNTIME_ALLOWANCE = 24 * 1024 * 1024;
+
+export class WorkerAssetLimitError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WorkerAssetLimitError';
+  }
+}
+
+export interface MeasuredModel {
+  dir: string;
+  manifest: ArtifactManifest;
+  /** bytes of every file the folder will hold, as on disk */
+  files: { path: string; bytes: number }[];
+  /** bytes of the weight shards, as on disk */
+  weightBytes: number;
+}
+
+const MiB = (n: number) => `${(n / (1024 * 1024)).toFixed(1)} MiB`;
+
+/** Peak memory of a Worker that loads these models one after another and keeps them (see the module comment). */
+export function workerMemoryEstimate(weightBytes: readonly number[]): number {
+  const resident = weightBytes.reduce((a, b) => a + b, 0);
+  return resident + Math.max(0, ...weightBytes) + WORKER_RUNTIME_ALLOWANCE;
+}
+
+async function measure(modelDir: string): Promise<MeasuredModel> {
+  const manifest = await verifyArtifact(modelDir);
+  const files: { path: string; bytes: number }[] = [];
+  for (const f of ['manifest.json', ...manifest.files.map((x) => x.path)]) files.push({ path: f, bytes: (await stat(join(modelDir, f))).size });
+  const shards = new Set(manifest.weights.map((w) => w.file));
+  const weightBytes = files.filter((f) => shards.has(f.path)).reduce((a, f) => a + f.bytes, 0);
+  return { dir: modelDir, manifest, files, weightBytes };
+}
+
+/** Every reason these models cannot be Worker assets (empty = they can). */
+export function workerRefusals(models: readonly MeasuredModel[]): string[] {
+  const reasons: string[] = [];
+  const peak = workerMemoryEstimate(models.map((m) => m.weightBytes));
+  if (peak > WORKER_MEMORY_LIMIT) {
+    const each = models.map((m) => `${m.manifest.id} (${m.manifest.config.preset}): ${m.weightBytes} bytes of weights (${MiB(m.weightBytes)})`).join('; ');
+    reasons.push(
+      `a Worker isolate has ${MiB(WORKER_MEMORY_LIMIT)} of memory; these models need about ${MiB(peak)} ` +
+        `(the weights stay resident, loading one holds its file bytes and its tensors at once, plus ${MiB(WORKER_RUNTIME_ALLOWANCE)} for the runtime): ${each}. ` +
+        'Serve them from the Node server or AWS Lambda instead',
+    );
+  }
+  for (const m of models) {
+    for (const f of m.files) {
+      if (f.bytes > ASSET_FILE_LIMIT) {
+        reasons.push(`${join(m.dir, f.path)} is ${f.bytes} bytes (${MiB(f.bytes)}); Workers static assets allow ${MiB(ASSET_FILE_LIMIT)} per file (re-save with a smaller shardBytes)`);
+      }
+    }
+    if (m.manifest.config.family === 'clip') {
+      reasons.push(
+        `${m.manifest.id} is a CLIP-family model: the Worker's image decoder (src/edge/sharp-shim.ts) has no CLIPImageProcessor resize ` +
+          '(shortest edge, bicubic, centre crop), so its image embeddings would not be the model\'s',
+      );
+    }
+  }
+  return reasons;
+}
 
 export async function buildWorkerAssets(opts: { modelDirs: string[]; outDir: string; snapshot?: string }): Promise<{ files: number; bytes: number; models: string[] }> {
   if (opts.modelDirs.length === 0) throw new Error('at least one model artifact is needed');
+  const measured: MeasuredModel[] = [];
+  for (const dir of opts.modelDirs) measured.push(await measure(dir));
+  const refusals = workerRefusals(measured);
+  if (refusals.length) throw new WorkerAssetLimitError(`cannot build Worker assets:\n- ${refusals.join('\n- ')}`);
   const out = resolve(opts.outDir);
   await rm(out, { recursive: true, force: true });
   let bytes = 0;
   let count = 0;
   const folders: string[] = [];
   const models: string[] = [];
-  for (const [i, modelDir] of opts.modelDirs.entries()) {
-    const manifest = await verifyArtifact(modelDir);
-    const folder = i === 0 ? 'model' : `models/${manifest.id}`;
+  for (const [i, m] of measured.entries()) {
+    const folder = i === 0 ? 'model' : `models/${m.manifest.id}`;
     await mkdir(join(out, folder), { recursive: true });
-    const files = ['manifest.json', ...manifest.files.map((f) => f.path)];
-    for (const f of files) {
-      const s = await stat(join(modelDir, f));
-      if (s.size > ASSET_FILE_LIMIT) throw new Error(`${f} is ${s.size} bytes; Workers static assets allow 25 MiB per file (re-save with a smaller shardBytes)`);
-      bytes += s.size;
+    for (const f of m.files) {
+      bytes += f.bytes;
       count++;
-      await copyFile(join(modelDir, f), join(out, folder, f));
+      await copyFile(join(m.dir, f.path), join(out, folder, f.path));
     }
     folders.push(folder);
-    models.push(manifest.id);
+    models.push(m.manifest.id);
   }
   await writeFile(join(out, 'models.json'), `${JSON.stringify(folders)}\n`);
   if (opts.snapshot) {
@@ -54,6 +130,12 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     process.stderr.write('usage: infra/build-worker-assets.ts --model DIR [--snapshot FILE] [--out dist/worker-assets]\n');
     process.exit(2);
   }
-  const r = await buildWorkerAssets({ modelDirs: values.model, outDir: values.out ?? 'dist/worker-assets', ...(values.snapshot ? { snapshot: values.snapshot } : {}) });
-  process.stdout.write(`worker assets: models ${r.models.join(', ')}, ${r.files} files, ${(r.bytes / 1024).toFixed(1)} KiB -> ${values.out ?? 'dist/worker-assets'}\n`);
+  try {
+    const r = await buildWorkerAssets({ modelDirs: values.model, outDir: values.out ?? 'dist/worker-assets', ...(values.snapshot ? { snapshot: values.snapshot } : {}) });
+    process.stdout.write(`worker assets: models ${r.models.join(', ')}, ${r.files} files, ${(r.bytes / 1024).toFixed(1)} KiB -> ${values.out ?? 'dist/worker-assets'}\n`);
+  } catch (e) {
+    if (!(e instanceof WorkerAssetLimitError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    process.exit(1);
+  }
 }

@@ -13,6 +13,9 @@
  * starts and finds a `running` job resumes it from the checkpoint when the model is still available, else
  * rolls it back (drops the partial namespaces, status `rolled-back`). The switch happens only after the
  * verification, so a half-built namespace is never served.
+ *
+ * A model whose embedding dimension the index cannot hold (a Pinecone index has one dimension, fixed at creation)
+ * is refused when the job is asked for (409 index_dimension_mismatch), before any namespace is dropped or written.
  */
 import type { Logger } from 'pino';
 import type { ModelRegistry } from './registry.js';
@@ -71,6 +74,12 @@ export class ActivationManager {
     for (const job of jobs) {
       if (!this.current && this.registry.has(job.model) && job.model !== this.service.active.id) {
         this.logger.info({ job: job.id, model: job.model, checkpoint: job.checkpoint }, 'resuming activation job after restart');
+        try {
+          await this.checkTarget(job.model);
+        } catch (e) {
+          await this.rollback(job, (e as Error).message);
+          continue;
+        }
         await this.launch(job, false);
       } else {
         await this.rollback(job, this.registry.has(job.model) ? 'superseded at restart' : `model ${job.model} is no longer available`);
@@ -82,6 +91,7 @@ export class ActivationManager {
     if (!this.registry.has(modelId)) throw new ApiError(404, 'not_found', `unknown model ${modelId}`, 'id');
     if (this.current) throw new ApiError(409, 'activation_running', `activation job ${this.current.job.id} (model ${this.current.job.model}) is still running`);
     if (modelId === this.service.active.id) throw new ApiError(409, 'already_active', `model ${modelId} is already active`, 'id');
+    await this.checkTarget(modelId);
     const namespaces = await this.store.namespaces();
     let total = 0;
     for (const ns of namespaces) total += (await this.store.itemKeys(ns)).length;
@@ -100,6 +110,13 @@ export class ActivationManager {
     await this.store.putDoc('jobs', job.id, job);
     await this.launch(job, true);
     return job;
+  }
+
+  /** Loads the target model and checks the index can hold its vectors (throws ApiError 409 if not). */
+  private async checkTarget(modelId: string): Promise<void> {
+    const info = this.registry.info(modelId)!;
+    const encoder = await this.registry.get(modelId);
+    await this.service.checkIndexDimension({ id: modelId, tag: info.tag, encoder });
   }
 
   private async launch(job: ActivationJob, fresh: boolean): Promise<void> {
@@ -181,7 +198,7 @@ export class ActivationManager {
   }
 
   private async reembed(target: ActiveModel, item: StoredItem): Promise<void> {
-    const pixels = await this.service.pixelsOf(item, target.encoder.imageSize);
+    const pixels = await this.service.pixelsOf(item, target.encoder);
     await this.service.writeItemRecords(target, item, pixels);
   }
 

@@ -241,7 +241,7 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
       security,
       middleware: [needs('search')],
       request: { body: { content: { 'application/json': { schema: S.EmbedRequest } }, required: true } },
-      responses: { 200: { content: { 'application/json': { schema: S.EmbedResponse } }, description: 'embeddings (L2-normalised)' }, ...errResponses },
+      responses: { 200: { content: { 'application/json': { schema: S.EmbedResponse } }, description: 'embeddings (L2-normalised) and token ids' }, ...errResponses },
     }),
     async (c) => {
       scope(c, 'search');
@@ -252,7 +252,16 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
         body.texts ? Promise.all(body.texts.map((t) => service.embedQueryText(t, model))) : undefined,
         imgs ? Promise.all(imgs.map((im, i) => service.embedQueryImage(im, `images[${i}]`, model))) : undefined,
       ]);
-      return c.json({ model: model.id, dim: model.encoder.dim, ...(texts ? { texts: texts.map((v) => Array.from(v)) } : {}), ...(images ? { images: images.map((v) => Array.from(v)) } : {}) }, 200);
+      const inputIds = body.texts?.map((t) => model.encoder.tokenizer.encode(t));
+      return c.json(
+        {
+          model: model.id,
+          dim: model.encoder.dim,
+          ...(texts ? { texts: texts.map((v) => Array.from(v)), inputIds } : {}),
+          ...(images ? { images: images.map((v) => Array.from(v)) } : {}),
+        },
+        200,
+      );
     },
   );
 

@@ -3,12 +3,13 @@
  * 1. base64 shape and encoded size (before decoding base64);
  * 2. the declared dimensions from the image header (sharp metadata reads the header only, no pixel decoding),
  *    so a PNG declaring 50000 x 50000 pixels is refused in about a millisecond (decompression bombs);
- * 3. only then a full decode (auto-orient, resize 'cover', flatten, sRGB) to the model's input size, with
- *    sharp's own pixel limit set to the same bound as a second line of defence.
+ * 3. only then a full decode to the model's input, by the model's decode rule (data/imageCache.ts
+ *    decodeSpecForModel: Manyfold's 'cover', or CLIPImageProcessor's shortest edge + centre crop for an imported
+ *    CLIP model), with sharp's own pixel limit set to the same bound as a second line of defence.
  * No URL is ever fetched: images arrive as bytes (base64 JSON or multipart).
  */
 import sharp from 'sharp';
-import { decodeImage, DEFAULT_BACKGROUND, sha256 } from '../data/imageCache.js';
+import { decodeImage, decodeSpecForModel, sha256, type DecodeSpec } from '../data/imageCache.js';
 import { ApiError } from './errors.js';
 
 export interface ImageLimits {
@@ -64,12 +65,16 @@ export async function checkImage(bytes: Buffer, field: string, limits: ImageLimi
   return { bytes, sha256: sha256(bytes), format: meta.format, width: w, height: h };
 }
 
-/** Full decode to size x size RGB uint8 (call after checkImage). */
-export async function imageToPixels(bytes: Uint8Array, size: number, field: string, limits: ImageLimits): Promise<Uint8Array> {
+/**
+ * Full decode to the model's input, RGB uint8 [size, size, 3] (call after checkImage). `spec` comes from
+ * decodeSpecForModel(encoder.model.config); a bare size means Manyfold's 'cover' rule at that size.
+ */
+export async function imageToPixels(bytes: Uint8Array, spec: DecodeSpec | number, field: string, limits: ImageLimits): Promise<Uint8Array> {
+  const decode = typeof spec === 'number' ? decodeSpecForModel({ image: { size: spec } }) : spec;
   try {
     // sharp's own limit (checked again on the real header) backs up checkImage
     await sharp(bytes, { limitInputPixels: limits.maxImagePixels }).metadata();
-    return await decodeImage(bytes, { size, resize: 'cover', background: DEFAULT_BACKGROUND });
+    return await decodeImage(bytes, decode);
   } catch (e) {
     if (e instanceof ApiError) throw e;
     throw new ApiError(422, 'invalid_image', 'image could not be decoded', field);

@@ -355,7 +355,7 @@ export class ProbeManager {
       namespace = `probe${doc.id.replace(/[^A-Za-z0-9]/g, '').slice(-20)}`;
       scratch = true;
       items = req.pairs.map((p, i) => ({ id: `q${i}`, namespace, image: { sha256: p.image, format: '', width: 0, height: 0, bytes: 0 }, captions: p.captions, metadata: {}, contentHash: '', updatedAt: '' }));
-      for (const it of items) await this.service.writeItemRecords(model, it, await this.service.pixelsOf(it, S));
+      for (const it of items) await this.service.writeItemRecords(model, it, await this.service.pixelsOf(it, model.encoder));
     } else {
       const all = (await this.service.store.listItems(namespace)).filter((i) => i.image && i.captions.length > 0);
       if (all.length === 0) throw new ApiError(422, 'no_queries', `namespace ${namespace} has no items with both an image and captions to probe`);
@@ -372,7 +372,7 @@ export class ProbeManager {
     const captionToImage: number[] = [];
     const imageToCaptions: number[][] = [];
     for (let i = 0; i < items.length; i++) {
-      const px = (await this.service.pixelsOf(items[i], S))!;
+      const px = (await this.service.pixelsOf(items[i], model.encoder))!;
       for (let j = 0; j < per; j++) images[i * per + j] = px[j] / 255;
       imageToCaptions.push(items[i].captions.map((c) => {
         captions.push(c);

@@ -133,8 +133,15 @@ export function buildSchemas(limits: LimitsConfig) {
     .refine((b) => b.texts !== undefined || b.images !== undefined, { message: 'give texts and/or images', path: ['texts'] })
     .openapi('EmbedRequest');
 
+  // texts / images / inputIds are `manyfold embed`'s text_embeds / image_embeds / input_ids (same numbers, same order)
   const EmbedResponse = z
-    .object({ model: z.string(), dim: z.number(), texts: z.array(z.array(z.number())).optional(), images: z.array(z.array(z.number())).optional() })
+    .object({
+      model: z.string(),
+      dim: z.number(),
+      texts: z.array(z.array(z.number())).optional(),
+      images: z.array(z.array(z.number())).optional(),
+      inputIds: z.array(z.array(z.number().int())).optional().openapi({ description: "token ids per text, with the tokenizer's start and end tokens, no padding" }),
+    })
     .openapi('EmbedResponse');
 
   const Model = z

@@ -11,6 +11,7 @@
  */
 import type { Logger } from 'pino';
 import type { ManyfoldConfig } from '../config.js';
+import { decodeSpecForModel, specKey, type DecodeSpec } from '../data/imageCache.js';
 import { parseFilter } from '../index/filter.js';
 import { isIndexError } from '../index/errors.js';
 import type { Metadata, QueryMatch, VectorIndex, VectorRecord } from '../index/types.js';
@@ -61,6 +62,11 @@ export function captionRecordId(itemId: string, k: number): string {
   return `${itemId}#${k}`;
 }
 
+/** How a model's images are decoded (Manyfold's rule or CLIPImageProcessor's): the model's config decides. */
+export function decodeSpecOf(encoder: Encoder): DecodeSpec {
+  return decodeSpecForModel(encoder.model.config);
+}
+
 function publicMetadata(m: Metadata | undefined): Metadata {
   const out: Metadata = {};
   if (!m) return out;
@@ -89,8 +95,38 @@ export class RetrievalService {
     const info = this.registry.info(id);
     if (!info) throw new Error(`model ${id} is not in the registry`);
     const encoder = await this.registry.get(id);
+    await this.checkIndexDimension({ id, tag: info.tag, encoder });
     this.active = { id, tag: info.tag, encoder };
     return this.active;
+  }
+
+  /**
+   * Refuses a model whose embedding dimension the index cannot hold, before anything is written: a Pinecone
+   * index has one dimension fixed at creation (describe_index_stats reports it whatever the namespace), so a
+   * 512-d CLIP model on a 64-d index would otherwise fail at its first upsert, halfway through an activation.
+   * LanceDB / memory namespaces are per model (`<ns>--<tag>--...`) and take the dimension of their first write;
+   * for them this only catches a namespace left by another model under the same tag.
+   */
+  async checkIndexDimension(model: ActiveModel): Promise<void> {
+    const namespaces = new Set([this.config.server.defaultNamespace, ...(await this.store.namespaces())]);
+    for (const ns of namespaces) {
+      for (const target of ['images', 'texts'] as const) {
+        const physical = physicalNamespace(ns, model.tag, target);
+        const { dimension } = await this.index.stats(physical);
+        if (dimension !== undefined && dimension !== model.encoder.dim) {
+          const where = this.index.kind === 'pinecone' ? 'the Pinecone index' : `index namespace ${physical}`;
+          throw new ApiError(
+            409,
+            'index_dimension_mismatch',
+            `model ${model.id} embeds into ${model.encoder.dim} dimensions but ${where} holds ${dimension}-dimensional vectors` +
+              (this.index.kind === 'pinecone' ? `: create a Pinecone index of dimension ${model.encoder.dim} (metric cosine) and point index.pinecone.host at it` : ''),
+            'id',
+          );
+        }
+        // one describe_index_stats answers for every namespace of a Pinecone index
+        if (this.index.kind === 'pinecone') return;
+      }
+    }
   }
 
   /** every model whose namespaces receive writes now: the active one and, during activation, the target */
@@ -126,20 +162,26 @@ export class RetrievalService {
     }
   }
 
-  async pixelsOf(item: StoredItem, size: number): Promise<Uint8Array | undefined> {
+  /** A stored item's pixels for a model, decoded by the model's rule (a CLIP model gets CLIPImageProcessor's). */
+  async pixelsOf(item: StoredItem, model: Encoder): Promise<Uint8Array | undefined> {
     if (!item.image) return undefined;
     const bytes = await this.store.getBlob(item.image.sha256);
-    return imageToPixels(bytes, size, 'image', this.limits);
+    return imageToPixels(bytes, decodeSpecOf(model), 'image', this.limits);
   }
 
   async upsertItems(ns: string, inputs: ItemInput[]): Promise<UpsertOutcome[]> {
     // decode every image first: a bad image fails the whole request before anything is written
-    const decoded = new Map<string, Map<number, Uint8Array>>();
+    const decoded = new Map<string, Map<string, Uint8Array>>();
     const targets = this.writeTargets();
-    const sizes = [...new Set(targets.map((t) => t.encoder.imageSize))];
-    const pixelsFor = async (img: CheckedImage, i: number): Promise<Map<number, Uint8Array>> => {
-      const m = new Map<number, Uint8Array>();
-      for (const s of sizes) m.set(s, await imageToPixels(img.bytes, s, `items[${i}].image`, this.limits));
+    // models that decode alike share the pixels (same spec key); a CLIP and a Manyfold model of one size do not
+    const specs = new Map<string, DecodeSpec>();
+    for (const t of targets) {
+      const spec = decodeSpecOf(t.encoder);
+      specs.set(specKey(spec), spec);
+    }
+    const pixelsFor = async (img: CheckedImage, i: number): Promise<Map<string, Uint8Array>> => {
+      const m = new Map<string, Uint8Array>();
+      for (const [key, spec] of specs) m.set(key, await imageToPixels(img.bytes, spec, `items[${i}].image`, this.limits));
       return m;
     };
     for (let i = 0; i < inputs.length; i++) {
@@ -173,7 +215,7 @@ export class RetrievalService {
         contentHash,
         updatedAt: new Date().toISOString(),
       };
-      for (const t of targets) await this.writeItemRecords(t, item, decoded.get(`${i}`)?.get(t.encoder.imageSize), previous);
+      for (const t of targets) await this.writeItemRecords(t, item, decoded.get(`${i}`)?.get(specKey(decodeSpecOf(t.encoder))), previous);
       await this.store.putItem(item);
       out.push({ id: input.id, status: previous ? 'updated' : 'created', image: Boolean(input.image), captions: captions.length });
     }
@@ -210,7 +252,7 @@ export class RetrievalService {
   }
 
   async embedQueryImage(img: CheckedImage, field: string, model = this.active): Promise<Float32Array> {
-    const px = await imageToPixels(img.bytes, model.encoder.imageSize, field, this.limits);
+    const px = await imageToPixels(img.bytes, decodeSpecOf(model.encoder), field, this.limits);
     return this.queue.embedImage(model.encoder, px);
   }
 

@@ -7,6 +7,9 @@ import { registerExperimentCommand } from './commands/experiment.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerProbeCommand } from './commands/probe.js';
 import { registerNightlyCommand } from './commands/nightly.js';
+import { registerEmbedCommand } from './commands/embed.js';
+import { registerImportCommand } from './commands/import.js';
+import { registerExportCommand } from './commands/export.js';
 
 const program = new Command();
 program
@@ -22,6 +25,9 @@ registerExperimentCommand(program);
 registerServeCommand(program);
 registerProbeCommand(program);
 registerNightlyCommand(program);
+registerEmbedCommand(program);
+registerImportCommand(program);
+registerExportCommand(program);
 
 program.exitOverride();
 try {

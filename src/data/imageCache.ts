@@ -1,15 +1,26 @@
 /**
  * Image decoding (sharp) and the on-disk tensor cache.
  *
- * Decoding: auto-orient (EXIF), resize to size x size, flatten any alpha onto a background colour, convert to
- * 8-bit sRGB, drop alpha -> RGB uint8, row-major [size, size, 3].
- * - resize 'cover' (default): scale the shorter side to `size` and centre-crop the longer one, like CLIP's
- *   preprocessing; keeps aspect ratio, may cut the image's edges on non-square inputs.
+ * Decoding always yields RGB uint8, row-major [size, size, 3]; which rule depends on the model, so callers get
+ * their spec from `decodeSpecForModel(config)` and never build one by hand for a model.
+ * Manyfold's own models: auto-orient (EXIF), resize to size x size (lanczos3), flatten any alpha onto a
+ * background colour, convert to 8-bit sRGB, drop alpha.
+ * - resize 'cover' (default): scale the shorter side to `size` and centre-crop the longer one in one sharp
+ *   resize; keeps aspect ratio, may cut the image's edges on non-square inputs.
  * - resize 'fill': stretch to size x size; keeps everything in view (useful when captions talk about the
  *   image's left/right edges), distorts aspect ratio.
+ * Imported CLIP models (resize 'clip'): what Hugging Face's CLIPImageProcessor does after `load_image`, because
+ * the checkpoint's weights were trained on exactly that input: EXIF orientation applied, alpha dropped without
+ * compositing and embedded ICC profiles ignored (both as PIL's convert('RGB') does), the shortest edge resized
+ * to `shortestEdge` with the other edge int(shortestEdge * long / short) (bicubic), then a size x size crop at
+ * ((h - size) // 2, (w - size) // 2). The resize and the crop are two explicit steps on the fully decoded image
+ * so the crop offsets are HF's to the pixel; the only remaining difference is sharp's bicubic vs PIL's (a large
+ * reduction is done in bicubic steps of less than 4x each, see decodeClip; measured by
+ * scripts/preprocess-parity.ts against test/reference/clip_preprocess_ref.py).
  *
- * Cache: one file per (source content, size, resize mode, background):
- *   <cacheDir>/<sha[0:2]>/<sha256 of the source bytes>.<size>.<mode>.<bg hex>.rgb
+ * Cache: one file per (source content, decode spec):
+ *   <cacheDir>/<sha[0:2]>/<sha256 of the source bytes>.<specKey>.rgb
+ * where specKey is `<size>.<mode>.<bg hex>` for Manyfold's modes and `<size>.clip1-<shortestEdge>` for CLIP's.
  * holding a 20-byte header (magic "MFIC", version, channels, width, height, CRC-32 of the pixels) and the raw
  * pixels. Keyed by content, so the same image in two data sets (or renamed) is decoded once. One small file
  * per image loads 10k images at 32 px in well under a second and never needs a rewrite when a data set grows.
@@ -28,17 +39,82 @@ import { dirname, join } from 'node:path';
 import sharp from 'sharp';
 import { crc32 } from './crc32.js';
 
+/** Manyfold's own resize modes (see the module comment); CLIP models are decoded by the 'clip' spec instead */
 export type ResizeMode = 'cover' | 'fill';
 export type Rgb = readonly [number, number, number];
 
-export interface DecodeSpec {
+export interface ManyfoldDecodeSpec {
   size: number;
   resize: ResizeMode;
   /** colour that transparent pixels are flattened onto */
   background: Rgb;
 }
 
+/** CLIPImageProcessor's decode: shortest edge to `shortestEdge` (bicubic), centre crop size x size */
+export interface ClipDecodeSpec {
+  size: number;
+  resize: 'clip';
+  /** CLIPImageProcessor's size.shortest_edge; >= size (the crop) */
+  shortestEdge: number;
+}
+
+export type DecodeSpec = ManyfoldDecodeSpec | ClipDecodeSpec;
+
 export const DEFAULT_BACKGROUND: Rgb = [255, 255, 255];
+
+/**
+ * Bumped when the CLIP decode changes in a way that changes pixels, so cached entries of the old rule are never
+ * served for the new one (Manyfold's keys are unversioned for compatibility with existing caches).
+ */
+const CLIP_DECODE_VERSION = 1;
+
+/** What decodeSpecForModel reads of a model config (a structural subset of ModelConfig). */
+export interface DecodeModelConfig {
+  family?: 'manyfold' | 'clip';
+  image: { size: number };
+  clip?: { resizeShortestEdge?: number };
+}
+
+/**
+ * The one place that decides how a model's images are decoded: every loader (eval / training data, the API, the
+ * `embed` command) asks this. A CLIP-family model always gets CLIPImageProcessor's rule; `resize` / `background`
+ * only choose between Manyfold's own modes, so asking a CLIP model for 'fill' is an error rather than a silent
+ * mismatch with the weights.
+ */
+export function decodeSpecForModel(config: DecodeModelConfig, opts: { resize?: ResizeMode; background?: string | Rgb } = {}): DecodeSpec {
+  const size = config.image.size;
+  if (!Number.isInteger(size) || size < 1 || size > 4096) throw new Error(`model image size must be an integer 1..4096, got ${size}`);
+  if (config.family === 'clip') {
+    if (opts.resize === 'fill') {
+      throw new Error("resize 'fill' does not apply to a CLIP model: its images are decoded as CLIPImageProcessor does (shortest edge, centre crop)");
+    }
+    // checkpoints without the field were all published with shortest_edge == crop size (224 / 336)
+    const shortestEdge = config.clip?.resizeShortestEdge ?? size;
+    if (!Number.isInteger(shortestEdge) || shortestEdge < size || shortestEdge > 8192) {
+      throw new Error(`clip.resizeShortestEdge must be an integer between the crop size ${size} and 8192, got ${shortestEdge}`);
+    }
+    return { size, resize: 'clip', shortestEdge };
+  }
+  const resize = opts.resize ?? 'cover';
+  if (resize !== 'cover' && resize !== 'fill') throw new Error(`resize must be cover or fill, got ${String(resize)}`);
+  return { size, resize, background: opts.background === undefined ? DEFAULT_BACKGROUND : parseRgb(opts.background) };
+}
+
+/**
+ * CLIPImageProcessor's geometry for a width x height image (after EXIF orientation): the resized size, shortest
+ * edge = shortestEdge and the long edge truncated as Python's int(shortestEdge * long / short) does (the float
+ * division is the same IEEE double in both languages), then the crop's top-left corner.
+ */
+export function clipResizeGeometry(
+  width: number,
+  height: number,
+  shortestEdge: number,
+  size: number,
+): { width: number; height: number; top: number; left: number } {
+  if (!(width >= 1 && height >= 1)) throw new Error(`image has no pixels (${width}x${height})`);
+  const [rw, rh] = width <= height ? [shortestEdge, Math.trunc((shortestEdge * height) / width)] : [Math.trunc((shortestEdge * width) / height), shortestEdge];
+  return { width: rw, height: rh, top: Math.floor((rh - size) / 2), left: Math.floor((rw - size) / 2) };
+}
 
 const MAGIC = 0x4349464d; // "MFIC" little-endian
 const VERSION = 1;
@@ -54,6 +130,7 @@ function hex2(n: number): string {
 
 /** The part of a cache key that depends on the decode settings. */
 export function specKey(spec: DecodeSpec): string {
+  if (spec.resize === 'clip') return `${spec.size}.clip${CLIP_DECODE_VERSION}-${spec.shortestEdge}`;
   return `${spec.size}.${spec.resize}.${spec.background.map(hex2).join('')}`;
 }
 
@@ -77,6 +154,7 @@ export function parseRgb(value: string | Rgb): Rgb {
 
 /** Decodes any format sharp reads into size x size RGB uint8 (see the module comment for the resize rule). */
 export async function decodeImage(bytes: Uint8Array, spec: DecodeSpec): Promise<Uint8Array> {
+  if (spec.resize === 'clip') return decodeClip(bytes, spec);
   const [r, g, b] = spec.background;
   const { data, info } = await sharp(bytes, { failOn: 'truncated' })
     .autoOrient()
@@ -84,6 +162,52 @@ export async function decodeImage(bytes: Uint8Array, spec: DecodeSpec): Promise<
     .flatten({ background: { r, g, b } })
     .toColourspace('srgb')
     .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  if (info.width !== spec.size || info.height !== spec.size || info.channels !== 3) {
+    throw new Error(`decoder produced ${info.width}x${info.height}x${info.channels}, expected ${spec.size}x${spec.size}x3`);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** largest reduction of one bicubic step in the CLIP decode (libvips starts box-shrinking at 4x) */
+const CLIP_MAX_STEP = 4;
+
+async function decodeClip(bytes: Uint8Array, spec: ClipDecodeSpec): Promise<Uint8Array> {
+  if (spec.shortestEdge < spec.size) throw new Error(`shortestEdge ${spec.shortestEdge} is smaller than the crop ${spec.size}`);
+  // step 1: full-size RGB. Decoding fully (not resizing in the same pipeline) keeps sharp from shrinking JPEGs
+  // in the DCT on load, which PIL never does (measured: up to 36 levels of difference at sharp edges)
+  const full = await sharp(bytes, { failOn: 'truncated', ignoreIcc: true })
+    .autoOrient()
+    .toColourspace('srgb')
+    .removeAlpha()
+    .raw({ depth: 'uchar' })
+    .toBuffer({ resolveWithObject: true });
+  const { width, height, channels } = full.info;
+  if (channels !== 3) throw new Error(`decoder produced ${channels} channels, expected 3`);
+  const geo = clipResizeGeometry(width, height, spec.shortestEdge, spec.size);
+  // step 2: resize to HF's size. libvips box-averages by an integer factor before its kernel whenever one resize
+  // reduces 4x or more (a 12 MP photo to 224 px is ~13x) while PIL convolves once with the widened bicubic; bicubic
+  // steps that each reduce less than 4x are measurably closer to PIL (mean |diff| on 2560 px photos 0.17 vs 0.55
+  // levels, scripts/preprocess-parity.ts)
+  let src = full.data;
+  let sw = width;
+  let sh = height;
+  const factor = Math.max(width / geo.width, height / geo.height);
+  let steps = 1;
+  while (factor ** (1 / steps) >= CLIP_MAX_STEP) steps++;
+  const r = factor ** (1 / steps);
+  for (let k = steps - 1; k >= 1; k--) {
+    const w = Math.round(geo.width * r ** k);
+    const h = Math.round(geo.height * r ** k);
+    src = await sharp(src, { raw: { width: sw, height: sh, channels: 3 } }).resize(w, h, { fit: 'fill', kernel: 'cubic' }).raw().toBuffer();
+    sw = w;
+    sh = h;
+  }
+  // step 3: the last resize, then the crop at HF's offsets (extract after resize = on the resized pixels)
+  const { data, info } = await sharp(src, { raw: { width: sw, height: sh, channels: 3 } })
+    .resize(geo.width, geo.height, { fit: 'fill', kernel: 'cubic' })
+    .extract({ left: geo.left, top: geo.top, width: spec.size, height: spec.size })
     .raw({ depth: 'uchar' })
     .toBuffer({ resolveWithObject: true });
   if (info.width !== spec.size || info.height !== spec.size || info.channels !== 3) {

@@ -14,7 +14,22 @@ export {
   type ReadOptions,
   type ReadResult,
 } from './readers.js';
-export { decodeImage, ImageTensorCache, StatIndex, sha256, specKey, parseRgb, type DecodeSpec, type ResizeMode, type Rgb } from './imageCache.js';
+export {
+  decodeImage,
+  decodeSpecForModel,
+  clipResizeGeometry,
+  ImageTensorCache,
+  StatIndex,
+  sha256,
+  specKey,
+  parseRgb,
+  type DecodeSpec,
+  type ManyfoldDecodeSpec,
+  type ClipDecodeSpec,
+  type DecodeModelConfig,
+  type ResizeMode,
+  type Rgb,
+} from './imageCache.js';
 export { SceneGraphSchema, SceneObjectSchema, KarpathyImageSchema, JsonlRowSchema } from './schemas.js';
 export {
   generateScenes,

@@ -9,11 +9,12 @@ import { dirname, join, resolve } from 'node:path';
 import { DatasetError, type BadRow } from './errors.js';
 import {
   decodeImage,
-  DEFAULT_BACKGROUND,
+  decodeSpecForModel,
   ImageTensorCache,
-  parseRgb,
   sha256,
+  specKey,
   StatIndex,
+  type DecodeModelConfig,
   type DecodeSpec,
   type ResizeMode,
   type Rgb,
@@ -32,8 +33,13 @@ export interface LoadProgress {
 }
 
 export interface LoadOptions {
-  /** image edge in pixels (integer 1..4096) */
-  size: number;
+  /** image edge in pixels (integer 1..4096); may be omitted when `model` is given (it is the model's) */
+  size?: number;
+  /**
+   * the model the pixels are for (its ModelConfig): decides the decode rule (decodeSpecForModel), so a CLIP model's
+   * images are decoded as CLIPImageProcessor does. Without it, Manyfold's rule at `size`.
+   */
+  model?: DecodeModelConfig;
   /** rows of these splits only (Karpathy: train | val | test | restval); omit to load every row */
   split?: string | string[];
   /** directory image paths are relative to (default: the dataset file's directory) */
@@ -44,7 +50,7 @@ export interface LoadOptions {
   cacheDir?: string | false;
   /** keep at most this many rows of the selected split(s), in file order (bad rows still count as skipped) */
   limit?: number;
-  /** 'cover' (default, centre crop) or 'fill' (stretch); see imageCache.ts */
+  /** Manyfold models: 'cover' (default, centre crop) or 'fill' (stretch); see imageCache.ts. Not for CLIP models */
   resize?: ResizeMode;
   /** colour transparent pixels are flattened onto: "#rrggbb", "r,g,b" or a triple; default white */
   background?: string | Rgb;
@@ -76,18 +82,22 @@ function splitLabel(split: string | string[] | undefined): string {
 /** Reads a Karpathy JSON or JSONL manifest and decodes its images to size x size RGB. */
 export async function loadDataset(file: string, opts: LoadOptions): Promise<DatasetSplit> {
   const t0 = performance.now();
-  const size = opts.size;
+  const size = opts.size ?? opts.model?.image.size;
+  if (size === undefined) throw new Error('loadDataset: give size or model');
   if (!Number.isInteger(size) || size < 1 || size > 4096) throw new Error(`loadDataset: size must be an integer 1..4096, got ${size}`);
+  if (opts.model && opts.model.image.size !== size) {
+    throw new Error(`loadDataset: size ${size} differs from the model's input size ${opts.model.image.size}`);
+  }
   if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 0)) {
     throw new Error(`loadDataset: limit must be a non-negative integer, got ${opts.limit}`);
   }
   const onBadRow = opts.onBadRow ?? 'fail';
-  const spec: DecodeSpec = {
-    size,
-    resize: opts.resize ?? 'cover',
-    background: opts.background === undefined ? DEFAULT_BACKGROUND : parseRgb(opts.background),
-  };
-  if (spec.resize !== 'cover' && spec.resize !== 'fill') throw new Error(`loadDataset: resize must be cover or fill, got ${String(spec.resize)}`);
+  let spec: DecodeSpec;
+  try {
+    spec = decodeSpecForModel(opts.model ?? { image: { size } }, { resize: opts.resize, background: opts.background });
+  } catch (e) {
+    throw new Error(`loadDataset: ${(e as Error).message}`);
+  }
 
   const read = await readDatasetFile(file, { split: opts.split, imagesDir: opts.imagesDir, onBadRow, format: opts.format });
   const records: DatasetRecord[] = opts.limit === undefined ? read.records : read.records.slice(0, opts.limit);
@@ -236,6 +246,7 @@ export async function loadDataset(file: string, opts: LoadOptions): Promise<Data
       file: read.file,
       format: read.format,
       resize: spec.resize,
+      decode: specKey(spec),
       cacheDir,
       cacheHits: stats.cacheHits,
       decoded: stats.decoded,

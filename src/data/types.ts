@@ -38,7 +38,10 @@ export interface DatasetSplit {
 export interface LoadInfo {
   file: string; // absolute path of the dataset file
   format: 'karpathy' | 'jsonl';
-  resize: 'cover' | 'fill';
+  /** 'clip' = CLIPImageProcessor's decode (a CLIP-family model, see imageCache.ts) */
+  resize: 'cover' | 'fill' | 'clip';
+  /** the decode spec's cache key (imageCache.ts specKey): equal keys = identical pixels */
+  decode?: string;
   cacheDir: string | null; // null when the tensor cache was disabled
   cacheHits: number; // images served from the tensor cache
   decoded: number; // images decoded with sharp (cache misses, corrupt entries, or no cache)

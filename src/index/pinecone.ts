@@ -13,8 +13,10 @@
  *   server's Retry-After when larger), up to `maxAttempts` attempts in total; the SDK's own retry is turned
  *   off so the two never multiply. All operations are idempotent (upsert by id, delete, reads).
  * - Deletes go out in chunks of 1,000 ids, fetches in chunks of 100 (URL length).
- * - `stats().dimension` is the index's dimension (Pinecone fixes it per index); stats are eventually
- *   consistent on serverless indexes (freshness lag of seconds).
+ * - `stats().dimension` is the index's dimension (Pinecone fixes it per index, for every namespace); stats are
+ *   eventually consistent on serverless indexes (freshness lag of seconds), the dimension is not. The API reads
+ *   it before serving or activating a model (src/api/service.ts checkIndexDimension), so a model of another
+ *   dimension (a 512-d CLIP on a 64-d index) is refused up front instead of failing at its first upsert.
  * - Filters are validated locally (filter.ts) and sent as canonical Pinecone JSON rebuilt from the AST.
  */
 import { Pinecone, type FetchResponse, type Index, type RecordMetadata } from '@pinecone-database/pinecone';

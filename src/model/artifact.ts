@@ -13,6 +13,9 @@
  * - Verified load: every listed file's size and sha256 are checked before a byte is used; a missing, truncated,
  *   extended or altered file, a manifest that fails the schema, a weight whose shape differs from the model's
  *   variable, or a name present on one side only, each fails with an ArtifactError naming the file or tensor.
+ * - Converted weights (`manyfold import`) are saved from a config and a list of tensors without building a model,
+ *   one tensor in memory at a time; the manifest then records `source` (format, source directory name, bytes and
+ *   sha256 of every source file read), which is provenance and not part of the content id.
  * - Content id: unless given, id = 'mf-' + the first 12 hex digits of a sha256 over the config, the tokenizer
  *   JSON and every tensor's name, shape and bytes. It does not depend on sharding, timestamps or training notes,
  *   so retraining to identical weights gives the same id.
@@ -26,6 +29,7 @@ import { z } from 'zod';
 import { tf } from '../engine/tf.js';
 import type { DualEncoder, ModelConfig, Tokenizer } from './types.js';
 import { createDualEncoder } from './dual-encoder.js';
+import { validateModelConfig } from './presets.js';
 import { tokenizerFromJSON } from './tokenizer.js';
 
 export const ARTIFACT_FORMAT = 'manyfold-model/1';
@@ -77,6 +81,15 @@ export const modelConfigSchema = z.object({
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits');
 
+/** provenance of weights converted from another format (see ArtifactSource) */
+export const artifactSourceSchema = z
+  .object({
+    format: z.string().min(1),
+    dir: z.string(),
+    files: z.array(z.object({ path: z.string().min(1), bytes: z.number().int().nonnegative(), sha256: sha256Hex }).strict()),
+  })
+  .loose();
+
 export const manifestSchema = z
   .object({
     format: z.literal(ARTIFACT_FORMAT),
@@ -94,6 +107,7 @@ export const manifestSchema = z
       })
       .loose(),
     metrics: z.record(z.string(), z.unknown()),
+    source: artifactSourceSchema.optional(),
     files: z.array(z.object({ path: fileName, bytes: z.number().int().nonnegative(), sha256: sha256Hex }).strict()),
     weights: z.array(
       z
@@ -236,23 +250,62 @@ export function contentId(
   tokenizerJson: unknown,
   tensors: { name: string; shape: readonly number[]; bytes: Uint8Array }[],
 ): string {
+  const h = contentIdHasher(config, tokenizerJson);
+  for (const t of tensors) h.add(t.name, t.shape, t.bytes);
+  return h.digest();
+}
+
+/** contentId fed one tensor at a time (same result), so a save never needs every tensor in memory at once */
+function contentIdHasher(config: ModelConfig, tokenizerJson: unknown): { add(name: string, shape: readonly number[], bytes: Uint8Array): void; digest(): string } {
   const h = createHash('sha256');
   h.update(`${ARTIFACT_FORMAT}\n`);
-  h.update(JSON.stringify(config));
+  // keys in the order the manifest schema reads them back, so a config loaded from a manifest (a fine-tuned CLIP's)
+  // hashes like the one that was saved, whatever order its writer used (Manyfold's presets already use this order)
+  const parsed = modelConfigSchema.safeParse(config);
+  h.update(JSON.stringify(parsed.success ? parsed.data : config));
   h.update('\n');
   h.update(JSON.stringify(tokenizerJson));
   h.update('\n');
-  for (const t of tensors) {
-    h.update(`${t.name}\t${t.shape.join('x')}\t${t.bytes.byteLength}\n`);
-    h.update(t.bytes);
-  }
-  return `mf-${h.digest('hex').slice(0, 12)}`;
+  return {
+    add(name, shape, bytes) {
+      h.update(`${name}\t${shape.join('x')}\t${bytes.byteLength}\n`);
+      h.update(bytes);
+    },
+    digest: () => `mf-${h.digest('hex').slice(0, 12)}`,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------- save
 
+/**
+ * One weight to save without a live model (e.g. a converted checkpoint). `data` may be a loader: it is called once,
+ * when the tensor is written, and the values are dropped right after, so saving holds one tensor at a time.
+ */
+export interface WeightTensor {
+  name: string;
+  shape: readonly number[];
+  data: Float32Array | (() => Float32Array | Promise<Float32Array>);
+}
+
+/** Where an artifact's weights came from, when they were converted from another format (recorded in the manifest). */
+export interface ArtifactSource {
+  /** source format, e.g. 'hf' or 'open_clip' */
+  format: string;
+  /** the source directory's basename (not its full path: manifests travel between machines) */
+  dir: string;
+  /** every source file read, relative to the source directory */
+  files: { path: string; bytes: number; sha256: string }[];
+  [key: string]: unknown;
+}
+
+/**
+ * Pass either a live `model` (its variables are saved in insertion order) or `config` plus an ordered list of
+ * `weights` (no model is built: converting a 150M-parameter checkpoint must not need one).
+ */
 export interface SaveArtifactOptions {
-  model: DualEncoder;
+  model?: DualEncoder;
+  config?: ModelConfig;
+  weights?: readonly WeightTensor[];
   tokenizer: Tokenizer;
   training: TrainingInfo;
   metrics?: Metrics;
@@ -264,18 +317,57 @@ export interface SaveArtifactOptions {
   shardBytes?: number;
   /** creation time; default now */
   created?: Date;
+  /** provenance of converted weights; stored as manifest.source (not part of the content id) */
+  source?: ArtifactSource;
+  /** called after each tensor is written (tensors written, bytes written, totals) */
+  onTensor?: (done: { tensors: number; bytes: number; totalTensors: number; totalBytes: number; name: string }) => void;
 }
 
 /**
  * Write an artifact directory atomically. Returns the manifest written.
- * The model's variables are read (dataSync) in insertion order; all must be float32.
+ * Tensors are read (a model variable's dataSync, or a WeightTensor's loader) one at a time while they are written,
+ * hashed for the content id on the way, so peak memory is one tensor beyond what the caller holds. All must be float32.
  */
 export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Promise<ArtifactManifest> {
-  const { model, tokenizer, training, metrics = {}, overwrite = false } = opts;
+  const { tokenizer, training, metrics = {}, overwrite = false } = opts;
   const shardBytes = opts.shardBytes ?? DEFAULT_SHARD_BYTES;
   if (!(shardBytes >= 4)) throw new ArtifactError(`saveArtifact: shardBytes must be >= 4, got ${shardBytes}`);
   const target = path.resolve(dir);
-  const config = model.config;
+
+  let config: ModelConfig;
+  let tensors: WeightTensor[];
+  if (opts.model && (opts.config || opts.weights)) throw new ArtifactError('saveArtifact: pass either model, or config and weights, not both');
+  if (opts.model) {
+    const model = opts.model;
+    config = model.config;
+    tensors = [];
+    for (const [name, v] of model.variables) {
+      if (v.dtype !== 'float32') throw new ArtifactError(`saveArtifact: variable ${name} has dtype ${v.dtype}; only float32 is supported`);
+      tensors.push({ name, shape: [...v.shape], data: () => v.dataSync() as Float32Array });
+    }
+  } else {
+    if (!opts.config || !opts.weights) throw new ArtifactError('saveArtifact: pass either model, or config and weights');
+    config = opts.config;
+    try {
+      validateModelConfig(config);
+    } catch (e) {
+      throw new ArtifactError(`saveArtifact: invalid model config: ${(e as Error).message}`);
+    }
+    tensors = [...opts.weights];
+    const seen = new Set<string>();
+    for (const t of tensors) {
+      if (!t.name) throw new ArtifactError('saveArtifact: a weight has an empty name');
+      if (seen.has(t.name)) throw new ArtifactError(`saveArtifact: duplicate weight ${t.name}`);
+      seen.add(t.name);
+      if (!t.shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        throw new ArtifactError(`saveArtifact: weight ${t.name} has an invalid shape [${t.shape.join(', ')}]`);
+      }
+    }
+  }
+  if (opts.source) {
+    const r = artifactSourceSchema.safeParse(opts.source);
+    if (!r.success) throw new ArtifactError(`saveArtifact: invalid source: ${formatZodIssues(r.error)}`);
+  }
 
   if (tokenizer.vocabSize !== config.text.vocabSize) {
     throw new ArtifactError(
@@ -289,34 +381,29 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
     throw new ArtifactError(`saveArtifact: ${target} already exists (pass overwrite: true to replace it)`);
   }
 
-  // 1. snapshot the weights (in order) as little-endian bytes
-  const tensors: { name: string; shape: number[]; bytes: Uint8Array }[] = [];
-  for (const [name, v] of model.variables) {
-    if (v.dtype !== 'float32') throw new ArtifactError(`saveArtifact: variable ${name} has dtype ${v.dtype}; only float32 is supported`);
-    const values = v.dataSync() as Float32Array;
-    tensors.push({ name, shape: [...v.shape], bytes: floatsToBytes(values) });
-  }
-
-  // 2. lay them out in shards
-  const shards: { file: string; parts: Uint8Array[]; bytes: number }[] = [];
+  // 1. lay the tensors out in shards (from their shapes: no data is read yet)
+  const shards: { file: string; tensors: WeightTensor[]; bytes: number }[] = [];
   const weights: WeightEntry[] = [];
+  let totalBytes = 0;
   for (const t of tensors) {
+    const bytes = numel(t.shape) * 4;
+    totalBytes += bytes;
     let cur = shards[shards.length - 1];
-    if (!cur || (cur.bytes > 0 && cur.bytes + t.bytes.byteLength > shardBytes)) {
-      cur = { file: `weights-${String(shards.length).padStart(3, '0')}.bin`, parts: [], bytes: 0 };
+    if (!cur || (cur.bytes > 0 && cur.bytes + bytes > shardBytes)) {
+      cur = { file: `weights-${String(shards.length).padStart(3, '0')}.bin`, tensors: [], bytes: 0 };
       shards.push(cur);
     }
-    weights.push({ name: t.name, shape: t.shape, dtype: 'float32', file: cur.file, offset: cur.bytes });
-    cur.parts.push(t.bytes);
-    cur.bytes += t.bytes.byteLength;
+    weights.push({ name: t.name, shape: [...t.shape], dtype: 'float32', file: cur.file, offset: cur.bytes });
+    cur.tensors.push(t);
+    cur.bytes += bytes;
   }
-  if (shards.length === 0) shards.push({ file: 'weights-000.bin', parts: [], bytes: 0 });
+  if (shards.length === 0) shards.push({ file: 'weights-000.bin', tensors: [], bytes: 0 });
 
   const tokJson = tokenizer.toJSON();
   const tokBytes = new TextEncoder().encode(`${JSON.stringify(tokJson)}\n`);
-  const id = opts.id ?? contentId(config, tokJson, tensors);
+  const idHash = contentIdHasher(config, tokJson);
 
-  // 3. write into a temporary sibling, then rename
+  // 2. write into a temporary sibling (hashing on the way), then rename
   const tmp = tmpSibling(target, 'tmp');
   await fs.mkdir(path.dirname(target), { recursive: true });
   await fs.mkdir(tmp);
@@ -324,13 +411,25 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
     const files: FileEntry[] = [];
     await writeFileSynced(path.join(tmp, TOKENIZER_FILE), tokBytes);
     files.push({ path: TOKENIZER_FILE, bytes: tokBytes.byteLength, sha256: sha256(tokBytes) });
+    let doneTensors = 0;
+    let doneBytes = 0;
     for (const s of shards) {
       const h = createHash('sha256');
       const fh = await fs.open(path.join(tmp, s.file), 'w');
       try {
-        for (const p of s.parts) {
-          h.update(p);
-          await fh.write(p);
+        for (const t of s.tensors) {
+          const values = typeof t.data === 'function' ? await t.data() : t.data;
+          if (!(values instanceof Float32Array)) throw new ArtifactError(`saveArtifact: weight ${t.name} is not a Float32Array`);
+          if (values.length !== numel(t.shape)) {
+            throw new ArtifactError(`saveArtifact: weight ${t.name} has ${values.length} values for shape [${t.shape.join(', ')}]`);
+          }
+          const bytes = floatsToBytes(values);
+          idHash.add(t.name, t.shape, bytes);
+          h.update(bytes);
+          await fh.write(bytes);
+          doneTensors++;
+          doneBytes += bytes.byteLength;
+          opts.onTensor?.({ tensors: doneTensors, bytes: doneBytes, totalTensors: tensors.length, totalBytes, name: t.name });
         }
         await fh.sync();
       } finally {
@@ -338,6 +437,7 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
       }
       files.push({ path: s.file, bytes: s.bytes, sha256: h.digest('hex') });
     }
+    const id = opts.id ?? idHash.digest();
 
     const manifest = {
       format: ARTIFACT_FORMAT,
@@ -348,6 +448,7 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
       dims: { embed: config.embedDim, imageSize: config.image.size },
       training: { ...training },
       metrics: { ...metrics },
+      ...(opts.source ? { source: opts.source } : {}),
       files,
       weights,
     };
@@ -441,6 +542,101 @@ export async function verifyArtifact(dir: string): Promise<ArtifactManifest> {
   return manifest;
 }
 
+/** Stream a file's size and sha256 (no full read into memory: artifacts of real CLIPs are hundreds of MB). */
+async function hashFile(file: string): Promise<{ bytes: number; sha256: string }> {
+  const h = createHash('sha256');
+  let bytes = 0;
+  const fh = await fs.open(file, 'r');
+  try {
+    const buf = Buffer.allocUnsafe(1 << 20);
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, bytes);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      bytes += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return { bytes, sha256: h.digest('hex') };
+}
+
+export interface ArtifactWeights {
+  manifest: ArtifactManifest;
+  /** the parsed tokenizer.json (verified) */
+  tokenizerJson: unknown;
+  /** one weight as float32, read from its shard */
+  read(name: string): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+/**
+ * Verify an artifact (every file's size and sha256, hashed as a stream) and read its weights one at a time without
+ * building a model: for conversions (export) of artifacts too large to hold twice.
+ */
+export async function openArtifactWeights(dir: string): Promise<ArtifactWeights> {
+  const manifest = await readManifest(dir);
+  for (const f of manifest.files) {
+    const file = path.join(dir, f.path);
+    let got: { bytes: number; sha256: string };
+    try {
+      got = await hashFile(file);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new ArtifactError(
+        code === 'ENOENT' ? `artifact file ${f.path} is missing (listed in ${MANIFEST_FILE} of ${dir})` : `cannot read artifact file ${f.path}: ${(e as Error).message}`,
+        f.path,
+      );
+    }
+    if (got.bytes !== f.bytes) {
+      throw new ArtifactError(`artifact file ${f.path} has ${got.bytes} bytes, manifest says ${f.bytes} (${got.bytes < f.bytes ? 'truncated' : 'extended'})`, f.path);
+    }
+    if (got.sha256 !== f.sha256) throw new ArtifactError(`artifact file ${f.path} failed its sha256 check: expected ${f.sha256}, got ${got.sha256}`, f.path);
+  }
+  const tokFile = manifest.tokenizer.file;
+  let tokenizerJson: unknown;
+  try {
+    tokenizerJson = JSON.parse(await fs.readFile(path.join(dir, tokFile), 'utf8'));
+  } catch (e) {
+    throw new ArtifactError(`artifact file ${tokFile}: ${(e as Error).message}`, tokFile);
+  }
+  const sizes = new Map(manifest.files.map((f) => [f.path, f.bytes]));
+  const byName = new Map(manifest.weights.map((w) => [w.name, w]));
+  for (const w of manifest.weights) {
+    const need = numel(w.shape) * 4;
+    if (w.offset + need > sizes.get(w.file)!) {
+      throw new ArtifactError(`weight ${w.name} [${w.shape.join(', ')}] at offset ${w.offset} needs ${need} bytes but ${w.file} has ${sizes.get(w.file)}`, w.file);
+    }
+  }
+  const handles = new Map<string, fs.FileHandle>();
+  return {
+    manifest,
+    tokenizerJson,
+    async read(name: string): Promise<Float32Array> {
+      const w = byName.get(name);
+      if (!w) throw new ArtifactError(`artifact ${dir} has no weight ${name}`);
+      let fh = handles.get(w.file);
+      if (!fh) {
+        fh = await fs.open(path.join(dir, w.file), 'r');
+        handles.set(w.file, fh);
+      }
+      const n = numel(w.shape);
+      const buf = new Uint8Array(n * 4);
+      let done = 0;
+      while (done < buf.length) {
+        const { bytesRead } = await fh.read(buf, done, buf.length - done, w.offset + done);
+        if (bytesRead === 0) throw new ArtifactError(`artifact file ${w.file} ended while reading ${name} (changed on disk?)`, w.file);
+        done += bytesRead;
+      }
+      return bytesToFloats(buf, 0, n);
+    },
+    async close() {
+      await Promise.all([...handles.values()].map((h) => h.close().catch(() => undefined)));
+      handles.clear();
+    },
+  };
+}
+
 // ---------------------------------------------------------------------------------------------- load
 
 export type CreateModel = (config: ModelConfig, seed: number) => DualEncoder;
@@ -514,7 +710,8 @@ export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}):
     }
   }
 
-  const createModel = opts.createModel ?? createDualEncoder;
+  // every weight is assigned below (names are checked one to one), so the random draws of a fresh init are wasted work
+  const createModel = opts.createModel ?? ((c: ModelConfig, seed: number) => createDualEncoder(c, seed, 'zeros'));
   const seed = typeof manifest.training.seed === 'number' ? manifest.training.seed : 0;
   const model = createModel(cfg as ModelConfig, seed);
   try {

@@ -20,14 +20,25 @@
  *    whitespace separates. "A red-circle, left!" -> a | red | - | circle | , | left | !
  * 3. Each piece that is in the vocabulary becomes its word id; any other piece becomes its UTF-8 bytes.
  *    Lone surrogates are encoded as U+FFFD's bytes (the TextEncoder rule).
- * 4. BOS + ids + EOS; when longer than maxLen the middle is cut so the sequence is
- *    BOS, the first maxLen-2 content ids, EOS (EOS is always kept).
+ *    Two byte-encoded pieces that were separated by whitespace get the space byte (0x20) between them, so
+ *    "a big dog" and "a bigdog" differ when "big" and "dog" are unknown. 0x20 never occurs inside a piece
+ *    (whitespace only separates), so it is an unambiguous word boundary; pieces that touched in the text
+ *    ("🙂猫", "zebra-crossing") stay adjacent, and a known word needs no separator (its id is its own token).
+ * 4. BOS + ids + EOS. When the content does not fit in maxLen-2 ids, every byte-encoded piece is first cut to a
+ *    common byte budget: the largest per-piece length that makes the whole caption fit (at least 1 byte), so a
+ *    long unknown word can no longer push every later word out of the sequence. Only if the caption still does
+ *    not fit is the tail cut: BOS, the first maxLen-2 content ids, EOS (EOS is always kept).
+ *    Trade-off: in a caption too long for maxLen, unknown words that share their first `budget` bytes get the same
+ *    ids (e.g. "international" / "internationally" with a budget of 8), and a cut may end inside a multi-byte
+ *    character (decode shows U+FFFD); before, the same caption lost whole later words instead. Captions that
+ *    fit, and captions of known words, encode exactly as before, so existing artifacts load and agree on them.
  *
  * Id layout (fixed; stored in the JSON so a future layout can be detected)
  *   0 = PAD, 1 = BOS, 2 = EOS, 3 = MASK (reserved; never produced by encode),
  *   4 .. 259 = bytes 0x00 .. 0xff, 260 .. vocabSize-1 = words in vocabulary order.
  */
 import { z } from 'zod';
+import { CLIP_TOKENIZER_FORMAT, clipTokenizerFromJSON } from './clip-tokenizer.js';
 import type { Tokenizer } from './types.js';
 
 export const PAD_ID = 0;
@@ -67,6 +78,32 @@ export function pretokenize(text: string): string[] {
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: false });
+
+/** the word-boundary byte between two byte-encoded words (see the module comment) */
+export const SPACE_BYTE_ID = BYTE_OFFSET + 0x20;
+
+/** a word id, or a byte-encoded piece (`sep`: a space byte goes before it) */
+type Unit = { id: number; bytes?: undefined; sep?: undefined } | { id?: undefined; bytes: Uint8Array; sep: boolean };
+
+function contentLength(units: readonly Unit[], budget: number): number {
+  let n = 0;
+  for (const u of units) n += u.bytes ? (u.sep ? 1 : 0) + Math.min(u.bytes.length, budget) : 1;
+  return n;
+}
+
+function flatten(units: readonly Unit[], budget: number): number[] {
+  const out: number[] = [];
+  for (const u of units) {
+    if (!u.bytes) {
+      out.push(u.id);
+      continue;
+    }
+    if (u.sep) out.push(SPACE_BYTE_ID);
+    const n = Math.min(u.bytes.length, budget);
+    for (let i = 0; i < n; i++) out.push(BYTE_OFFSET + u.bytes[i]);
+  }
+  return out;
+}
 
 /** The serialisable form (tokenizer.json / manifest). */
 export const tokenizerJsonSchema = z
@@ -148,24 +185,51 @@ export class WordByteTokenizer implements Tokenizer {
     return this.index.get(normalizeText(word));
   }
 
-  /** content ids for a text: no BOS/EOS, no truncation */
-  encodePieces(text: string): number[] {
-    const out: number[] = [];
-    for (const piece of pretokenize(text)) {
+  /** the pieces of a text: word ids, or UTF-8 bytes with whether whitespace separated them from a byte piece */
+  private units(text: string): Unit[] {
+    const out: Unit[] = [];
+    let prevEnd = -1;
+    let prevBytes = false;
+    for (const m of normalizeText(text).matchAll(PIECE_RE)) {
+      const piece = m[0];
+      const start = m.index ?? 0;
       const id = this.index.get(piece);
       if (id !== undefined) {
-        out.push(id);
+        out.push({ id });
+        prevBytes = false;
       } else {
-        for (const b of encoder.encode(piece)) out.push(BYTE_OFFSET + b);
+        // PIECE_RE skips only whitespace, so a gap between two pieces is whitespace
+        out.push({ bytes: encoder.encode(piece), sep: prevBytes && start > prevEnd });
+        prevBytes = true;
       }
+      prevEnd = start + piece.length;
     }
     return out;
   }
 
+  /** content ids for a text: no BOS/EOS, no truncation, no byte budget */
+  encodePieces(text: string): number[] {
+    return flatten(this.units(text), Number.POSITIVE_INFINITY);
+  }
+
   encode(text: string): number[] {
     if (typeof text !== 'string') throw new TypeError(`tokenizer.encode: expected a string, got ${typeof text}`);
-    const content = this.encodePieces(text);
+    const units = this.units(text);
     const room = this.maxLen - 2;
+    let budget = Number.POSITIVE_INFINITY;
+    if (contentLength(units, budget) > room) {
+      // the largest per-piece byte budget that fits (binary search: the length is monotone in the budget)
+      let lo = 1;
+      let hi = 0;
+      for (const u of units) if (u.bytes && u.bytes.length > hi) hi = u.bytes.length;
+      while (lo < hi) {
+        const mid = Math.ceil((lo + hi) / 2);
+        if (contentLength(units, mid) <= room) lo = mid;
+        else hi = mid - 1;
+      }
+      budget = lo;
+    }
+    const content = flatten(units, budget);
     const body = content.length > room ? content.slice(0, room) : content;
     return [BOS_ID, ...body, EOS_ID];
   }
@@ -240,8 +304,8 @@ export function buildTokenizer(captions: readonly string[], opts: BuildTokenizer
   );
 }
 
-/** Rebuild a tokenizer from its JSON (tokenizer.json or manifest), validated; errors name the bad field. */
-export function tokenizerFromJSON(json: unknown): WordByteTokenizer {
+/** Rebuild a word tokenizer from its JSON (tokenizer.json or manifest), validated; errors name the bad field. */
+export function wordTokenizerFromJSON(json: unknown): WordByteTokenizer {
   const parsed = tokenizerJsonSchema.safeParse(json);
   if (!parsed.success) {
     const issues = parsed.error.issues
@@ -251,4 +315,19 @@ export function tokenizerFromJSON(json: unknown): WordByteTokenizer {
     throw new Error(`invalid tokenizer JSON: ${issues}`);
   }
   return new WordByteTokenizer(parsed.data.words, parsed.data.maxLen);
+}
+
+/**
+ * Rebuild any Manyfold tokenizer from its JSON (an artifact's tokenizer.json or manifest entry), dispatching on
+ * `format`: Manyfold's word tokenizer or CLIP's BPE. Errors name the bad field.
+ */
+export function tokenizerFromJSON(json: unknown): Tokenizer {
+  const format = typeof json === 'object' && json !== null && !Array.isArray(json) ? (json as { format?: unknown }).format : undefined;
+  if (format === TOKENIZER_FORMAT) return wordTokenizerFromJSON(json);
+  if (format === CLIP_TOKENIZER_FORMAT) return clipTokenizerFromJSON(json);
+  const known = [TOKENIZER_FORMAT, CLIP_TOKENIZER_FORMAT].map((f) => JSON.stringify(f)).join(', ');
+  if (format === undefined) {
+    throw new Error(`invalid tokenizer JSON: format: missing (expected an object with format ${known})`);
+  }
+  throw new Error(`invalid tokenizer JSON: format: unknown tokenizer format ${JSON.stringify(format)} (known: ${known})`);
 }

@@ -125,7 +125,7 @@ export async function processMessage(deps: ReindexDeps, msg: ReindexMessage): Pr
   // decode, then embed all images and captions of the batch in few forward passes (the queue micro-batches)
   await Promise.all(
     items.map(async (item) => {
-      const pixels = await deps.service.pixelsOf(item, target.encoder.imageSize);
+      const pixels = await deps.service.pixelsOf(item, target.encoder);
       await deps.service.writeItemRecords(target, item, pixels);
     }),
   );

@@ -5,11 +5,15 @@ import {
   BYTE_OFFSET,
   EOS_ID,
   PAD_ID,
+  SPACE_BYTE_ID,
   WORD_OFFSET,
+  WordByteTokenizer,
   buildTokenizer,
   pretokenize,
   tokenizerFromJSON,
 } from '../../src/model/tokenizer.js';
+
+const bytesOf = (s: string): number[] => [...new TextEncoder().encode(s)].map((b) => BYTE_OFFSET + b);
 
 const captions = [
   'A red circle left of a blue square.',
@@ -88,8 +92,10 @@ describe('tokenizer', () => {
     expect(() => tokenizerFromJSON({ ...json, vocabSize: 3 })).toThrow(/invalid tokenizer JSON: vocabSize/);
     expect(() => tokenizerFromJSON({ ...json, words: [...json.words, 'a'] })).toThrow(/duplicate word "a"/);
     expect(() => tokenizerFromJSON({ ...json, words: ['two words'], vocabSize: WORD_OFFSET + 1 })).toThrow(/single pre-token/);
-    expect(() => tokenizerFromJSON({ ...json, format: 'other' })).toThrow(/format/);
+    expect(() => tokenizerFromJSON({ ...json, format: 'other' })).toThrow(/format: unknown tokenizer format "other"/);
+    expect(() => tokenizerFromJSON({ ...json, format: undefined })).toThrow(/format: missing/);
     expect(() => tokenizerFromJSON(null)).toThrow(/invalid tokenizer JSON/);
+    expect(back).toBeInstanceOf(WordByteTokenizer);
   });
 
   it('property: any string -> ids in [0, vocabSize), BOS first, EOS last, length <= maxLen', () => {
@@ -136,5 +142,73 @@ describe('tokenizer', () => {
       }),
       { numRuns: 200, seed: 7 },
     );
+  });
+
+  describe('unknown words (issue 21)', () => {
+    const known = buildTokenizer(['a red circle'], { maxLen: 32 });
+    const a = known.wordId('a')!;
+    const red = known.wordId('red')!;
+
+    it('keeps the boundary between adjacent unknown words', () => {
+      expect(known.encode('a big dog')).not.toEqual(known.encode('a bigdog'));
+      expect(known.encode('a big dog')).toEqual([BOS_ID, a, ...bytesOf('big'), SPACE_BYTE_ID, ...bytesOf('dog'), EOS_ID]);
+      expect(known.encode('a bigdog')).toEqual([BOS_ID, a, ...bytesOf('bigdog'), EOS_ID]);
+      // any whitespace run is one boundary; pieces that touch in the text stay adjacent
+      expect(known.encode('big \t\n dog')).toEqual(known.encode('big dog'));
+      expect(known.encode('zebra-crossing')).toEqual([BOS_ID, ...bytesOf('zebra-crossing'), EOS_ID]);
+      expect(known.encode('zebra - crossing')).toEqual([
+        BOS_ID, ...bytesOf('zebra'), SPACE_BYTE_ID, ...bytesOf('-'), SPACE_BYTE_ID, ...bytesOf('crossing'), EOS_ID,
+      ]);
+      // a known word between them needs no separator, and known words encode as before
+      expect(known.encode('big red dog')).toEqual([BOS_ID, ...bytesOf('big'), red, ...bytesOf('dog'), EOS_ID]);
+      expect(known.encode('A red circle')).toEqual([BOS_ID, a, red, known.wordId('circle')!, EOS_ID]);
+      expect(known.decode(known.encode('a big dog'))).toBe('a big dog');
+    });
+
+    it('gives every unknown word a share of a caption that does not fit', () => {
+      const caption = 'supercalifragilisticexpialidocious zebra giraffe hippo';
+      const ids = known.encode(caption);
+      expect(ids.length).toBe(32);
+      expect(ids[31]).toBe(EOS_ID);
+      // all four words are present, each cut to the same byte budget, separated by the space byte
+      const parts: number[][] = [[]];
+      for (const id of ids.slice(1, -1)) {
+        if (id === SPACE_BYTE_ID) parts.push([]);
+        else parts[parts.length - 1].push(id);
+      }
+      expect(parts.length).toBe(4);
+      // budget b: min(34, b) + min(5, b) + min(7, b) + min(5, b) + 3 separators <= 30 -> b = 10 (shorter words whole)
+      expect(parts).toEqual([bytesOf('supercalif'), bytesOf('zebra'), bytesOf('giraffe'), bytesOf('hippo')]);
+      // a caption that fits is not cut
+      expect(known.encode('zebra giraffe hippo')).toEqual([
+        BOS_ID, ...bytesOf('zebra'), SPACE_BYTE_ID, ...bytesOf('giraffe'), SPACE_BYTE_ID, ...bytesOf('hippo'), EOS_ID,
+      ]);
+      // known words are never cut; the budget applies to byte pieces only
+      const mixed = known.encode(`a ${'x'.repeat(100)} red ${'y'.repeat(100)} circle`);
+      // 3 word ids + 2 * budget <= 30 -> budget 13, 29 content ids
+      expect(mixed).toEqual([
+        BOS_ID, a, ...bytesOf('x'.repeat(13)), red, ...bytesOf('y'.repeat(13)), known.wordId('circle')!, EOS_ID,
+      ]);
+    });
+
+    it('property: up to (maxLen - 1) / 2 unknown words are all represented, in order', () => {
+      const room = known.maxLen - 2;
+      fc.assert(
+        fc.property(
+          fc.array(fc.stringMatching(/^[b-z]{1,20}$/), { minLength: 1, maxLength: Math.floor((room + 1) / 2) }),
+          (words) => {
+            const ws = words.filter((w) => known.wordId(w) === undefined);
+            fc.pre(ws.length > 0);
+            const ids = known.encode(ws.join(' '));
+            expect(ids.length).toBeLessThanOrEqual(known.maxLen);
+            const content = ids.slice(1, -1);
+            expect(content.filter((id) => id === SPACE_BYTE_ID).length).toBe(ws.length - 1);
+            const firsts = [content[0], ...content.flatMap((id, i) => (id === SPACE_BYTE_ID ? [content[i + 1]] : []))];
+            expect(firsts).toEqual(ws.map((w) => BYTE_OFFSET + w.charCodeAt(0)));
+          },
+        ),
+        { numRuns: 300, seed: 11 },
+      );
+    });
   });
 });

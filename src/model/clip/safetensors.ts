@@ -316,3 +316,110 @@ export function encodeSafetensors(tensors: readonly TensorToWrite[], metadata?: 
   }
   return out;
 }
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** One tensor's values as little-endian bytes of `dtype` (the encoding encodeSafetensors uses). */
+export function encodeTensorData(dtype: TensorToWrite['dtype'], data: Float32Array | BigInt64Array): Uint8Array {
+  const size = DTYPE_BYTES[dtype];
+  const out = new Uint8Array(data.length * size);
+  const dv = new DataView(out.buffer);
+  const n = data.length;
+  switch (dtype) {
+    case 'F32':
+      if (LITTLE_ENDIAN_HOST && data instanceof Float32Array) out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+      else for (let i = 0; i < n; i++) dv.setFloat32(i * 4, data[i] as number, true);
+      break;
+    case 'F16':
+      for (let i = 0; i < n; i++) dv.setUint16(i * 2, floatToHalf(data[i] as number), true);
+      break;
+    case 'BF16':
+      for (let i = 0; i < n; i++) {
+        f32[0] = data[i] as number;
+        const b = u32[0];
+        const r = Number.isNaN(f32[0]) ? 0x7fc0 : (b + 0x7fff + ((b >>> 16) & 1)) >>> 16;
+        dv.setUint16(i * 2, r & 0xffff, true);
+      }
+      break;
+    case 'I64':
+      for (let i = 0; i < n; i++) dv.setBigInt64(i * 8, BigInt(data[i] as bigint | number), true);
+      break;
+  }
+  return out;
+}
+
+export interface TensorDecl {
+  name: string;
+  shape: readonly number[];
+  dtype: TensorToWrite['dtype'];
+}
+
+export interface SafetensorsWriter {
+  /** write the next declared tensor (tensors must come in declaration order) */
+  write(name: string, data: Float32Array | BigInt64Array): Promise<void>;
+  /** check every tensor was written, fsync and close */
+  close(): Promise<void>;
+  /** close and leave the partial file (the caller removes it) */
+  abort(): Promise<void>;
+}
+
+/**
+ * Stream a safetensors file: the header (from the declarations, same layout as encodeSafetensors) is written first,
+ * then each tensor as it is produced, so writing a checkpoint holds one tensor, not the file.
+ */
+export async function createSafetensorsWriter(file: string, decls: readonly TensorDecl[], metadata?: Record<string, string>): Promise<SafetensorsWriter> {
+  const header: Record<string, unknown> = {};
+  if (metadata && Object.keys(metadata).length) header.__metadata__ = metadata;
+  let offset = 0;
+  const seen = new Set<string>();
+  for (const d of decls) {
+    if (seen.has(d.name)) throw new Error(`createSafetensorsWriter: duplicate tensor ${d.name}`);
+    seen.add(d.name);
+    const bytes = numel(d.shape) * DTYPE_BYTES[d.dtype];
+    header[d.name] = { dtype: d.dtype, shape: [...d.shape], data_offsets: [offset, offset + bytes] };
+    offset += bytes;
+  }
+  let json = JSON.stringify(header);
+  while ((Buffer.byteLength(json) + 8) % 8 !== 0) json += ' ';
+  const headerBytes = Buffer.from(json, 'utf8');
+  const lead = new Uint8Array(8 + headerBytes.length);
+  new DataView(lead.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
+  lead.set(headerBytes, 8);
+  const fh = await fs.open(file, 'w');
+  let pos = 0;
+  const put = async (b: Uint8Array): Promise<void> => {
+    let done = 0;
+    while (done < b.length) {
+      const { bytesWritten } = await fh.write(b, done, b.length - done, pos + done);
+      done += bytesWritten;
+    }
+    pos += b.length;
+  };
+  try {
+    await put(lead);
+  } catch (e) {
+    await fh.close();
+    throw e;
+  }
+  let next = 0;
+  return {
+    async write(name, data) {
+      const d = decls[next];
+      if (!d || d.name !== name) throw new Error(`createSafetensorsWriter: expected ${d ? d.name : 'no more tensors'}, got ${name}`);
+      if (data.length !== numel(d.shape)) throw new Error(`createSafetensorsWriter: ${name} has ${data.length} values for shape [${d.shape.join(', ')}]`);
+      await put(encodeTensorData(d.dtype, data));
+      next++;
+    },
+    async close() {
+      try {
+        if (next !== decls.length) throw new Error(`createSafetensorsWriter: ${decls.length - next} declared tensor(s) not written (next: ${decls[next].name})`);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    },
+    async abort() {
+      await fh.close().catch(() => undefined);
+    },
+  };
+}
