@@ -11,8 +11,9 @@
  * --load: a bounded 60 s run at 32 connections (text search, two keys, rate limits set high so that any non-2xx
  * is an error) reporting non-2xx answers, RSS and tf.memory().numTensors before/after (from /metrics).
  *
- *   npm run bench:api -- [--sizes 10000,100000] [--duration 5] [--connections 16] [--load] [--json out.json]
- * The model is an untrained `tiny` preset (latency does not depend on training).
+ *   npm run bench:api -- [--sizes 10000,100000] [--duration 5] [--connections 16] [--load] [--model DIR] [--json out.json]
+ * The model is an untrained `tiny` preset (latency does not depend on training), or the artifact --model names
+ * (e.g. an imported CLIP: its images are decoded by CLIPImageProcessor's rule, its texts by CLIP's tokenizer).
  */
 import autocannon from 'autocannon';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -23,13 +24,14 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { initBackend } from '../src/engine/backend.js';
 import { createIndex } from '../src/index/index.js';
-import { saveArtifact } from '../src/model/artifact.js';
+import { loadArtifact, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
+import type { DualEncoder, Tokenizer } from '../src/model/types.js';
 import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-encoder.js';
 import { Encoder } from '../src/model/encoder.js';
 import { buildTokenizer } from '../src/model/tokenizer.js';
 import { modelTag } from '../src/api/registry.js';
 import { physicalNamespace } from '../src/api/service.js';
-import { decodeImage, DEFAULT_BACKGROUND } from '../src/data/imageCache.js';
+import { decodeImage, decodeSpecForModel } from '../src/data/imageCache.js';
 import { Rng } from '../src/util/rng.js';
 import { SAMPLE_CAPTIONS } from '../test/fixtures/captions.js';
 
@@ -42,6 +44,7 @@ const { values: args } = parseArgs({
     'load-seconds': { type: 'string', default: '60' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    model: { type: 'string' },
   },
 });
 const sizes = args.sizes!.split(',').map(Number);
@@ -126,10 +129,20 @@ async function main(): Promise<void> {
   console.error(`bench:api on ${cpus().length} cores, load average ${load0.map((x) => x.toFixed(2)).join(' ')} (the machine may be shared)`);
   const backend = await initBackend('wasm');
   const root = mkdtempSync(join(tmpdir(), 'manyfold-bench-api-'));
-  const tok = buildTokenizer(CAPS, { maxLen: 32 });
-  const model = createDualEncoder(modelConfigFromPreset('tiny', tok.vocabSize), 1);
-  const manifest = await saveArtifact(join(root, 'model'), { model, tokenizer: tok, training: { seed: 1, method: 'untrained (bench)' } });
+  let modelDir = join(root, 'model');
+  let model: DualEncoder;
+  let tok: Tokenizer;
+  let manifest: ArtifactManifest;
+  if (args.model) {
+    modelDir = args.model;
+    ({ model, tokenizer: tok, manifest } = await loadArtifact(modelDir));
+  } else {
+    tok = buildTokenizer(CAPS, { maxLen: 32 });
+    model = createDualEncoder(modelConfigFromPreset('tiny', tok.vocabSize), 1);
+    manifest = await saveArtifact(modelDir, { model, tokenizer: tok, training: { seed: 1, method: 'untrained (bench)' } });
+  }
   const enc = new Encoder(model, tok, manifest);
+  const decodeSpec = decodeSpecForModel(model.config);
   const tag = modelTag(manifest.id);
   const dim = enc.dim;
 
@@ -154,7 +167,7 @@ async function main(): Promise<void> {
     enc.embedTextsMatrix([texts[i % texts.length]]);
     encText.push(performance.now() - t0);
     t0 = performance.now();
-    const px = await decodeImage(pngs[i % pngs.length], { size: 32, resize: 'cover', background: DEFAULT_BACKGROUND });
+    const px = await decodeImage(pngs[i % pngs.length], decodeSpec);
     decodeMs.push(performance.now() - t0);
     t0 = performance.now();
     enc.embedImagesMatrix(px, 1);
@@ -189,7 +202,7 @@ async function main(): Promise<void> {
     const rawIndex = { p50: r3(pct(raw.slice(50), 50)), p99: r3(pct(raw.slice(50), 99)) };
     console.error(`   raw index query (top-10 + metadata): p50 ${rawIndex.p50} ms, p99 ${rawIndex.p99} ms`);
 
-    const { proc, url } = await startChild(join(root, 'model'), dataDir, configFile);
+    const { proc, url } = await startChild(modelDir, dataDir, configFile);
     try {
       const row: Record<string, unknown> = { records: n, rawIndex };
       for (const [kind, bodies] of [['text', textBodies], ['image', imageBodies]] as const) {
@@ -237,7 +250,7 @@ async function main(): Promise<void> {
       await stopChild(proc);
     }
   }
-  const out = { started, machine: { cores: cpus().length, loadAvgStart: load0, loadAvgEnd: loadavg() }, model: { id: manifest.id, preset: 'tiny', dim }, encoder, results, ...(loadResult ? { load: loadResult } : {}), notes: 'server log level warn; latency at 1 connection; raw index timed in the bench process on the same data; encoder timed in the bench process' };
+  const out = { started, machine: { cores: cpus().length, loadAvgStart: load0, loadAvgEnd: loadavg() }, model: { id: manifest.id, preset: manifest.config.preset, family: manifest.config.family ?? 'manyfold', dir: args.model ?? null, dim }, encoder, results, ...(loadResult ? { load: loadResult } : {}), notes: 'server log level warn; latency at 1 connection; raw index timed in the bench process on the same data; encoder timed in the bench process' };
   if (args.json) writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
   console.log(JSON.stringify(out, null, 2));
   model.dispose();

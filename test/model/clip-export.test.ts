@@ -182,7 +182,7 @@ describe('exported configs', () => {
       expect(cfg.text_config.hidden_act).toBe(act);
       expect(cfg.vision_config.hidden_act).toBe(act);
       expect(cfg.vision_config).toMatchObject({ hidden_size: 64, intermediate_size: 256, num_hidden_layers: 2, num_attention_heads: 4, image_size: 32, patch_size: 8 });
-      expect(cfg.text_config).toMatchObject({ hidden_size: 48, intermediate_size: 192, max_position_embeddings: 77, vocab_size: 740 });
+      expect(cfg.text_config).toMatchObject({ hidden_size: 48, intermediate_size: 192, max_position_embeddings: 77, vocab_size: built.get(variant)!.vocabSize });
       expect(cfg.projection_dim).toBe(32);
       const parsed = parseHfConfig(cfg);
       expect(parsed.activation).toBe(act);
@@ -226,8 +226,13 @@ describe('refusals', () => {
     const err = await exportClipCheckpoint({ model: dir, out: fresh('x'), format: 'open_clip' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CheckpointError);
     expect((err as Error).message).toMatch(/open_clip pools at the argmax of the ids; export with --format hf/);
-    // eos at the largest id is the argmax rule: allowed
-    await expect(exportClipCheckpoint({ model: arts.get('hf-f16-gelu-eos')!, out: fresh('ok'), format: 'open_clip' })).resolves.toBeTruthy();
+    // hf-f16-gelu-eos has an added token above EOT: argmax would land on it, so open_clip is refused as it is
+    await expect(exportClipCheckpoint({ model: arts.get('hf-f16-gelu-eos')!, out: fresh('x'), format: 'open_clip' })).rejects.toThrow(/open_clip pools at the argmax/);
+    // eos at the largest id is the argmax rule: allowed (the same variant without its added token)
+    const plain = await buildTinyCheckpoint(path.join(root, 'ckpt', 'eos-no-added'), { ...VARIANTS.find((v) => v.name === 'hf-f16-gelu-eos')!, name: 'eos-no-added', addedTokens: undefined });
+    const plainArt = fresh('eos-no-added');
+    await importClipCheckpoint({ from: plain.dir, out: plainArt, log: quiet });
+    await expect(exportClipCheckpoint({ model: plainArt, out: fresh('ok'), format: 'open_clip' })).resolves.toBeTruthy();
   });
 
   it('refuses a tampered artifact (sha256) and an existing output directory', async () => {

@@ -128,7 +128,7 @@ describe('import: every variant', () => {
     expect(c.preset).toBe('clip');
     expect(c.embedDim).toBe(TINY.projection);
     expect(c.image).toEqual({ size: 32, patch: 8, width: 64, depth: 2, heads: 4, mlpRatio: 4 });
-    expect(c.text).toEqual({ width: 48, depth: 2, heads: 4, mlpRatio: 4, maxLen: 77, vocabSize: TINY_BPE_VOCAB_SIZE });
+    expect(c.text).toEqual({ width: 48, depth: 2, heads: 4, mlpRatio: 4, maxLen: 77, vocabSize: built.get(name)!.vocabSize });
     expect(c.clip!.activation).toBe(spec.activation);
     expect(c.clip!.textPooling).toBe(spec.format === 'hf' ? spec.pooling : 'argmax');
     expect(c.clip!.eosTokenId).toBe(TINY_BPE_EOT_ID);
@@ -145,7 +145,7 @@ describe('import: every variant', () => {
     expect(m.weights.map((w) => w.name)).toEqual(want.map((w) => w.name));
     expect(m.weights.map((w) => w.shape)).toEqual(want.map((w) => w.shape));
     expect(m.weights.some((w) => w.name === 'image.patch.b')).toBe(false);
-    expect(m.tokenizer.vocabSize).toBe(TINY_BPE_VOCAB_SIZE);
+    expect(m.tokenizer.vocabSize).toBe(built.get(name)!.vocabSize);
     expect(m.tokenizer.maxLen).toBe(77);
     const rm = await readManifest(dir);
     expect(rm.id).toBe(m.id);

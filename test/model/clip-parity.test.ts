@@ -17,6 +17,8 @@
  *               float64) and per-image norm within 1e-3 relative
  *
  * Inputs come from closed forms both sides implement (pixels: an integer hash; ids: literal, from the fixture).
+ * hf-f16-gelu-eos has an added token above EOT and one input holds it before EOT, so importing it with HF's legacy
+ * argmax pooling instead of its eos rule moves that input's text embedding far outside the bars.
  */
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
@@ -43,10 +45,20 @@ const matrix = z.array(z.array(z.number()));
 const variantSchema = z.object({
   format: z.enum(['hf', 'open_clip']),
   files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
-  config: z.object({ imageSize: z.number().int().positive(), contextLength: z.number().int().positive(), embedDim: z.number().int().positive() }).loose(),
+  config: z
+    .object({
+      imageSize: z.number().int().positive(),
+      contextLength: z.number().int().positive(),
+      embedDim: z.number().int().positive(),
+      vocabSize: z.number().int().positive(),
+      textPooling: z.enum(['argmax', 'eos']),
+      eosTokenId: z.number().int().nonnegative(),
+    })
+    .loose(),
   inputs: z.object({
     pixels: z.object({ images: z.number().int().positive(), size: z.number().int().positive(), sum_u8: z.number().int(), first_u8: z.array(z.number().int()) }).loose(),
     input_ids: z.array(z.array(z.number().int().nonnegative())),
+    pooled_positions: z.array(z.number().int().nonnegative()),
   }).loose(),
   image_embeds: matrix,
   text_embeds: matrix,
@@ -164,6 +176,25 @@ describe('the reference fixture', () => {
       const files = built.get(name)!.files;
       for (const [file, sha] of Object.entries(ref.files)) expect(files[file], `${name}/${file}`).toBe(sha);
     }
+  });
+
+  it('tells the two HF pooling rules apart: in an eos variant, an added id above EOT precedes EOT in some input', () => {
+    // without such an input, argmax and eos pooling land on the same position and the parity below cannot
+    // tell an importer that picks the wrong rule (build-checkpoints.ts gives hf-f16-gelu-eos an added token)
+    const apart: string[] = [];
+    for (const [name, ref] of Object.entries(fixture.variants)) {
+      const { textPooling, eosTokenId, vocabSize } = ref.config;
+      expect(built.get(name)!.vocabSize, `${name}: vocabulary size`).toBe(vocabSize);
+      if (textPooling !== 'eos') continue;
+      ref.inputs.input_ids.forEach((row, r) => {
+        const firstEos = row.indexOf(eosTokenId);
+        expect(ref.inputs.pooled_positions[r], `${name}: pooled position of input ${r}`).toBe(firstEos);
+        const argmax = row.indexOf(Math.max(...row));
+        if (argmax !== firstEos && row[argmax] > eosTokenId) apart.push(`${name} input ${r}`);
+      });
+    }
+    expect(apart.length, 'inputs where argmax and eos pooling differ').toBeGreaterThan(0);
+    expect(apart.some((a) => a.startsWith('hf-f16-gelu-eos '))).toBe(true);
   });
 
   it('describes the same pixels this test regenerates', () => {

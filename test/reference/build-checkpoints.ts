@@ -39,6 +39,14 @@ export interface VariantSpec {
   std: [number, number, number];
   /** log logit scale stored in the checkpoint */
   logitScale: number;
+  /**
+   * HF only: tokens added after training (`tokenizer.add_tokens`, then `resize_token_embeddings`, as textual inversion
+   * does), so their ids follow EOT and EOT is no longer the largest id. They go into tokenizer.json's `added_tokens`
+   * only, as the tokenizers library saves them (model.vocab, vocab.json and merges.txt keep the trained vocabulary);
+   * the config's vocab_size and the token embedding count them. With one, HF's legacy 'argmax' rule and the 'eos' rule
+   * pool at different positions on an input holding the added id before EOT.
+   */
+  addedTokens?: readonly string[];
 }
 
 export const CLIP_MEAN: [number, number, number] = [0.48145466, 0.4578275, 0.40821073];
@@ -62,7 +70,8 @@ export const TINY = {
 
 export const VARIANTS: readonly VariantSpec[] = [
   { name: 'hf-f32-quickgelu-argmax', format: 'hf', dtype: 'F32', activation: 'quick_gelu', pooling: 'argmax', modulePrefix: false, mean: CLIP_MEAN, std: CLIP_STD, logitScale: Math.log(1 / 0.07) },
-  { name: 'hf-f16-gelu-eos', format: 'hf', dtype: 'F16', activation: 'gelu', pooling: 'eos', modulePrefix: false, mean: CLIP_MEAN, std: CLIP_STD, logitScale: Math.log(100) },
+  // one added token above EOT (id EOT + 1): the parity inputs put it before EOT, where argmax pooling would land on it
+  { name: 'hf-f16-gelu-eos', format: 'hf', dtype: 'F16', activation: 'gelu', pooling: 'eos', modulePrefix: false, mean: CLIP_MEAN, std: CLIP_STD, logitScale: Math.log(100), addedTokens: ['<cat-toy>'] },
   { name: 'hf-bf16-quickgelu-argmax', format: 'hf', dtype: 'BF16', activation: 'quick_gelu', pooling: 'argmax', modulePrefix: false, mean: CLIP_MEAN, std: CLIP_STD, logitScale: Math.log(100) },
   { name: 'openclip-f32-gelu', format: 'open_clip', dtype: 'F32', activation: 'gelu', pooling: 'argmax', modulePrefix: false, mean: CLIP_MEAN, std: CLIP_STD, logitScale: Math.log(1 / 0.07) },
   // open_clip models trained with inception statistics exist (mean = std = 0.5): the importer must read them
@@ -79,6 +88,7 @@ export interface BuildOptions {
 export interface BuiltCheckpoint {
   dir: string;
   spec: VariantSpec;
+  /** the model's vocabulary: the tiny BPE's tokens plus the variant's added tokens */
   vocabSize: number;
   eotId: number;
   sotId: number;
@@ -137,11 +147,15 @@ function makeBlock(rng: Rng, w: number, m: number): Block {
   };
 }
 
-function makeWeights(spec: VariantSpec, vocabSize: number): TinyWeights {
+/**
+ * `vocabSize` rows of token embedding for the trained vocabulary, then `addedRows` more drawn last (as
+ * `resize_token_embeddings` appends rows), so adding tokens leaves every other weight of the variant unchanged.
+ */
+function makeWeights(spec: VariantSpec, vocabSize: number, addedRows = 0): TinyWeights {
   const rng = new Rng(seedOf(spec.name));
   const { visionWidth: wv, textWidth: wt, patch: p, imageSize, contextLength: c, projection: e, mlpRatio } = TINY;
   const n = (imageSize / p) ** 2;
-  return {
+  const w: TinyWeights = {
     conv: normal(rng, wv * 3 * p * p, 0.5 / Math.sqrt(3 * p * p)),
     cls: normal(rng, wv, 0.1),
     vpos: normal(rng, (n + 1) * wv, 0.05),
@@ -155,6 +169,8 @@ function makeWeights(spec: VariantSpec, vocabSize: number): TinyWeights {
     lnFinalG: normal(rng, wt, 0.05, 1), lnFinalB: normal(rng, wt, 0.02),
     tproj: normal(rng, e * wt, 1 / Math.sqrt(wt)),
   };
+  if (addedRows > 0) w.tok = concat(w.tok, normal(rng, addedRows * wt, 0.1));
+  return w;
 }
 
 /** [rows, cols] -> [cols, rows] */
@@ -358,6 +374,22 @@ function openClipConfig(spec: VariantSpec, vocabSize: number): unknown {
 
 const json = (x: unknown): string => `${JSON.stringify(x, null, 2)}\n`;
 
+/**
+ * tokenizer.json with `tokens` appended to `added_tokens` at ids `firstId`, `firstId + 1`, ..., in the layout of
+ * the entries tiny-bpe.ts writes, with the flags `tokenizer.add_tokens` gives (not special, normalized).
+ */
+function withAddedTokens(tokenizerJson: string, tokens: readonly string[], firstId: number): string {
+  const end = '\n  ],\n  "normalizer": ';
+  const at = tokenizerJson.indexOf(end);
+  if (at < 0 || tokenizerJson.indexOf(end, at + 1) >= 0) throw new Error('tokenizer.json: cannot find the end of added_tokens');
+  const entries = tokens.map(
+    (content, i) =>
+      `,\n    {\n      "id": ${firstId + i},\n      "content": ${JSON.stringify(content)},\n      "single_word": false,\n` +
+      `      "lstrip": false,\n      "rstrip": false,\n      "normalized": true,\n      "special": false\n    }`,
+  );
+  return tokenizerJson.slice(0, at) + entries.join('') + tokenizerJson.slice(at);
+}
+
 function splitShards(ts: TensorToWrite[], shards: number): TensorToWrite[][] {
   const total = ts.reduce((s, t) => s + t.data.length, 0);
   const out: TensorToWrite[][] = Array.from({ length: shards }, () => []);
@@ -381,8 +413,17 @@ export async function buildTinyCheckpoint(dir: string, variant: VariantName | Va
   if (!spec) throw new Error(`buildTinyCheckpoint: unknown variant ${String(variant)} (known: ${VARIANTS.map((v) => v.name).join(', ')})`);
   await fs.mkdir(dir, { recursive: true });
   // open_clip hub directories ship the HF tokenizer files; open_clip's own merges file is added for the reference
-  const { vocabSize, eotId, sotId } = await writeTinyBpeFiles(dir, { openClip: spec.format === 'open_clip' });
-  const wts = makeWeights(spec, vocabSize);
+  const bpe = await writeTinyBpeFiles(dir, { openClip: spec.format === 'open_clip' });
+  const { eotId, sotId } = bpe;
+  const added = spec.addedTokens ?? [];
+  if (added.length > 0) {
+    if (spec.format !== 'hf') throw new Error(`buildTinyCheckpoint: ${spec.name}: addedTokens are for HF checkpoints only`);
+    if (eotId !== bpe.vocabSize - 1) throw new Error('buildTinyCheckpoint: added tokens must follow EOT, the last trained id');
+    const file = path.join(dir, 'tokenizer.json');
+    await fs.writeFile(file, withAddedTokens(await fs.readFile(file, 'utf8'), added, bpe.vocabSize));
+  }
+  const vocabSize = bpe.vocabSize + added.length;
+  const wts = makeWeights(spec, bpe.vocabSize, added.length);
   const logit = { name: 'logit_scale', shape: [] as number[], data: Float32Array.of(spec.logitScale) };
 
   if (spec.format === 'hf') {

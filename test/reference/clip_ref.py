@@ -443,7 +443,8 @@ TEXT_TEMPLATES = [
     ['S', 12, 0, 0, 7, 3, 'E'],  # id 0 inside the caption is an ordinary token, not padding
     ['S', 4, 4, 'E', 21, 'E', 6],  # a second EOT after the first: both rules pool at the first
     ['S', 'X', 8, 'E'],  # X = the largest id that is not SOT / EOT: above EOT when the vocabulary has added
-                         # tokens (where 'argmax' and 'eos' pool differently), else just below the specials
+                         # tokens (hf-f16-gelu-eos has one), where 'argmax' pools at X and 'eos' at EOT; else just
+                         # below the specials
     'full',
 ]
 
@@ -652,6 +653,12 @@ def mutant_study(vision, text, ids):
     ]
     if vision['mean'] != [0.5] * 3:
         out.append(('image: mean = std = 0.5', img_with(mean=[0.5] * 3, std=[0.5] * 3)))
+    if text['pooling'] == 'eos':
+        # HF's legacy argmax rule instead of eos: it only moves the pooled row where an id above EOT (an added
+        # token) precedes EOT, so the mutant is listed only when the inputs tell the two rules apart
+        legacy = {**text, 'pooling': 'argmax'}
+        if not torch.equal(pool_positions(legacy, ids), pool_positions(text, ids)):
+            out.append(('text: argmax pooling instead of eos', txt_with(pooling='argmax')))
     saved_block, saved_pool = g['block_forward'], g['pool_positions']
     try:
         g['block_forward'] = lambda x, blk, h, a, e, causal: saved_block(x, blk, h, a, e, False)
@@ -696,6 +703,7 @@ def self_check(root):
             failures.append(what)
 
     names = sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))
+    rules_apart = []
     for name in names:
         d = os.path.join(root, name)
         meta, vision, text, logit_scale, _ = load_checkpoint(d)
@@ -756,7 +764,11 @@ def self_check(root):
         with torch.no_grad():
             for what, caught, cos, mx in mutant_study(vision, text, ids):
                 check(caught, f'{name}: mutant "{what}" fails parity (min cos {cos:.7f}, max abs {mx:.1e})')
-    # 5. the exact-erf GELU is not the tanh approximation (their difference is what the 0.99999 bar resolves)
+                if what == 'text: argmax pooling instead of eos':
+                    rules_apart.append(name)
+    # 5. the inputs exercise the choice between HF's two pooling rules somewhere (a variant with an added token)
+    check(bool(rules_apart), f'argmax and eos pooling differ on the inputs of some eos variant ({", ".join(rules_apart) or "none"})')
+    # 6. the exact-erf GELU is not the tanh approximation (their difference is what the 0.99999 bar resolves)
     x = torch.linspace(-4, 4, 1001, dtype=torch.float64)
     gap = (activation('gelu', x) - activation('gelu_new', x)).abs().max().item()
     check(gap > 1e-4, f'gelu (erf) and gelu_new (tanh) differ by {gap:.1e}')
