@@ -21,7 +21,7 @@
  *   so retraining to identical weights gives the same id.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -509,19 +509,37 @@ export async function readManifest(dir: string): Promise<ArtifactManifest> {
 
 /** Read one listed file and check its size and sha256. */
 async function readVerified(dir: string, entry: FileEntry): Promise<Uint8Array> {
-  const file = path.join(dir, entry.path);
   let buf: Buffer;
   try {
-    buf = await fs.readFile(file);
+    buf = await fs.readFile(path.join(dir, entry.path));
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new ArtifactError(
-      code === 'ENOENT'
-        ? `artifact file ${entry.path} is missing (listed in ${MANIFEST_FILE} of ${dir})`
-        : `cannot read artifact file ${entry.path}: ${(e as Error).message}`,
-      entry.path,
-    );
+    throw readError(dir, entry, e);
   }
+  return checkVerified(entry, buf);
+}
+
+/** readVerified for the synchronous weight loader of loadArtifact (a model's variables are built synchronously) */
+function readVerifiedSync(dir: string, entry: FileEntry): Uint8Array {
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path.join(dir, entry.path));
+  } catch (e) {
+    throw readError(dir, entry, e);
+  }
+  return checkVerified(entry, buf);
+}
+
+function readError(dir: string, entry: FileEntry, e: unknown): ArtifactError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new ArtifactError(
+    code === 'ENOENT'
+      ? `artifact file ${entry.path} is missing (listed in ${MANIFEST_FILE} of ${dir})`
+      : `cannot read artifact file ${entry.path}: ${(e as Error).message}`,
+    entry.path,
+  );
+}
+
+function checkVerified(entry: FileEntry, buf: Uint8Array): Uint8Array {
   if (buf.byteLength !== entry.bytes) {
     throw new ArtifactError(
       `artifact file ${entry.path} has ${buf.byteLength} bytes, manifest says ${entry.bytes} (${buf.byteLength < entry.bytes ? 'truncated' : 'extended'})`,
@@ -710,10 +728,30 @@ export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}):
     }
   }
 
-  // every weight is assigned below (names are checked one to one), so the random draws of a fresh init are wasted work
-  const createModel = opts.createModel ?? ((c: ModelConfig, seed: number) => createDualEncoder(c, seed, 'zeros'));
   const seed = typeof manifest.training.seed === 'number' ? manifest.training.seed : 0;
-  const model = createModel(cfg as ModelConfig, seed);
+  if (!opts.createModel) {
+    // The weights go straight into the variables as the model builds them (one copy in the backend's memory, not
+    // zeros first and then the weights: at CLIP sizes that doubled the wasm heap, which never shrinks). Shards
+    // are read (and re-verified) as the variables reach them: saved in variable order, so each is read once.
+    const entries = new Map(manifest.weights.map((w) => [w.name, w]));
+    let shard: { file: string; buf: Uint8Array } | null = null;
+    const init = (name: string, shape: readonly number[]): Float32Array => {
+      const w = entries.get(name);
+      // a name or shape the artifact does not match: zeros here, and checkWeightNames below says what differs
+      if (!w || !sameShape(w.shape, shape)) return new Float32Array(numel(shape));
+      if (shard?.file !== w.file) shard = { file: w.file, buf: contents.get(w.file) ?? readVerifiedSync(dir, byPath.get(w.file)!) };
+      return bytesToFloats(shard.buf, w.offset, numel(w.shape));
+    };
+    const model = createDualEncoder(cfg as ModelConfig, seed, init);
+    try {
+      checkWeightNames(model, manifest);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return { model, tokenizer, manifest };
+  }
+  const model = opts.createModel(cfg as ModelConfig, seed);
   try {
     checkWeightNames(model, manifest);
     const byFile = new Map<string, WeightEntry[]>();

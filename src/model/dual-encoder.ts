@@ -366,7 +366,12 @@ class DualEncoderImpl implements DualEncoder {
       let h = tf.reshape(addRowVector(tokens, tf.reshape(this.iPos, [t * w])), [bsz * t, w]) as tf.Tensor2D;
       if (this.iLnPre) h = layerNorm(h, this.iLnPre.g, this.iLnPre.b, this.lnEps);
       const last = this.iBlocks.length - 1;
-      for (let i = 0; i < last; i++) h = this.runBlock(h, this.iBlocks[i], bsz, t, im.heads, null);
+      // a tidy per block frees its intermediates as it ends (what backprop needs the tape keeps for itself): the
+      // forward pass's peak memory is one block's activations, not the tower's; wasm's heap never shrinks
+      for (let i = 0; i < last; i++) {
+        const hi = h;
+        h = tf.tidy(() => this.runBlock(hi, this.iBlocks[i], bsz, t, im.heads, null));
+      }
       // the class token's output of the last block (the tower pools the class token)
       const pooled = this.runBlockFirstToken(h, this.iBlocks[last], bsz, t, im.heads);
       const z = linear(layerNorm(pooled, this.iLnG, this.iLnB, this.lnEps), this.iProj);
@@ -399,7 +404,10 @@ class DualEncoderImpl implements DualEncoder {
       const keep = tf.cast(tf.notEqual(ids, 0), 'float32') as tf.Tensor2D; // [B, L]
       const keyMask = tf.mul(tf.sub(1, keep), MASK_NEG) as tf.Tensor2D;
       let h = tf.reshape(emb, [bsz * len, tx.width]) as tf.Tensor2D;
-      for (const b of this.tBlocks) h = this.runBlock(h, b, bsz, len, tx.heads, keyMask);
+      for (const b of this.tBlocks) {
+        const hi = h;
+        h = tf.tidy(() => this.runBlock(hi, b, bsz, len, tx.heads, keyMask));
+      }
       const hn = tf.reshape(layerNorm(h, this.tLnG, this.tLnB), [bsz, len, tx.width]);
       // masked mean over non-pad tokens; an all-pad row pools to zero (count clamped to 1)
       const summed = tf.sum(tf.mul(hn, tf.reshape(keep, [bsz, len, 1])), 1);
@@ -429,7 +437,10 @@ class DualEncoderImpl implements DualEncoder {
       const rows = tf.add(firstHit, tf.range(0, bsz * len, len, 'int32')) as tf.Tensor1D;
       let h = tf.reshape(emb, [bsz * len, tx.width]) as tf.Tensor2D;
       const last = this.tBlocks.length - 1;
-      for (let i = 0; i < last; i++) h = this.runBlock(h, this.tBlocks[i], bsz, len, tx.heads, causal);
+      for (let i = 0; i < last; i++) {
+        const hi = h;
+        h = tf.tidy(() => this.runBlock(hi, this.tBlocks[i], bsz, len, tx.heads, causal));
+      }
       // the last block for the pooled row only (as the image tower's class token): its causal-mask row hides the
       // keys after it
       const after = tf.mul(tf.cast(tf.greater(tf.range(0, len, 1, 'float32').reshape([1, len]), tf.reshape(firstHit, [bsz, 1])), 'float32'), MASK_NEG) as tf.Tensor2D;
