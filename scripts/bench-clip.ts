@@ -150,6 +150,10 @@ if (args.child) {
   let t0 = performance.now();
   const { model, manifest } = await loadArtifact(args.child);
   const loadMs = performance.now() - t0;
+  /** the wasm heap (weights, XNNPACK's packed copies of them, activations' high-water mark: it never shrinks) */
+  const wasmHeap = () => (tf.backend() as unknown as { wasm?: { HEAPU8: Uint8Array } }).wasm?.HEAPU8.length ?? null;
+  const rssAfterLoad = process.memoryUsage().rss;
+  const heapAfterLoad = wasmHeap();
   const weightBytes = manifest.files.filter((f) => f.path.startsWith('weights')).reduce((a, f) => a + f.bytes, 0);
   const rng = new Rng(1);
   const S = model.config.image.size;
@@ -177,6 +181,9 @@ if (args.child) {
   out.servingRssBytes = rss;
   out.servingRssOverWeights = round(rss / weightBytes, 2);
   out.rssBeforeLoadBytes = rssBefore;
+  out.rssAfterLoadBytes = rssAfterLoad;
+  out.wasmHeapAfterLoadBytes = heapAfterLoad;
+  out.wasmHeapServingBytes = wasmHeap();
   console.error(`serving RSS ${(rss / 2 ** 20).toFixed(0)} MiB = ${round(rss / weightBytes, 2)} x the weights (${(weightBytes / 2 ** 20).toFixed(0)} MiB)`);
 
   const pgdBatch = 8;

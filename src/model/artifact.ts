@@ -186,6 +186,12 @@ function floatsToBytes(values: Float32Array): Uint8Array {
 }
 
 /** little-endian bytes -> a fresh, aligned Float32Array */
+/** bytesToFloats without the copy where the bytes can be viewed as float32 in place (the backend copies them) */
+function floatsView(buf: Uint8Array, offset: number, count: number): Float32Array {
+  if (LITTLE_ENDIAN && (buf.byteOffset + offset) % 4 === 0) return new Float32Array(buf.buffer, buf.byteOffset + offset, count);
+  return bytesToFloats(buf, offset, count);
+}
+
 function bytesToFloats(buf: Uint8Array, offset: number, count: number): Float32Array {
   const out = new Float32Array(count);
   if (LITTLE_ENDIAN) {
@@ -740,7 +746,7 @@ export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}):
       // a name or shape the artifact does not match: zeros here, and checkWeightNames below says what differs
       if (!w || !sameShape(w.shape, shape)) return new Float32Array(numel(shape));
       if (shard?.file !== w.file) shard = { file: w.file, buf: contents.get(w.file) ?? readVerifiedSync(dir, byPath.get(w.file)!) };
-      return bytesToFloats(shard.buf, w.offset, numel(w.shape));
+      return floatsView(shard.buf, w.offset, numel(w.shape));
     };
     const model = createDualEncoder(cfg as ModelConfig, seed, init);
     try {
