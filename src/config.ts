@@ -71,6 +71,21 @@ export const trainSchema = z
     hardGroup: z.number().int().min(2).default(4),
     /** 'hard' sampling: first epoch (0-based) mined; earlier epochs are random (the untrained model's neighbours mean little) */
     hardFromEpoch: z.number().int().min(0).default(1),
+    /**
+     * freeze the embeddings (image: conv stem, patch, class token, position, ln_pre; text: token, position) and the
+     * first N transformer blocks of BOTH towers (0 = nothing frozen). Frozen variables get no gradient (the backward
+     * pass stops at the first trainable block) and no AdamW moments; they are still saved in checkpoints.
+     */
+    freezeBlocks: z.number().int().min(0).max(1024).default(0),
+    /**
+     * gradient accumulation: micro-batches of `batch` images per optimizer step (effective batch = batch x N). The
+     * contrastive loss is computed within each micro-batch (its negatives are that micro-batch's), and the step
+     * applies the mean of the N micro-batch gradients; open_clip's `accum_freq` instead re-embeds every micro-batch
+     * against cached features of all N, which needs a second forward pass per micro-batch.
+     */
+    gradAccum: z.number().int().min(1).max(4096).default(1),
+    /** stop after this many optimizer steps (the schedule is laid out over them); unset = epochs x steps per epoch */
+    maxSteps: positiveInt.optional(),
     /** checkpoint every N steps (and at every epoch end) */
     checkpointEvery: positiveInt.default(50),
     /** evaluate on the val split every N epochs (0 = never) */

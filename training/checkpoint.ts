@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { tf } from '../src/engine/tf.js';
 
@@ -23,22 +23,34 @@ export interface CheckpointHeader<S> {
   payloadSha256: string;
 }
 
+/** bytes written or read per system call: bounds the transient copies, whatever the model size */
+const IO_CHUNK = 64 << 20;
+
+function bytesOf(t: tf.Tensor): Buffer {
+  const data = t.dataSync() as Float32Array;
+  return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * Streams the tensors one at a time (a CLIP-sized checkpoint is several GiB: no single buffer holds it): a first
+ * pass hashes them for the header, a second writes them. Each pass copies one tensor out of the backend at a time.
+ */
 export function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, tf.Tensor>): void {
   mkdirSync(dirname(path), { recursive: true });
   const entries: CheckpointTensor[] = [];
   let total = 0;
   for (const [name, t] of tensors) {
+    if (t.dtype !== 'float32') throw new Error(`checkpoint tensor ${name} is ${t.dtype}; checkpoints hold float32`);
     entries.push({ name, shape: t.shape.slice(), offset: total });
     total += t.size;
   }
-  const payload = new Float32Array(total);
-  for (const [i, t] of [...tensors.values()].entries()) payload.set(t.dataSync() as Float32Array, entries[i].offset);
-  const payloadBytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const hash = createHash('sha256');
+  for (const t of tensors.values()) hash.update(bytesOf(t));
   const header: CheckpointHeader<S> = {
     format: 'manyfold-checkpoint/1',
     state,
     tensors: entries,
-    payloadSha256: createHash('sha256').update(payloadBytes).digest('hex'),
+    payloadSha256: hash.digest('hex'),
   };
   const headerBytes = Buffer.from(JSON.stringify(header), 'utf8');
   const prefix = Buffer.alloc(8);
@@ -49,10 +61,11 @@ export function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, 
   const tmp = `${path}.tmp-${process.pid}`;
   const fd = openSync(tmp, 'w');
   try {
-    for (const part of [prefix, headerBytes, pad, payloadBytes]) {
-      let off = 0;
-      while (off < part.length) off += writeSync(fd, part, off);
-    }
+    const write = (part: Buffer) => {
+      for (let off = 0; off < part.length; ) off += writeSync(fd, part, off, Math.min(IO_CHUNK, part.length - off));
+    };
+    for (const part of [prefix, headerBytes, pad]) write(part);
+    for (const t of tensors.values()) write(bytesOf(t));
     fsyncSync(fd);
   } finally {
     closeSync(fd);
@@ -65,28 +78,54 @@ export interface LoadedCheckpoint<S> {
   tensors: Map<string, { shape: number[]; data: Float32Array }>;
 }
 
+/**
+ * Reads a checkpoint tensor by tensor (one Float32Array each; no buffer of the whole file, so checkpoints larger
+ * than Node's 2 GiB read limit load), checking the payload's sha256 before returning anything.
+ */
 export function readCheckpoint<S>(path: string): LoadedCheckpoint<S> {
   if (!existsSync(path)) throw new Error(`No checkpoint at ${path}`);
-  const buf = readFileSync(path);
-  if (buf.length < 8 || buf.toString('ascii', 0, 4) !== MAGIC) throw new Error(`${path} is not a Manyfold checkpoint (bad magic)`);
-  const headerLen = buf.readUInt32LE(4);
-  if (8 + headerLen > buf.length) throw new Error(`${path} is truncated (header)`);
-  let header: CheckpointHeader<S>;
+  const fd = openSync(path, 'r');
   try {
-    header = JSON.parse(buf.toString('utf8', 8, 8 + headerLen)) as CheckpointHeader<S>;
-  } catch (e) {
-    throw new Error(`${path}: corrupt checkpoint header: ${(e as Error).message}`);
+    const size = fstatSync(fd).size;
+    const prefix = Buffer.alloc(8);
+    if (size < 8 || readSync(fd, prefix, 0, 8, 0) !== 8 || prefix.toString('ascii', 0, 4) !== MAGIC) throw new Error(`${path} is not a Manyfold checkpoint (bad magic)`);
+    const headerLen = prefix.readUInt32LE(4);
+    if (8 + headerLen > size) throw new Error(`${path} is truncated (header)`);
+    const headerBytes = Buffer.alloc(headerLen);
+    readFully(fd, headerBytes, 8, path);
+    let header: CheckpointHeader<S>;
+    try {
+      header = JSON.parse(headerBytes.toString('utf8')) as CheckpointHeader<S>;
+    } catch (e) {
+      throw new Error(`${path}: corrupt checkpoint header: ${(e as Error).message}`);
+    }
+    if (header.format !== 'manyfold-checkpoint/1') throw new Error(`${path}: unknown checkpoint format ${String(header.format)}`);
+    const start = 8 + headerLen + ((4 - ((8 + headerLen) % 4)) % 4);
+    const payloadBytes = size - start;
+    const elements = header.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+    if (payloadBytes !== elements * 4) throw new Error(`${path}: checkpoint payload truncated or corrupt (${payloadBytes} bytes for ${elements} float32s)`);
+    const hash = createHash('sha256');
+    const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
+    // the header lists the tensors in payload order (writeCheckpoint): read them in offset order
+    for (const t of [...header.tensors].sort((a, b) => a.offset - b.offset)) {
+      const n = t.shape.reduce((a, b) => a * b, 1);
+      const data = new Float32Array(n);
+      const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      readFully(fd, bytes, start + t.offset * 4, path);
+      hash.update(bytes);
+      tensors.set(t.name, { shape: t.shape, data });
+    }
+    if (hash.digest('hex') !== header.payloadSha256) throw new Error(`${path}: checkpoint payload hash mismatch (truncated or corrupt)`);
+    return { state: header.state, tensors };
+  } finally {
+    closeSync(fd);
   }
-  if (header.format !== 'manyfold-checkpoint/1') throw new Error(`${path}: unknown checkpoint format ${String(header.format)}`);
-  const start = 8 + headerLen + ((4 - ((8 + headerLen) % 4)) % 4);
-  const payloadBytes = buf.subarray(start);
-  const sha = createHash('sha256').update(payloadBytes).digest('hex');
-  if (sha !== header.payloadSha256) throw new Error(`${path}: checkpoint payload hash mismatch (truncated or corrupt)`);
-  const payload = new Float32Array(payloadBytes.buffer.slice(payloadBytes.byteOffset, payloadBytes.byteOffset + payloadBytes.byteLength));
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const t of header.tensors) {
-    const size = t.shape.reduce((a, b) => a * b, 1);
-    tensors.set(t.name, { shape: t.shape, data: payload.subarray(t.offset, t.offset + size) });
+}
+
+function readFully(fd: number, into: Buffer, position: number, path: string): void {
+  for (let off = 0; off < into.length; ) {
+    const n = readSync(fd, into, off, Math.min(IO_CHUNK, into.length - off), position + off);
+    if (n === 0) throw new Error(`${path} is truncated`);
+    off += n;
   }
-  return { state: header.state, tensors };
 }

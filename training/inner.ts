@@ -1,8 +1,9 @@
 /**
  * Training-time inner maximisation (the "max" of min-max adversarial training).
  *
- * Every loop here differentiates w.r.t. its INPUT only (engine/ops inputGrad = withoutWeightGrads + valueAndGrad
- * on the input tensor): no weight gradient is computed and no variable is touched. Randomness comes from the
+ * Every loop here differentiates w.r.t. its INPUT only (inputGrad below: engine/ops withoutWeightGrads around the
+ * lean backward of ./lean-grads.ts, whose peak memory is about half of tf.valueAndGrad's, same values): no weight
+ * gradient is computed and no variable is touched. Randomness comes from the
  * Rng passed in, which the trainer seeds per (seed, step), so a resumed run replays the same perturbations.
  *
  * - pgdImages: L-inf PGD on pixels in [0,1], uniform random start in the ball, sign steps, projection onto the
@@ -16,12 +17,18 @@
  *   batched textTower calls per round) lowering each caption's similarity to its (clean) paired image.
  */
 import { tf } from '../src/engine/tf.js';
-import { inputGrad } from '../src/engine/ops.js';
+import { withoutWeightGrads } from '../src/engine/ops.js';
+import { leanValueAndGrad } from './lean-grads.js';
 import { labelPreserving, type LabelLexicon } from '../src/attacks/constraints/labels.js';
 import { defaultTextConstraints, embedImageRows, embedTextRows, greedyWordSearch, QueryBudget, WordNetSynonymSwap } from '../src/attacks/index.js';
 import { itemRng } from '../src/attacks/util/seed.js';
 import type { DualEncoder, Tokenizer } from '../src/model/types.js';
 import type { Rng } from '../src/util/rng.js';
+
+/** d objective / d x only (the PGD step primitive); the caller owns both tensors */
+function inputGrad<X extends tf.Tensor>(f: (x: X) => tf.Scalar, x: X): { value: tf.Scalar; grad: X } {
+  return withoutWeightGrads(() => leanValueAndGrad(f, x));
+}
 
 export interface PixelBudget {
   /** pixel units [0,1] */

@@ -50,10 +50,12 @@ export class AdamW {
     const t = this.step;
     const bc1 = 1 - Math.pow(this.beta1, t);
     const bc2 = 1 - Math.pow(this.beta2, t);
-    tf.tidy(() => {
-      for (const [name, variable] of this.variables) {
-        const g = grads[name];
-        if (!g) continue;
+    // one tidy per variable: the temporaries of an update (about 6 tensors of the variable's size) are freed before
+    // the next variable's, so the optimizer's transient memory is that of the largest variable, not of the model
+    for (const [name, variable] of this.variables) {
+      const g = grads[name];
+      if (!g) continue;
+      tf.tidy(() => {
         const m = this.m.get(name)!;
         const v = this.v.get(name)!;
         const mNew = tf.add(tf.mul(m, this.beta1), tf.mul(g, 1 - this.beta1));
@@ -66,8 +68,8 @@ export class AdamW {
           next = tf.sub(next, tf.mul(variable, lr * this.weightDecay));
         }
         variable.assign(next);
-      }
-    });
+      });
+    }
   }
 
   dispose(): void {
@@ -79,7 +81,10 @@ export class AdamW {
 /** Scales gradients in place so that their global L2 norm is at most maxNorm; returns the norm before clipping. */
 export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): number {
   const names = Object.keys(grads);
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(names.map((n) => tf.sum(tf.square(grads[n]))))));
+  // per-variable squared sums in their own tidy (one gradient-sized temporary at a time), added in the same order
+  const squares = names.map((n) => tf.tidy(() => tf.sum(tf.square(grads[n]))));
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(squares)));
+  for (const t of squares) t.dispose();
   const value = norm.dataSync()[0];
   norm.dispose();
   if (value > maxNorm && Number.isFinite(value)) {

@@ -1,18 +1,21 @@
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { ManyfoldConfig } from '../src/config.js';
+import type { ManyfoldConfig, TrainConfig } from '../src/config.js';
 import { initBackend } from '../src/engine/backend.js';
 import { loadDataset } from '../src/data/load.js';
+import type { DecodeModelConfig } from '../src/data/imageCache.js';
+import { readDatasetFile } from '../src/data/readers.js';
 import { loadProgressBar } from '../src/data/progress.js';
 import type { DatasetSplit } from '../src/data/types.js';
 import { evaluateClean, formatCleanSummary, type CleanEvalSummary } from '../src/eval/evaluate.js';
 import { loadArtifact, readManifest, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
+import { checkMemoryFits, estimateTrainingMemory, formatMemoryEstimate, type MemoryEstimate } from '../src/model/memory.js';
 import { modelConfigFor } from '../src/model/presets.js';
-import type { DualEncoder } from '../src/model/types.js';
+import type { DualEncoder, ModelConfig } from '../src/model/types.js';
 import { buildAugmentPool, type AugmentPool } from '../src/augment/pool.js';
 import { ProviderCache } from '../src/augment/providers.js';
-import { trainModel } from './trainer.js';
+import { CHECKPOINT_FILE, METRICS_FILE, trainModel, type StepInfo } from './trainer.js';
 
 export interface RunTrainingOptions {
   config: ManyfoldConfig;
@@ -24,6 +27,9 @@ export interface RunTrainingOptions {
   stopAfterStep?: number;
   /** allow an adversarial method without --init */
   fromScratch?: boolean;
+  /** start over: delete a checkpoint (and its metrics) left in `out` by an earlier run */
+  overwrite?: boolean;
+  onStep?: (info: StepInfo) => void;
 }
 
 export interface RunTrainingResult {
@@ -59,13 +65,18 @@ export function formatAugmentSummary(a: AugmentSummary): string {
   return lines.join('\n');
 }
 
-export async function loadSplit(config: ManyfoldConfig, split: string, size: number, quiet = false): Promise<DatasetSplit> {
+/**
+ * One split of the configured data set, decoded for a model: `model` (a model's config) decodes as that model's
+ * family wants (an imported CLIP model: CLIPImageProcessor's shortest-edge resize and centre crop), a bare size
+ * with Manyfold's rule.
+ */
+export async function loadSplit(config: ManyfoldConfig, split: string, model: number | DecodeModelConfig, quiet = false): Promise<DatasetSplit> {
   const file = config.data.file;
   if (!file) throw new Error('no data file: pass --data FILE (Karpathy JSON or JSONL manifest)');
   const bar = loadProgressBar(`load ${split}`, quiet);
   try {
     const data = await loadDataset(file, {
-      size,
+      ...(typeof model === 'number' ? { size: model } : { model }),
       split,
       imagesDir: config.data.imagesDir,
       onBadRow: config.data.onBadRow,
@@ -80,50 +91,111 @@ export async function loadSplit(config: ManyfoldConfig, split: string, size: num
   }
 }
 
+/**
+ * Caption length, in tokens, the memory estimate assumes: a high percentile of the split's captions, from word
+ * counts (read from the data file without decoding any image; BPE splits some words, hence 1.3 tokens a word, plus
+ * start and end tokens), capped at the model's context. A batch is padded to its longest caption (per length
+ * bucket), so this is near the worst batch, not the average.
+ */
+export function captionTokenEstimate(captions: readonly string[], maxLen: number): number {
+  if (captions.length === 0) return maxLen;
+  const words = captions.map((c) => c.split(/\s+/).filter(Boolean).length).sort((a, b) => a - b);
+  const p99 = words[Math.min(words.length - 1, Math.floor(0.99 * words.length))];
+  return Math.min(maxLen, Math.ceil(1.3 * p99) + 2);
+}
+
+/** The memory a run needs (src/model/memory.ts) for its model config, settings and caption length. */
+export function estimateRunMemory(model: ModelConfig, tc: TrainConfig, textLen: number, backend?: string): MemoryEstimate {
+  const captionsPerImage = tc.captionsPerImage + (tc.augment.length > 0 ? tc.augmentTexts : 0) + tc.hardNegatives;
+  return estimateTrainingMemory({
+    model,
+    method: tc.method,
+    batch: tc.batch,
+    texts: tc.batch * captionsPerImage,
+    textLen,
+    extraImages: tc.batch * tc.hardNegativeImages,
+    freezeBlocks: tc.freezeBlocks,
+    gradAccum: tc.gradAccum,
+    // FARE keeps its frozen reference next to the model it trains; other fine-tunes train the --init model in place
+    extraModels: tc.method === 'fare' ? 1 : 0,
+    backend,
+  });
+}
+
 /** `manyfold train`: load data, train (resumable), save the artifact, evaluate on test. */
 export async function runTraining(opts: RunTrainingOptions): Promise<RunTrainingResult> {
   const { config } = opts;
+  const tc = config.train;
+  if (opts.overwrite && opts.resume) throw new Error('--overwrite and --resume exclude each other: --overwrite deletes the checkpoint --resume continues');
   const backend = await initBackend(config.backend, { threads: config.threads });
   if (!opts.quiet) process.stderr.write(`backend: ${backend.name} (${backend.reason})\n`);
-  // a fine-tune keeps its --init model's input size; a run from scratch takes the preset's with --image-size applied
-  const imageSize = config.train.init
-    ? (await readManifest(config.train.init)).config.image.size
-    : modelConfigFor(config.train.preset, 2, config.train).image.size;
-  const train = await loadSplit(config, 'train', imageSize, opts.quiet);
+  // a fine-tune keeps its --init model's architecture and input; a run from scratch takes the preset's with
+  // --image-size applied (the vocabulary is not built yet: --max-vocab bounds it)
+  const initConfig = tc.init ? (await readManifest(tc.init)).config : undefined;
+  const modelConfig = initConfig ?? modelConfigFor(tc.preset, tc.maxVocab, tc);
+  const imageSize = modelConfig.image.size;
+
+  // the memory check comes before any image is decoded or weight loaded: the captions' lengths only need the file
+  if (!config.data.file) throw new Error('no data file: pass --data FILE (Karpathy JSON or JSONL manifest)');
+  const rows = await readDatasetFile(config.data.file, { split: 'train', imagesDir: config.data.imagesDir, onBadRow: config.data.onBadRow });
+  const textLen = captionTokenEstimate(rows.records.flatMap((r) => r.captions), modelConfig.text.maxLen);
+  const estimate = estimateRunMemory(modelConfig, tc, textLen, backend.name);
+  if (!opts.quiet) {
+    process.stderr.write(`${formatMemoryEstimate(estimate, backend.name)}\n  (micro-batch of ${tc.batch} images at ${imageSize} px, captions of up to ~${textLen} tokens)\n`);
+  }
+  checkMemoryFits(estimate, backend.name, { batch: tc.batch, freezeBlocks: tc.freezeBlocks, gradAccum: tc.gradAccum, depth: Math.max(modelConfig.image.depth, modelConfig.text.depth) });
+
+  if (opts.overwrite) {
+    for (const f of [CHECKPOINT_FILE, METRICS_FILE]) rmSync(join(opts.out, f), { force: true });
+  } else if (!opts.resume && existsSync(join(opts.out, CHECKPOINT_FILE))) {
+    // the trainer refuses too; saying it here spares the data loading
+    throw new Error(`${opts.out} already holds a training checkpoint: pass --resume to continue it, --overwrite to start over, or choose another --out`);
+  }
+
+  const train = await loadSplit(config, 'train', initConfig ?? imageSize, opts.quiet);
   if (train.count === 0) throw new Error(`${config.data.file} has no rows in split "train"`);
 
-  const tc = config.train;
   const t0 = Date.now();
   const owned: DualEncoder[] = [];
   let result: Awaited<ReturnType<typeof trainModel>>;
   let augment: AugmentSummary | undefined;
   try {
     const init = tc.init ? await loadArtifact(tc.init) : undefined;
-    if (init) owned.push(init.model);
     if (tc.method !== 'clean' && !init && !opts.fromScratch) {
       throw new Error(`--method ${tc.method} fine-tunes a clean model: pass --init MODEL (adversarial training from scratch collapses on small data, see docs/defenses.md), or --from-scratch to insist`);
     }
     const refDir = tc.reference ?? (tc.method === 'fare' ? tc.init : undefined);
-    const reference = tc.method === 'fare' && refDir ? (await loadArtifact(refDir)).model : undefined;
-    if (reference) owned.push(reference);
+    // FARE's reference is the --init model unless another is named: share it rather than load the weights twice
+    const reference = tc.method === 'fare' && refDir ? (refDir === tc.init && init ? init.model : (await loadArtifact(refDir)).model) : undefined;
+    // the trainer trains the --init model in place (one copy of the weights) unless it must stay intact as the
+    // reference; then the trainer copies it and this function owns it
+    const adopt = Boolean(init) && reference !== init?.model;
+    if (init && !adopt) owned.push(init.model);
+    if (reference && reference !== init?.model) owned.push(reference);
     let pool: AugmentPool | undefined;
     if (tc.augment.length > 0) {
       const alignDir = tc.alignModel ?? tc.reference ?? tc.init;
       let scorer: Encoder | undefined;
+      let scorerModel: DualEncoder | undefined;
       if (tc.alignQuantile > 0 && alignDir) {
         const a = alignDir === tc.init && init ? init : await loadArtifact(alignDir);
-        if (a !== init) owned.push(a.model);
+        // a scorer of its own is needed only while the pool is built
+        if (a !== init) scorerModel = a.model;
         scorer = new Encoder(a.model, a.tokenizer, a.manifest);
       } else if (tc.alignQuantile > 0 && !opts.quiet) {
         process.stderr.write('warning: no model to score the alignment filter (--init, --reference or --align-model): augmented pairs are not filtered\n');
       }
-      pool = await buildAugmentPool(train, tc.augment, {
-        seed: config.seed,
-        perSource: tc.augmentPerSource,
-        cache: tc.augmentCache ? ProviderCache.read(tc.augmentCache) : undefined,
-        scorer,
-        quantile: tc.alignQuantile,
-      });
+      try {
+        pool = await buildAugmentPool(train, tc.augment, {
+          seed: config.seed,
+          perSource: tc.augmentPerSource,
+          cache: tc.augmentCache ? ProviderCache.read(tc.augmentCache) : undefined,
+          scorer,
+          quantile: tc.alignQuantile,
+        });
+      } finally {
+        if (scorerModel && scorerModel !== reference) scorerModel.dispose();
+      }
       augment = { names: pool.names, captions: pool.stats.captions, views: pool.stats.views, alignment: pool.alignment, ms: pool.stats.ms };
       if (!opts.quiet) process.stderr.write(`${formatAugmentSummary(augment)}\n`);
       mkdirSync(opts.out, { recursive: true });
@@ -137,9 +209,10 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
       resume: opts.resume,
       quiet: opts.quiet,
       stopAfterStep: opts.stopAfterStep,
-      init: init ? { model: init.model, tokenizer: init.tokenizer, id: init.manifest.id } : undefined,
+      init: init ? { model: init.model, tokenizer: init.tokenizer, id: init.manifest.id, adopt } : undefined,
       reference,
       pool,
+      onStep: opts.onStep,
     });
   } finally {
     for (const m of owned) m.dispose();
@@ -151,7 +224,7 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
   }
 
   let test: CleanEvalSummary | undefined;
-  const testSplit = opts.evaluate ? await loadSplit(config, 'test', imageSize, opts.quiet).catch(() => undefined) : undefined;
+  const testSplit = opts.evaluate ? await loadSplit(config, 'test', result.model.config, opts.quiet).catch(() => undefined) : undefined;
   const encoder = new Encoder(result.model, result.tokenizer);
   if (testSplit && testSplit.count > 0) {
     test = evaluateClean(encoder, testSplit).summary;

@@ -227,7 +227,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
       const evalOne = async (dir: string, name: string): Promise<{ m: GateMetrics; protocol: string }> => {
         const a = await loadArtifact(dir);
         try {
-          const split = await loadSplit(config, nc.evalSplit, a.manifest.config.image.size, true);
+          const split = await loadSplit(config, nc.evalSplit, a.manifest.config, true);
           const enc = new Encoder(a.model, a.tokenizer, a.manifest);
           const r = await evaluateRobust(enc, split, { attacks: nc.attacks, eps255: nc.eps255, steps: nc.attackSteps, limit: nc.evalLimit, seed: nc.evalSeed, sanity: false, examples: 0, resamples: 200, modelName: name });
           const { writeJsonAtomic } = await import('../api/store.js');

@@ -64,7 +64,7 @@ export function registerEvalCommand(program: Command): void {
       const modelDir = resolveModelDir(o.model);
       const { model, tokenizer, manifest } = await loadArtifact(modelDir);
       const encoder = new Encoder(model, tokenizer, manifest);
-      const split = await loadSplit(config, o.split, encoder.imageSize, Boolean(o.quiet));
+      const split = await loadSplit(config, o.split, encoder.model.config, Boolean(o.quiet));
       if (split.count === 0) throw new Error(`${o.data} has no rows in split "${o.split}"`);
       const result = evaluateClean(encoder, split);
       process.stdout.write(`${formatCleanSummary(result.summary)}\n`);
@@ -150,7 +150,7 @@ async function robustAction(o: RobustFlags): Promise<void> {
     surrogates[dir] = new Encoder(s.model, s.tokenizer, s.manifest);
   }
   try {
-    const split = await loadSplit(config, o.split, encoder.imageSize, Boolean(o.quiet));
+    const split = await loadSplit(config, o.split, encoder.model.config, Boolean(o.quiet));
     if (split.count === 0) throw new Error(`${o.data} has no rows in split "${o.split}"`);
     const method = typeof manifest.training.method === 'string' ? manifest.training.method : undefined;
     let bar: ReturnType<typeof createProgress> | undefined;

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { TEXT_LABEL_CHOICES } from '../../eval/text-labels.js';
 import { augmentNameSchema, loadConfig, presetSchema, textAttackSchema, trainSchema } from '../../config.js';
 import { choiceFlag, intFlag, numberFlag, THREADS_FLAG_HELP } from '../flags.js';
+import type { StepInfo } from '../../../training/trainer.js';
 
 /** comma-separated --augment list, validated against the schema's names */
 function augmentListFlag(value: string): string[] {
@@ -18,6 +19,21 @@ export function registerTrainCommand(program: Command): void {
   program
     .command('train')
     .description('train a dual encoder (clean, or a defense fine-tuned from --init); writes checkpoints, metrics.jsonl and the model artifact to --out/model')
+    .addHelpText(
+      'after',
+      `
+Model sizes: the CPU backends (wasm, cpu) train the tiny and small presets and fine-tune small imported models;
+CLIP ViT-B/16 and larger are for the GPU backend (--backend tensorflow with @tensorflow/tfjs-node-gpu). A ViT-B/32
+fits wasm's 4 GiB heap only with small micro-batches, and for MAT and FARE with frozen blocks (estimates: MAT
+--freeze-blocks 6 --batch 8, TeCoA --batch 8, FARE --freeze-blocks 6 --batch 4); --grad-accum restores the effective
+batch (--batch 8 --grad-accum 4 steps on 32 images). Before any image is loaded the run prints a memory estimate
+(weights, AdamW moments, gradients, activations of one micro-batch, and on wasm XNNPACK's packed weights) and, on
+wasm, refuses a run whose estimate exceeds the heap, saying what to change.
+
+Example (robust fine-tuning of an imported CLIP checkpoint):
+  manyfold train --init models/clip-b32 --method mat --augment nn --data coco.json --out runs/b32-mat \\
+    --batch 8 --grad-accum 4 --freeze-blocks 6`,
+    )
     .requiredOption('--data <file>', 'Karpathy JSON or JSONL manifest')
     .requiredOption('--out <dir>', 'run directory (checkpoint, metrics, model/)')
     .option('--images <dir>', 'image directory (default: relative to the data file)')
@@ -45,7 +61,21 @@ export function registerTrainCommand(program: Command): void {
     .option('--align-quantile <q>', 'alignment filter: keep augmented pairs scoring >= this quantile of ground-truth pairs (default 0.05; 0 = off)', numberFlag({ min: 0 }))
     .option('--align-model <model>', 'model scoring the alignment filter (default: --reference, else --init)')
     .option('--epochs <n>', 'epochs', intFlag(1))
-    .option('--batch <n>', 'images per batch', intFlag(1))
+    .option('--batch <n>', 'images per (micro-)batch', intFlag(1))
+    .option(
+      '--grad-accum <n>',
+      'gradient accumulation: N micro-batches of --batch images per optimizer step (effective batch = batch x N; default 1). ' +
+        "The contrastive loss is computed within each micro-batch (its negatives are that micro-batch's captions and images) and the step applies the mean of the N micro-batch gradients; " +
+        "open_clip's accum_freq feature caching (every micro-batch contrasted against all N) is not done",
+      intFlag(1),
+    )
+    .option(
+      '--freeze-blocks <n>',
+      'fine-tuning: freeze the embeddings (image: patch / conv stem, class token, position, ln_pre; text: token, position) and the first N transformer blocks of BOTH towers ' +
+        '(default 0 = nothing frozen). Frozen weights get no gradients and no AdamW moments and stay bit-identical; final LayerNorms, projections and the logit scale train',
+      intFlag(0),
+    )
+    .option('--max-steps <n>', 'stop after N optimizer steps (the learning-rate schedule is laid out over them); default: epochs x steps per epoch', intFlag(1))
     .option('--captions-per-image <n>', 'captions sampled per image per step (all positives)', intFlag(1))
     .option('--shift <px>', 'random translation of each training image by up to N pixels per axis, every step (default 0 = off)', intFlag(0))
     .option('--hard-negatives <n>', 'scenes: hard negative captions per image per step (one object\'s shape or colour changed; default 0)', intFlag(0))
@@ -62,6 +92,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
     .option('--resume', 'continue from the checkpoint in --out')
+    .option('--overwrite', 'start over: delete a checkpoint (and metrics.jsonl) an earlier run left in --out')
+    .option('--log-steps', 'print every optimizer step as a JSON line on stderr (the metrics.jsonl record: step, loss, lr, scale, gradNorm, ms, ...)')
     .option('--no-eval', 'do not evaluate on the test split at the end')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
@@ -80,6 +112,9 @@ export function registerTrainCommand(program: Command): void {
             method: o.method,
             epochs: o.epochs,
             batch: o.batch,
+            gradAccum: o.gradAccum,
+            freezeBlocks: o.freezeBlocks,
+            maxSteps: o.maxSteps,
             captionsPerImage: o.captionsPerImage,
             shift: o.shift,
             hardNegatives: o.hardNegatives,
@@ -111,7 +146,16 @@ export function registerTrainCommand(program: Command): void {
         },
       });
       const { runTraining } = await import('../../../training/run.js');
-      await runTraining({ config, out: o.out, resume: Boolean(o.resume), evaluate: o.eval !== false, quiet: Boolean(o.quiet), fromScratch: Boolean(o.fromScratch) });
+      await runTraining({
+        config,
+        out: o.out,
+        resume: Boolean(o.resume),
+        overwrite: Boolean(o.overwrite),
+        evaluate: o.eval !== false,
+        quiet: Boolean(o.quiet),
+        fromScratch: Boolean(o.fromScratch),
+        ...(o.logSteps ? { onStep: (info: StepInfo) => process.stderr.write(`${JSON.stringify(info)}\n`) } : {}),
+      });
       process.stderr.write(`model written to ${join(o.out, 'model')}\n`);
     });
 
