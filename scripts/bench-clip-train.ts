@@ -32,20 +32,31 @@ export async function measureTrainStep(o: TrainStepOptions): Promise<Record<stri
       '--import', 'tsx', 'src/cli/main.ts', 'train',
       '--data', join(data, 'dataset_scenes.json'), '--out', out, '--init', o.model,
       '--method', 'mat', '--batch', String(o.batch), '--epochs', '1', '--freeze-blocks', String(o.freezeBlocks),
-      '--threads', String(o.threads), '--seed', '0', '--overwrite',
+      '--threads', String(o.threads), '--seed', '0', '--overwrite', '--log-steps', '--max-steps', '3',
     ],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 << 20 },
   );
   const wallSeconds = (performance.now() - t0) / 1000;
   const text = `${r.stdout}\n${r.stderr}`;
-  const estimate = text.split('\n').find((l) => /memory estimate/i.test(l))?.trim();
+  const estimate = text.split('\n').find((l) => /^memory estimate/i.test(l.trim()))?.trim();
   if (r.status !== 0) {
     return { ran: false, batch: o.batch, freezeBlocks: o.freezeBlocks, exit: r.status, estimate, refusal: text.trim().split('\n').slice(-4).join(' | ') };
   }
-  const steps: number[] = [];
-  for (const line of text.split('\n')) {
-    const m = /"ms":\s*([0-9.]+)/.exec(line);
-    if (m && /"step"/.test(line)) steps.push(Number(m[1]));
+  // --log-steps: one JSON object per optimizer step on stderr
+  const steps: { ms: number; innerMs?: number }[] = [];
+  for (const line of r.stderr.split('\n')) {
+    if (!line.startsWith('{"step"')) continue;
+    const info = JSON.parse(line) as { ms: number; innerMs?: number };
+    steps.push({ ms: Math.round(info.ms), innerMs: info.innerMs === undefined ? undefined : Math.round(info.innerMs) });
   }
-  return { ran: true, batch: o.batch, freezeBlocks: o.freezeBlocks, estimate, stepMs: steps, wallSeconds: Math.round(wallSeconds) };
+  const timed = steps.slice(1).map((s) => s.ms).sort((a, b) => a - b);
+  return {
+    ran: true,
+    batch: o.batch,
+    freezeBlocks: o.freezeBlocks,
+    estimate,
+    steps,
+    medianStepMsAfterWarmup: timed.length ? timed[Math.floor((timed.length - 1) / 2)] : null,
+    wallSeconds: Math.round(wallSeconds),
+  };
 }

@@ -5,8 +5,8 @@
  * (model.safetensors, F32) and imported the way a user imports theirs. Latency does not depend on the weights'
  * values, so random weights measure what real ones would.
  *
- *   npm run bench:clip -- [--work DIR] [--threads 1|2] [--repeats 5] [--skip-train] [--train-batch 32]
- *                         [--freeze-blocks N] [--json OUT]
+ *   npm run bench:clip -- [--work DIR] [--threads 1|2] [--repeats 5] [--skip-train] [--train-batch 8]
+ *                         [--freeze-blocks 6] [--json OUT]
  *
  * Phases (the checkpoint and its import are cached in --work, default /tmp/manyfold-bench-clip):
  * 1. build (once): random weights, a synthetic full-size BPE vocabulary, saveArtifact, export to HF format;
@@ -14,9 +14,10 @@
  * 3. in a fresh child process (so its RSS is a server's, not this builder's): loadArtifact, then
  *    image embedding ms/image at batch 1 and 32, text embedding ms/caption at batch 32 (14 tokens: SOT, 12, EOT,
  *    as the PyTorch reference), RSS after those (the serving figure, compared with the weights' bytes),
- *    one PGD step ms/image (gradient w.r.t. the pixels only, batch 8), and unless --skip-train one MAT training
- *    step at --train-batch on 224 px `scenes` images (substitution text attack + 2 PGD steps + the update; the
- *    memory estimate decides whether it can run on this backend, and a refusal is reported, not hidden).
+ *    one PGD step ms/image (gradient w.r.t. the pixels only, batch 8), and unless --skip-train MAT training steps
+ *    at --train-batch with --freeze-blocks on 224 px `scenes` images (substitution text attack + 2 PGD steps +
+ *    the update; defaults batch 8 with 6 of 12 blocks frozen: what the memory estimate admits in wasm's 4 GiB heap;
+ *    a refusal, e.g. for --train-batch 32 --freeze-blocks 0, is reported as the result, not hidden).
  * Every timing is the median of --repeats runs after one warm-up; each ends with a dataSync, so queued work counts.
  */
 import { spawnSync } from 'node:child_process';
@@ -42,8 +43,8 @@ const { values: args } = parseArgs({
     threads: { type: 'string', default: '1' },
     repeats: { type: 'string', default: '5' },
     'skip-train': { type: 'boolean', default: false },
-    'train-batch': { type: 'string', default: '32' },
-    'freeze-blocks': { type: 'string', default: '0' },
+    'train-batch': { type: 'string', default: '8' },
+    'freeze-blocks': { type: 'string', default: '6' },
     json: { type: 'string' },
     child: { type: 'string' }, // internal: run phase 3 on this artifact and print JSON
   },

@@ -177,13 +177,14 @@ function validateSpec(spec: ClipBpeSpec, where: Where): { index: Map<string, num
   return { index };
 }
 
-/** The library's config: CLIP's pipeline, always built here (the lower-case fix is applied before it, see above). */
-function engineConfig(spec: ClipBpeSpec): { json: object; config: object } {
-  const json = {
+/** The head of an HF `tokenizer.json` for CLIP (everything before the post-processor): the pipeline both the
+ *  library's config and the exported file describe. */
+function hfPipelineHead(addedTokens: readonly ClipAddedToken[]) {
+  return {
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: spec.addedTokens.map((t) => ({
+    added_tokens: addedTokens.map((t) => ({
       id: t.id,
       content: t.content,
       single_word: false,
@@ -203,6 +204,13 @@ function engineConfig(spec: ClipBpeSpec): { json: object; config: object } {
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
+  };
+}
+
+/** The library's config: CLIP's pipeline, always built here (the lower-case fix is applied before it, see above). */
+function engineConfig(spec: ClipBpeSpec): { json: object; config: object } {
+  const json = {
+    ...hfPipelineHead(spec.addedTokens),
     post_processor: null,
     decoder: null,
     model: {
@@ -477,31 +485,8 @@ export function exportClipTokenizerFiles(tok: ClipBpeTokenizer): Record<string, 
       indent,
     );
   const mergeLines = tok.merges.map(([a, b]) => `${a} ${b}`);
-  const added = tok.addedTokens.map((t) => ({
-    id: t.id,
-    content: t.content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: t.normalized,
-    special: t.special,
-  }));
   const head = {
-    version: '1.0',
-    truncation: null,
-    padding: null,
-    added_tokens: added,
-    normalizer: {
-      type: 'Sequence',
-      normalizers: [{ type: 'NFC' }, { type: 'Replace', pattern: { Regex: '\\s+' }, content: ' ' }, { type: 'Lowercase' }],
-    },
-    pre_tokenizer: {
-      type: 'Sequence',
-      pretokenizers: [
-        { type: 'Split', pattern: { Regex: CLIP_PRETOKENIZE_PATTERN }, behavior: 'Removed', invert: true },
-        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-      ],
-    },
+    ...hfPipelineHead(tok.addedTokens),
     post_processor: {
       type: 'RobertaProcessing',
       sep: [tok.eot, tok.eotId],

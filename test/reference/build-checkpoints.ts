@@ -22,6 +22,7 @@ import { pathToFileURL } from 'node:url';
 import { Rng } from '../../src/util/rng.js';
 import { encodeSafetensors, type TensorToWrite } from '../../src/model/clip/safetensors.js';
 import { writeTinyBpeFiles } from './tiny-bpe.js';
+import { concat, transpose2d } from '../../src/model/clip/layout.js';
 
 export type CheckpointFormat = 'hf' | 'open_clip';
 
@@ -169,25 +170,8 @@ function makeWeights(spec: VariantSpec, vocabSize: number, addedRows = 0): TinyW
     lnFinalG: normal(rng, wt, 0.05, 1), lnFinalB: normal(rng, wt, 0.02),
     tproj: normal(rng, e * wt, 1 / Math.sqrt(wt)),
   };
-  if (addedRows > 0) w.tok = concat(w.tok, normal(rng, addedRows * wt, 0.1));
+  if (addedRows > 0) w.tok = concat([w.tok, normal(rng, addedRows * wt, 0.1)]);
   return w;
-}
-
-/** [rows, cols] -> [cols, rows] */
-export function transpose2d(a: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let r = 0; r < rows; r++) for (let k = 0; k < cols; k++) out[k * rows + r] = a[r * cols + k];
-  return out;
-}
-
-function concat(...parts: Float32Array[]): Float32Array {
-  const out = new Float32Array(parts.reduce((s, x) => s + x.length, 0));
-  let o = 0;
-  for (const x of parts) {
-    out.set(x, o);
-    o += x.length;
-  }
-  return out;
 }
 
 type Named = { name: string; shape: number[]; data: Float32Array | BigInt64Array; int?: boolean };
@@ -250,8 +234,8 @@ function openClipTensors(wts: TinyWeights, vocabSize: number): Named[] {
       const q = `${prefix}.resblocks.${i}`;
       add(`${q}.ln_1.weight`, [w], b.ln1g);
       add(`${q}.ln_1.bias`, [w], b.ln1b);
-      add(`${q}.attn.in_proj_weight`, [3 * w, w], concat(b.q, b.k, b.v));
-      add(`${q}.attn.in_proj_bias`, [3 * w], concat(b.qb, b.kb, b.vb));
+      add(`${q}.attn.in_proj_weight`, [3 * w, w], concat([b.q, b.k, b.v]));
+      add(`${q}.attn.in_proj_bias`, [3 * w], concat([b.qb, b.kb, b.vb]));
       add(`${q}.attn.out_proj.weight`, [w, w], b.o);
       add(`${q}.attn.out_proj.bias`, [w], b.ob);
       add(`${q}.ln_2.weight`, [w], b.ln2g);

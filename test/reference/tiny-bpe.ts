@@ -20,6 +20,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CLIP_PRETOKENIZE_PATTERN, bytesToUnicode } from '../../src/model/clip-tokenizer.js';
 
 /** A few dozen captions in the style of COCO / Flickr30k, plus a little punctuation, digits and accents. */
 const CORPUS: readonly string[] = [
@@ -91,34 +92,9 @@ export const TINY_BPE_MAX_MERGES = 400;
 export const SOT_TOKEN = '<|startoftext|>';
 export const EOT_TOKEN = '<|endoftext|>';
 export const WORD_SUFFIX = '</w>';
-/** CLIP's pre-tokeniser regex (HF's CLIPConverter, without the two specials, which are added tokens there). */
-export const CLIP_PRETOKENIZE_PATTERN = "'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^\\s\\p{L}\\p{N}]+";
-
-/**
- * GPT-2 / CLIP `bytes_to_unicode`: printable Latin-1 bytes map to themselves, the rest to U+0100 upwards.
- * `ordered` is CLIP's vocabulary order (the kept bytes first, then the others); `byByte[b]` is byte b's character.
- */
-export function bytesToUnicode(): { ordered: string[]; byByte: string[] } {
-  const keep: number[] = [];
-  for (let b = 0x21; b <= 0x7e; b++) keep.push(b);
-  for (let b = 0xa1; b <= 0xac; b++) keep.push(b);
-  for (let b = 0xae; b <= 0xff; b++) keep.push(b);
-  const kept = new Set(keep);
-  const byByte: string[] = new Array(256);
-  const ordered: string[] = [];
-  for (const b of keep) {
-    byByte[b] = String.fromCodePoint(b);
-    ordered.push(byByte[b]);
-  }
-  let n = 0;
-  for (let b = 0; b < 256; b++) {
-    if (kept.has(b)) continue;
-    byByte[b] = String.fromCodePoint(256 + n++);
-    ordered.push(byByte[b]);
-  }
-  return { ordered, byByte };
-}
-
+// the byte alphabet and the pre-tokeniser regex are CLIP's definitions, shared with the tokenizer under test; the
+// independent check of both is test/reference/clip_tokenizer_ref.py
+export { CLIP_PRETOKENIZE_PATTERN, bytesToUnicode } from '../../src/model/clip-tokenizer.js';
 function normalize(text: string): string {
   // the corpus is ASCII plus precomposed accents, so a per-code-point lower-case is all HF's normaliser would do
   let out = '';
