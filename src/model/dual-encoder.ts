@@ -234,10 +234,16 @@ class DualEncoderImpl implements DualEncoder {
     const size = shape.reduce((a, b) => a * b, 1);
     const given = typeof this.init === 'function' ? this.init(name, shape) : null;
     if (given && given.length !== size) throw new Error(`weight ${name}: ${given.length} values given for shape [${shape.join(', ')}]`);
-    const data = given ?? new Float32Array(size);
-    if (given) {
-      // values supplied by the caller
-    } else if (init.kind === 'const') data.fill(init.value);
+    const t = tf.tensor(given ?? this.initialValues(name, size, init), shape, 'float32');
+    const v = tf.variable(t, true, this.prefix + name);
+    t.dispose();
+    this.variables.set(name, v);
+    return v;
+  }
+  /** a fresh variable's values: constants as given; normal draws under 'random', zeros under 'zeros' */
+  private initialValues(name: string, size: number, init: Init): Float32Array {
+    const data = new Float32Array(size);
+    if (init.kind === 'const') data.fill(init.value);
     else if (this.init === 'random') {
       const rng = new Rng((this.seed ^ fnv1a(name)) >>> 0);
       for (let i = 0; i < size; i++) {
@@ -246,12 +252,9 @@ class DualEncoderImpl implements DualEncoder {
         data[i] = z * init.std;
       }
     }
-    const t = tf.tensor(data, shape, 'float32');
-    const v = tf.variable(t, true, this.prefix + name);
-    t.dispose();
-    this.variables.set(name, v);
-    return v;
+    return data;
   }
+
   private v1(name: string, shape: [number], init: Init) {
     return this.variable(name, shape, init) as tf.Variable<tf.Rank.R1>;
   }
