@@ -25,6 +25,8 @@ export interface RunTrainingOptions {
   evaluate: boolean;
   quiet?: boolean;
   stopAfterStep?: number;
+  /** see TrainOptions.shouldStop: a graceful stop after the current step, checkpoint written */
+  shouldStop?: () => boolean;
   /** allow an adversarial method without --init */
   fromScratch?: boolean;
   /** start over: delete a checkpoint (and its metrics) left in `out` by an earlier run */
@@ -209,6 +211,7 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
       resume: opts.resume,
       quiet: opts.quiet,
       stopAfterStep: opts.stopAfterStep,
+      shouldStop: opts.shouldStop,
       init: init ? { model: init.model, tokenizer: init.tokenizer, id: init.manifest.id, adopt } : undefined,
       reference,
       pool,

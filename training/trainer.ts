@@ -52,6 +52,11 @@ export interface TrainOptions {
   quiet?: boolean;
   /** stop (as if killed) after this global step; for tests of resume */
   stopAfterStep?: number;
+  /**
+   * asked after every optimizer step; true stops the run there with a checkpoint written (a graceful stop, e.g. on
+   * SIGTERM): the result is unfinished and `--resume` continues bit-identically
+   */
+  shouldStop?: () => boolean;
   onStep?: (info: StepInfo) => void;
   /**
    * fine-tune from this model. Its weights are copied and the caller keeps ownership, unless `adopt`: then the
@@ -360,7 +365,17 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
           for (const g of Object.values(named)) g.dispose();
         }
         progress.update(step, { epoch: `${epoch + 1}/${config.epochs}`, loss: lastLoss });
-        if (step % config.checkpointEvery === 0 || inEpoch === perEpoch - 1 || step === totalSteps) saveCheckpoint();
+        const checkpointed = step % config.checkpointEvery === 0 || inEpoch === perEpoch - 1 || step === totalSteps;
+        if (checkpointed) saveCheckpoint();
+        // one turn of the event loop, so a signal handler (which sets shouldStop) runs between steps: the step
+        // loop is otherwise synchronous compute and would only see the signal after the last step
+        if (opts.shouldStop) await new Promise((r) => setImmediate(r));
+        if (step < totalSteps && opts.shouldStop?.()) {
+          if (!checkpointed) saveCheckpoint();
+          progress.stop();
+          opt.dispose();
+          return { model, tokenizer, state: state(), finished: false, secondsPerEpoch: secondsPerEpoch(), finalLoss: lastLoss };
+        }
         if (opts.stopAfterStep !== undefined && step >= opts.stopAfterStep) {
           progress.stop();
           opt.dispose();

@@ -1,5 +1,5 @@
 /**
- * `manyfold serve` as a real process: a generated admin key printed once (only its hash stored), bearer auth
+ * `manyfold serve` as a real process, started as users start it (bin/manyfold.js): a generated admin key printed once (only its hash stored), bearer auth
  * with it, graceful shutdown on SIGTERM (an in-flight request still completes; exit code 0), and the same key
  * working after a restart without being printed again.
  */
@@ -35,7 +35,8 @@ function postNoKeepAlive(base: string, path: string, key: string, json: unknown)
 function serve(): { proc: ChildProcess; ready: Promise<{ url: string; stderr: () => string }> } {
   const env: NodeJS.ProcessEnv = { ...process.env, MANYFOLD_BACKEND: 'wasm', MANYFOLD_LOG_LEVEL: 'warn' };
   delete env.MANYFOLD_API_KEYS;
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--model', modelDir, '--data', `${root}/data`, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // the process a user starts: the `manyfold` bin itself (one process: the signal reaches the server, not a wrapper)
+  const proc = spawn(process.execPath, ['bin/manyfold.js', 'serve', '--model', modelDir, '--data', `${root}/data`, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   proc.stderr!.on('data', (d) => (err += d));
@@ -75,6 +76,8 @@ describe('manyfold serve', () => {
     a.proc.kill('SIGTERM');
     const [settled, code] = await Promise.all([inflight, new Promise<number | null>((r) => a.proc.once('exit', r))]);
     expect(code).toBe(0);
+    // nothing left behind holding the port (with a launcher that spawned the CLI as a child, the server kept answering)
+    await expect(fetch(`${url}/health`)).rejects.toThrow();
     const ok = settled.filter((s) => s.status === 'fulfilled').map((s) => (s as PromiseFulfilledResult<{ status: number; body: any; at: number }>).value);
     // every request the server had accepted completed correctly, some of them after the signal; a request still
     // in the kernel's accept queue when the listener closed may be reset (it never reached the server)

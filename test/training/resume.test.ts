@@ -100,6 +100,48 @@ describe('training resume after SIGKILL', () => {
     expect(backend).toMatch(/^wasm \(.*(2 XNNPACK threads|single-threaded XNNPACK \(SIMD\): 2 threads requested)/);
   });
 
+  it('SIGTERM to `manyfold train` as users start it (bin/manyfold.js): the step finishes, a checkpoint is written, exit 143, nothing left running; --resume ends bit-identical', async () => {
+    const straight = join(dir, 'straight');
+    const stopped = join(dir, 'sigterm');
+    // the bin, not the loader: one process, so the signal reaches the trainer itself
+    const args = ['bin/manyfold.js', ...trainArgs(stopped).slice(cli.length), '--checkpoint-every', '100'];
+    const child = spawn(process.execPath, args, { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    // signal after step 3: with --checkpoint-every 100 the only checkpoint before the end of epoch 0 is the one the
+    // graceful stop writes
+    await new Promise<void>((resolve, reject) => {
+      const timer = setInterval(() => {
+        if (metricLines(stopped).length >= 3) {
+          clearInterval(timer);
+          child.kill('SIGTERM');
+          resolve();
+        }
+      }, 20);
+      child.on('exit', (code) => {
+        clearInterval(timer);
+        if (code !== null) reject(new Error(`training exited (${code}) before the signal: ${stderr}`));
+      });
+    });
+    const code = await new Promise<number | null>((res) => child.once('exit', res));
+    expect(code, stderr).toBe(143);
+    expect(stderr).toMatch(/SIGTERM: stopping after the current step/);
+    expect(stderr).toMatch(/continue with the same command and --resume/);
+    expect(existsSync(join(stopped, 'checkpoint.mfck'))).toBe(true);
+    expect(existsSync(join(stopped, 'model', 'manifest.json'))).toBe(false);
+    const atStop = metricLines(stopped).length;
+    expect(atStop).toBeGreaterThanOrEqual(3);
+    expect(atStop).toBeLessThan(6); // stopped within epoch 0, not run to the end
+    // no process of this run is left (the launcher spawned no child that could outlive it)
+    const ps = spawnSync('ps', ['-eo', 'args'], { encoding: 'utf8' }).stdout;
+    expect(ps.split('\n').filter((l) => l.includes(stopped))).toEqual([]);
+
+    const resumed = spawnSync(process.execPath, [...args, '--resume'], { cwd: root, encoding: 'utf8' });
+    expect(resumed.status, resumed.stderr).toBe(0);
+    expect(manifestId(stopped)).toBe(manifestId(straight));
+    expect(metricLines(stopped).map((m) => m.loss)).toEqual(metricLines(straight).map((m) => m.loss));
+  });
+
   it('resume refuses a checkpoint made with other settings and names the difference', () => {
     const out = join(dir, 'straight');
     const r = spawnSync(process.execPath, [...trainArgs(out).map((a) => (a === '16' ? '32' : a)), '--resume'], { encoding: 'utf8' });

@@ -146,7 +146,17 @@ Example (robust fine-tuning of an imported CLIP checkpoint):
         },
       });
       const { runTraining } = await import('../../../training/run.js');
-      await runTraining({
+      // SIGTERM / SIGINT (what schedulers and Ctrl-C send): finish the current step, write a checkpoint, exit;
+      // a second signal exits at once (the last checkpoint is complete either way: they are written atomically)
+      let stopSignal: NodeJS.Signals | null = null;
+      const onSignal = (sig: NodeJS.Signals) => {
+        if (stopSignal) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+        stopSignal = sig;
+        process.stderr.write(`\n${sig}: stopping after the current step (a checkpoint is written; rerun with --resume to continue; ${sig} again to exit now)\n`);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      const run = await runTraining({
         config,
         out: o.out,
         resume: Boolean(o.resume),
@@ -154,8 +164,16 @@ Example (robust fine-tuning of an imported CLIP checkpoint):
         evaluate: o.eval !== false,
         quiet: Boolean(o.quiet),
         fromScratch: Boolean(o.fromScratch),
+        shouldStop: () => stopSignal !== null,
         ...(o.logSteps ? { onStep: (info: StepInfo) => process.stderr.write(`${JSON.stringify(info)}\n`) } : {}),
       });
+      process.off('SIGTERM', onSignal);
+      process.off('SIGINT', onSignal);
+      if (!run.finished) {
+        process.stderr.write(`stopped by ${stopSignal ?? 'request'}: checkpoint in ${o.out}; continue with the same command and --resume\n`);
+        process.exitCode = 128 + (stopSignal === 'SIGINT' ? 2 : 15);
+        return;
+      }
       process.stderr.write(`model written to ${join(o.out, 'model')}\n`);
     });
 
