@@ -157,6 +157,26 @@ export const serverSchema = z
   })
   .strict();
 
+/**
+ * Pinecone: the index host and key, and how long a blue/green activation waits for describe_index_stats to
+ * report the re-embedded counts (serverless stats lag the writes by seconds; src/index/pinecone.ts).
+ */
+export const pineconeConfigSchema = z
+  .object({
+    apiKey: z.string().min(1),
+    host: z.string().min(1),
+    /** activation's count verification gives up after this long (0 = read the counts once, no waiting) */
+    consistencyTimeoutMs: z.number().int().min(0).max(3_600_000).default(60_000),
+    /** first backoff delay between count polls; each next delay doubles up to consistencyMaxDelayMs */
+    consistencyInitialDelayMs: positiveInt.max(60_000).default(500),
+    consistencyMaxDelayMs: positiveInt.max(300_000).default(8_000),
+  })
+  .strict()
+  .refine((p) => p.consistencyMaxDelayMs >= p.consistencyInitialDelayMs, {
+    path: ['consistencyMaxDelayMs'],
+    message: 'must be >= consistencyInitialDelayMs',
+  });
+
 /** The vector index the API serves from (see src/index/README.md). */
 export const indexConfigSchema = z
   .object({
@@ -164,7 +184,7 @@ export const indexConfigSchema = z
     /** LanceDB directory; default <data dir>/index */
     dir: z.string().min(1).optional(),
     annThreshold: positiveInt.optional(),
-    pinecone: z.object({ apiKey: z.string().min(1), host: z.string().min(1) }).strict().optional(),
+    pinecone: pineconeConfigSchema.optional(),
   })
   .strict();
 

@@ -16,12 +16,21 @@
  *
  * A model whose embedding dimension the index cannot hold (a Pinecone index has one dimension, fixed at creation)
  * is refused when the job is asked for (409 index_dimension_mismatch), before any namespace is dropped or written.
+ *
+ * Counts that lag: Pinecone serverless reports writes in describe_index_stats only after a freshness lag, so one
+ * read right after the last upsert would fail a correct job. For an index with a consistency policy (Pinecone:
+ * index.pinecone.consistencyTimeoutMs / ...InitialDelayMs / ...MaxDelayMs) the verification polls with bounded
+ * exponential backoff until the counts equal the stored items; on timeout the job fails with expected vs last seen
+ * counts and the time waited, and nothing is switched. LanceDB and memory are consistent at once: one read, no wait.
  */
 import type { Logger } from 'pino';
 import type { ModelRegistry } from './registry.js';
 import { physicalNamespace, type ActiveModel, type RetrievalService } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
 import { ApiError } from './errors.js';
+import type { VectorIndex } from '../index/types.js';
+// type-only: the Pinecone adapter itself is loaded by createIndex, never by this module (edge bundles)
+import type { EventuallyConsistentCounts } from '../index/pinecone.js';
 
 export interface ActivationJob {
   id: string;
@@ -35,18 +44,61 @@ export interface ActivationJob {
    * that is done; keys are compared, not counted, so items added or deleted meanwhile cannot shift the cursor
    */
   checkpoint: { namespaces: string[]; nsIndex: number; lastKey: string | null };
-  verification?: { namespace: string; expected: { images: number; texts: number }; actual: { images: number; texts: number } }[];
+  verification?: VerificationRow[];
+  /** how the count verification went: polls of the index and time spent waiting for its counts (0 when consistent at once) */
+  verificationWait?: { polls: number; waitedMs: number };
   error?: string;
   createdAt: string;
   updatedAt: string;
 }
 
+export interface VerificationRow {
+  namespace: string;
+  expected: { images: number; texts: number };
+  actual: { images: number; texts: number };
+}
+
 export interface ActivationHooks {
   /** awaited before each chunk (tests use it to pause a job mid-way) */
   beforeChunk?: (job: ActivationJob) => Promise<void> | void;
+  /** the backoff wait between count polls (default: a timer that the job's shutdown cancels); tests count calls */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** clock for the verification timeout (default Date.now); tests advance it from their sleep */
+  now?: () => number;
 }
 
 const CHUNK = 8;
+
+function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** the index's consistency policy when its counts may lag its writes (Pinecone), else undefined (read once) */
+function eventualCounts(index: VectorIndex): EventuallyConsistentCounts | undefined {
+  const c = index as Partial<EventuallyConsistentCounts>;
+  return c.consistency && typeof c.namespaceCounts === 'function' ? (c as EventuallyConsistentCounts) : undefined;
+}
+
+function describeMismatch(rows: readonly VerificationRow[]): string {
+  const parts: string[] = [];
+  for (const r of rows) {
+    for (const k of ['images', 'texts'] as const) {
+      if (r.expected[k] !== r.actual[k]) parts.push(`${r.namespace} ${k}: expected ${r.expected[k]}, last seen ${r.actual[k]}`);
+    }
+  }
+  return parts.join('; ');
+}
 
 export class ActivationManager {
   private current?: { job: ActivationJob; abort: AbortController; done: Promise<void> };
@@ -161,24 +213,19 @@ export class ActivationManager {
           await this.store.putDoc('jobs', job.id, job);
         }
       }
-      // verify, then switch
-      const verification: NonNullable<ActivationJob['verification']> = [];
-      let ok = true;
-      for (const ns of await this.store.namespaces()) {
-        const items = await this.store.listItems(ns);
-        const expected = { images: items.filter((i) => i.image).length, texts: items.reduce((a, i) => a + i.captions.length, 0) };
-        const actual = {
-          images: (await this.service.index.stats(physicalNamespace(ns, target.tag, 'images'))).count,
-          texts: (await this.service.index.stats(physicalNamespace(ns, target.tag, 'texts'))).count,
-        };
-        verification.push({ namespace: ns, expected, actual });
-        if (expected.images !== actual.images || expected.texts !== actual.texts) ok = false;
-      }
-      job.verification = verification;
-      if (signal.aborted) return;
-      if (!ok) {
+      // verify (waiting for lagging counts where the index has them), then switch
+      const v = await this.verifyCounts(target, signal);
+      job.verification = v.rows;
+      job.verificationWait = { polls: v.polls, waitedMs: v.waitedMs };
+      if (signal.aborted) return; // stopped while waiting: stays `running`, verified again after the restart
+      if (!v.ok) {
         job.status = 'failed';
-        job.error = 'verification failed: index counts differ from the stored items; the active model is unchanged';
+        const policy = eventualCounts(this.service.index)?.consistency;
+        job.error = policy
+          ? `verification failed: index counts did not reach the stored items within index.pinecone.consistencyTimeoutMs = ${policy.timeoutMs} ms ` +
+            `(waited ${v.waitedMs} ms, ${v.polls} polls of describe_index_stats): ${describeMismatch(v.rows)}; the active model is unchanged`
+          : `verification failed: index counts differ from the stored items: ${describeMismatch(v.rows)}; the active model is unchanged`;
+        this.logger.warn({ job: job.id, model: target.id, verification: v.rows, ...job.verificationWait }, 'activation verification failed');
       } else {
         const state = await this.store.getState();
         await this.store.putState({ active: target.id, previous: state.active ?? job.from, switchedAt: new Date().toISOString() });
@@ -195,6 +242,55 @@ export class ActivationManager {
     }
     job.updatedAt = new Date().toISOString();
     await this.store.putDoc('jobs', job.id, job).catch(() => undefined);
+  }
+
+  /** Per user namespace: stored items with an image and stored captions vs the index's counts, read now. */
+  private async readCounts(target: ActiveModel, consistency: EventuallyConsistentCounts | undefined): Promise<VerificationRow[]> {
+    const expected: { namespace: string; expected: VerificationRow['expected'] }[] = [];
+    for (const ns of await this.store.namespaces()) {
+      const items = await this.store.listItems(ns);
+      expected.push({ namespace: ns, expected: { images: items.filter((i) => i.image).length, texts: items.reduce((a, i) => a + i.captions.length, 0) } });
+    }
+    const names = expected.flatMap((e) => [physicalNamespace(e.namespace, target.tag, 'images'), physicalNamespace(e.namespace, target.tag, 'texts')]);
+    let counts: Record<string, number>;
+    if (consistency) counts = await consistency.namespaceCounts(names); // one describe_index_stats per poll
+    else {
+      counts = {};
+      for (const name of names) counts[name] = (await this.service.index.stats(name)).count;
+    }
+    return expected.map((e) => ({
+      namespace: e.namespace,
+      expected: e.expected,
+      actual: { images: counts[physicalNamespace(e.namespace, target.tag, 'images')] ?? 0, texts: counts[physicalNamespace(e.namespace, target.tag, 'texts')] ?? 0 },
+    }));
+  }
+
+  /**
+   * Reads the counts; where the index's counts may lag (a consistency policy), reads them again after delays of
+   * initialDelayMs, 2x, 4x, ... (capped at maxDelayMs, and at what is left of timeoutMs) until they match or the
+   * timeout has passed. The expected side is re-read on every poll too: writes keep arriving during the wait
+   * (dual write), so a count frozen at the first poll could never be met. An immediately consistent index is read
+   * once and never sleeps.
+   */
+  private async verifyCounts(target: ActiveModel, signal: AbortSignal): Promise<{ rows: VerificationRow[]; ok: boolean; polls: number; waitedMs: number }> {
+    const consistency = eventualCounts(this.service.index);
+    const policy = consistency?.consistency;
+    const sleep = this.hooks.sleep ?? abortableSleep;
+    const now = this.hooks.now ?? Date.now;
+    const started = now();
+    let delay = policy?.initialDelayMs ?? 0;
+    for (let polls = 1; ; polls++) {
+      const rows = await this.readCounts(target, consistency);
+      const ok = rows.every((r) => r.expected.images === r.actual.images && r.expected.texts === r.actual.texts);
+      const waitedMs = now() - started;
+      // no policy (LanceDB, memory): the first read is the answer
+      const remaining = policy ? policy.timeoutMs - waitedMs : 0;
+      if (ok || !policy || remaining <= 0 || signal.aborted) return { rows, ok, polls, waitedMs };
+      const next = Math.min(delay, remaining);
+      this.logger.debug({ model: target.id, polls, waitedMs, next, mismatch: describeMismatch(rows) }, 'index counts behind the stored items: waiting');
+      await sleep(next, signal);
+      delay = Math.min(policy.maxDelayMs, delay * 2);
+    }
   }
 
   private async reembed(target: ActiveModel, item: StoredItem): Promise<void> {

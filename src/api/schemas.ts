@@ -168,6 +168,10 @@ export function buildSchemas(limits: LimitsConfig) {
       status: z.enum(['running', 'succeeded', 'failed', 'rolled-back']),
       progress: z.object({ done: z.number(), total: z.number() }),
       verification: z.unknown().optional(),
+      verificationWait: z
+        .object({ polls: z.number().int(), waitedMs: z.number() })
+        .optional()
+        .openapi({ description: "how long activation waited for the index's counts to match the stored items (Pinecone's stats lag writes)" }),
       error: z.string().optional(),
       createdAt: z.string(),
       updatedAt: z.string(),

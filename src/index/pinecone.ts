@@ -18,6 +18,11 @@
  *   it before serving or activating a model (src/api/service.ts checkIndexDimension), so a model of another
  *   dimension (a 512-d CLIP on a 64-d index) is refused up front instead of failing at its first upsert.
  * - Filters are validated locally (filter.ts) and sent as canonical Pinecone JSON rebuilt from the AST.
+ * - Count freshness: because serverless stats lag the writes, a blue/green activation does not trust one
+ *   describe_index_stats right after its upserts. The index carries a `consistency` policy (total timeout, first
+ *   and largest backoff delay; config index.pinecone.consistency*) and `namespaceCounts` (every namespace's count
+ *   from one describe_index_stats); src/api/activation.ts polls it with exponential backoff until the counts equal
+ *   the stored items or the timeout passes. LanceDB and memory have no such policy: their counts are read once.
  */
 import { Pinecone, type FetchResponse, type Index, type RecordMetadata } from '@pinecone-database/pinecone';
 import { IndexError } from './errors.js';
@@ -59,6 +64,51 @@ export interface PineconeIndexOptions {
   random?: () => number;
   onRetry?: (info: RetryInfo) => void;
   sourceTag?: string;
+  /** how long a count verification may wait for describe_index_stats to catch up with writes; default 60,000 ms (0 = read once) */
+  consistencyTimeoutMs?: number;
+  /** first backoff delay between count polls; default 500 ms */
+  consistencyInitialDelayMs?: number;
+  /** largest backoff delay between count polls (the delay doubles up to it); default 8,000 ms */
+  consistencyMaxDelayMs?: number;
+}
+
+/**
+ * How long to wait for eventually consistent counts. Pinecone serverless reports new writes in
+ * describe_index_stats after a freshness lag of (usually) seconds, so a verification polls with
+ * delays initialDelayMs, 2x, 4x, ... capped at maxDelayMs, and gives up once timeoutMs have passed.
+ */
+export interface ConsistencyPolicy {
+  timeoutMs: number;
+  initialDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_CONSISTENCY: Readonly<ConsistencyPolicy> = { timeoutMs: 60_000, initialDelayMs: 500, maxDelayMs: 8_000 };
+
+/** An index whose counts may trail its writes (Pinecone): callers that verify counts poll it with backoff. */
+export interface EventuallyConsistentCounts {
+  readonly consistency: ConsistencyPolicy;
+  /** the record count of each named namespace (0 when absent), as the index reports it now */
+  namespaceCounts(namespaces: readonly string[]): Promise<Record<string, number>>;
+}
+
+function consistencyPolicy(options: PineconeIndexOptions): ConsistencyPolicy {
+  const pick = (value: number | undefined, fallback: number, field: string, min: number): number => {
+    if (value === undefined) return fallback;
+    if (!Number.isFinite(value) || value < min) {
+      throw new IndexError('INVALID_ARGUMENT', `pinecone.${field} must be a finite number >= ${min} (milliseconds), got ${value}`, { field: `pinecone.${field}` });
+    }
+    return value;
+  };
+  const timeoutMs = pick(options.consistencyTimeoutMs, DEFAULT_CONSISTENCY.timeoutMs, 'consistencyTimeoutMs', 0);
+  const initialDelayMs = pick(options.consistencyInitialDelayMs, DEFAULT_CONSISTENCY.initialDelayMs, 'consistencyInitialDelayMs', 1);
+  const maxDelayMs = pick(options.consistencyMaxDelayMs, Math.max(DEFAULT_CONSISTENCY.maxDelayMs, initialDelayMs), 'consistencyMaxDelayMs', 1);
+  if (maxDelayMs < initialDelayMs) {
+    throw new IndexError('INVALID_ARGUMENT', `pinecone.consistencyMaxDelayMs (${maxDelayMs}) must be >= pinecone.consistencyInitialDelayMs (${initialDelayMs})`, {
+      field: 'pinecone.consistencyMaxDelayMs',
+    });
+  }
+  return { timeoutMs, initialDelayMs, maxDelayMs };
 }
 
 const RETRY_EXHAUSTED = 'ManyfoldRetryExhausted';
@@ -190,8 +240,9 @@ export function planUpsertBatches(
   return batches;
 }
 
-export class PineconeIndex implements VectorIndex {
+export class PineconeIndex implements VectorIndex, EventuallyConsistentCounts {
   readonly kind = 'pinecone';
+  readonly consistency: ConsistencyPolicy;
   private readonly index: Index;
   private readonly maxBatchRecords: number;
   private readonly maxBatchBytes: number;
@@ -203,6 +254,7 @@ export class PineconeIndex implements VectorIndex {
         field: 'pinecone.host',
       });
     }
+    this.consistency = consistencyPolicy(options);
     this.maxBatchRecords = Math.min(PINECONE_MAX_BATCH_RECORDS, Math.max(1, options.maxBatchRecords ?? PINECONE_MAX_BATCH_RECORDS));
     this.maxBatchBytes = Math.min(PINECONE_MAX_REQUEST_BYTES, Math.max(1024, options.maxBatchBytes ?? PINECONE_MAX_REQUEST_BYTES));
     const fetchApi = createRetryingFetch({
@@ -314,6 +366,15 @@ export class PineconeIndex implements VectorIndex {
     const s = await this.call('describe_index_stats', () => this.index.describeIndexStats());
     const count = s.namespaces?.[namespace]?.recordCount ?? 0;
     return s.dimension !== undefined && s.dimension > 0 ? { count, dimension: s.dimension } : { count };
+  }
+
+  /** one describe_index_stats for all of them, so each poll of a verification is a single request */
+  async namespaceCounts(namespaces: readonly string[]): Promise<Record<string, number>> {
+    for (const ns of namespaces) validateNamespace(ns);
+    const s = await this.call('describe_index_stats', () => this.index.describeIndexStats());
+    const out: Record<string, number> = {};
+    for (const ns of namespaces) out[ns] = s.namespaces?.[ns]?.recordCount ?? 0;
+    return out;
   }
 
   async listNamespaces(): Promise<string[]> {

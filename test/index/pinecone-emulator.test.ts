@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { configSchema } from '../../src/config.js';
 import { createIndex } from '../../src/index/index.js';
 import { PINECONE_MAX_REQUEST_BYTES, PineconeIndex, planUpsertBatches, type PineconeIndexOptions, type RetryInfo } from '../../src/index/pinecone.js';
 import { randomVectors, vectorIndexContract } from './contract.js';
@@ -184,5 +185,77 @@ describe(`${SUITE}: transport`, () => {
   it('rejects a malformed host', async () => {
     expect(() => new PineconeIndex({ apiKey: 'k', host: 'not a host' })).toThrow(/pinecone.host/);
     await expect(createIndex({ kind: 'pinecone' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe(`${SUITE}: lagging describe_index_stats (lag mode) and the consistency policy`, () => {
+  const emus: PineconeEmulator[] = [];
+  afterEach(async () => {
+    while (emus.length) await emus.pop()!.stop();
+  });
+  async function setup(emuOpts: ConstructorParameters<typeof PineconeEmulator>[0] = {}) {
+    const emu = new PineconeEmulator(emuOpts);
+    emus.push(emu);
+    const host = await emu.start();
+    return { emu, index: new PineconeIndex({ apiKey: emu.apiKey, host }) };
+  }
+
+  it('lag by calls: a write shows in stats after N more answers; queries see it at once', async () => {
+    const { emu, index } = await setup({ statsLag: { calls: 2 } });
+    await index.upsert('a', [{ id: 'x', values: [1, 0] }, { id: 'y', values: [0, 1] }]);
+    expect((await index.query('a', [1, 0], { topK: 5 })).map((m) => m.id)).toEqual(['x', 'y']);
+    expect(await index.namespaceCounts(['a'])).toEqual({ a: 0 });
+    expect(await index.namespaceCounts(['a'])).toEqual({ a: 0 });
+    expect(await index.namespaceCounts(['a', 'absent'])).toEqual({ a: 2, absent: 0 });
+    expect(emu.staleStats).toBe(2);
+    await index.delete('a', ['x']);
+    expect((await index.stats('a')).count).toBe(2); // the delete lags too
+    expect((await index.stats('a')).count).toBe(2);
+    expect((await index.stats('a')).count).toBe(1);
+    expect(emu.staleStats).toBe(4);
+  });
+
+  it('lag by time (injected clock); Infinity never converges; setStatsLag(undefined) shows the truth', async () => {
+    let t = 0;
+    const { emu, index } = await setup({ statsLag: { ms: 1_000 }, now: () => t });
+    await index.upsert('b', [{ id: 'x', values: [1, 0] }]);
+    t = 999;
+    expect((await index.stats('b')).count).toBe(0);
+    t = 1_000;
+    expect((await index.stats('b')).count).toBe(1);
+    emu.setStatsLag({ calls: Infinity });
+    await index.upsert('b', [{ id: 'y', values: [0, 1] }]);
+    t = 1e12;
+    for (let i = 0; i < 5; i++) expect((await index.stats('b')).count).toBe(1);
+    emu.setStatsLag(undefined);
+    expect((await index.stats('b')).count).toBe(2);
+    expect(await index.listNamespaces()).toEqual(['b']);
+  });
+
+  it('namespaceCounts answers for many namespaces with one describe_index_stats', async () => {
+    const { emu, index } = await setup();
+    await index.upsert('n1', [{ id: 'x', values: [1, 0] }]);
+    await index.upsert('n2', [{ id: 'x', values: [1, 0] }, { id: 'y', values: [0, 1] }]);
+    emu.clearRequests();
+    expect(await index.namespaceCounts(['n1', 'n2', 'n3'])).toEqual({ n1: 1, n2: 2, n3: 0 });
+    expect(emu.requests.map((r) => r.path)).toEqual(['/describe_index_stats']);
+  });
+
+  it('consistency policy: defaults (60 s timeout, 500 ms first delay, 8 s cap), validated options and config naming the field', () => {
+    const host = 'http://127.0.0.1:1';
+    expect(new PineconeIndex({ apiKey: 'k', host }).consistency).toEqual({ timeoutMs: 60_000, initialDelayMs: 500, maxDelayMs: 8_000 });
+    expect(new PineconeIndex({ apiKey: 'k', host, consistencyTimeoutMs: 0 }).consistency.timeoutMs).toBe(0);
+    expect(() => new PineconeIndex({ apiKey: 'k', host, consistencyTimeoutMs: -1 })).toThrow(/pinecone\.consistencyTimeoutMs must be a finite number >= 0/);
+    expect(() => new PineconeIndex({ apiKey: 'k', host, consistencyInitialDelayMs: 0 })).toThrow(/pinecone\.consistencyInitialDelayMs/);
+    expect(() => new PineconeIndex({ apiKey: 'k', host, consistencyInitialDelayMs: 100, consistencyMaxDelayMs: 50 })).toThrow(
+      /pinecone\.consistencyMaxDelayMs \(50\) must be >= pinecone\.consistencyInitialDelayMs \(100\)/,
+    );
+    const parsed = configSchema.parse({ index: { kind: 'pinecone', pinecone: { apiKey: 'k', host } } });
+    expect(parsed.index.pinecone).toEqual({ apiKey: 'k', host, consistencyTimeoutMs: 60_000, consistencyInitialDelayMs: 500, consistencyMaxDelayMs: 8_000 });
+    const bad = configSchema.safeParse({ index: { pinecone: { apiKey: 'k', host, consistencyInitialDelayMs: 1_000, consistencyMaxDelayMs: 10 } } });
+    expect(bad.success).toBe(false);
+    expect(bad.error!.issues.map((i) => i.path.join('.'))).toEqual(['index.pinecone.consistencyMaxDelayMs']);
+    const neg = configSchema.safeParse({ index: { pinecone: { apiKey: 'k', host, consistencyTimeoutMs: -5 } } });
+    expect(neg.error!.issues.map((i) => i.path.join('.'))).toEqual(['index.pinecone.consistencyTimeoutMs']);
   });
 });

@@ -12,6 +12,12 @@
  * (400 with {code, message}); it can inject failures (e.g. 429 / 503, optional Retry-After) and records
  * every request's size so tests can prove batching. Metric: cosine.
  *
+ * Lag mode (`statsLag`, or `setStatsLag` at any time): like serverless Pinecone, describe_index_stats reports
+ * counts that trail the writes. A write (upsert / delete) becomes visible to stats only once `calls` further
+ * describe_index_stats requests have been answered after it, or `ms` milliseconds have passed since it
+ * (either condition; `calls: Infinity` never converges). Queries and fetches stay immediate. `staleStats`
+ * counts the stats answers whose counts differed from the true ones, so a test can prove the lag was seen.
+ *
  * Its filter evaluator is written independently of src/index/filter.ts, on purpose.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -48,6 +54,25 @@ export interface EmulatorOptions {
   dimension?: number;
   maxUpsertBytes?: number;
   maxUpsertVectors?: number;
+  /** describe_index_stats trails the writes (see the lag mode above) */
+  statsLag?: StatsLag;
+  /** clock of the `ms` lag (default Date.now): tests step it instead of sleeping */
+  now?: () => number;
+}
+
+export interface StatsLag {
+  /** a write is visible after this many later describe_index_stats answers (Infinity: never) */
+  calls?: number;
+  /** ...or once this many milliseconds have passed since it */
+  ms?: number;
+}
+
+/** the namespace counts after one write, waiting to become visible to stats */
+interface PendingCounts {
+  counts: Map<string, number>;
+  at: number;
+  /** statsCalls when it was written */
+  call: number;
 }
 
 class HttpError extends Error {
@@ -132,8 +157,18 @@ export class PineconeEmulator {
   readonly apiKey: string;
   private readonly maxUpsertBytes: number;
   private readonly maxUpsertVectors: number;
+  private lag: StatsLag | undefined;
+  /** counts stats reports in lag mode, and the writes not yet reflected in them (oldest first) */
+  private visibleCounts = new Map<string, number>();
+  private readonly pending: PendingCounts[] = [];
+  private statsCalls = 0;
+  /** describe_index_stats answers whose counts differed from the true counts (lag mode) */
+  staleStats = 0;
+  private readonly now: () => number;
 
   constructor(options: EmulatorOptions = {}) {
+    this.lag = options.statsLag;
+    this.now = options.now ?? Date.now;
     this.apiKey = options.apiKey ?? 'test-key';
     this.dimension = options.dimension;
     this.maxUpsertBytes = options.maxUpsertBytes ?? 2_000_000;
@@ -157,6 +192,22 @@ export class PineconeEmulator {
   /** the next `count` matching requests fail with `status` */
   failNext(count: number, failure: InjectedFailure): void {
     for (let i = 0; i < count; i++) this.failures.push(failure);
+  }
+
+  /** turns the lag on (or off with undefined); the counts seen so far stay the baseline */
+  setStatsLag(lag: StatsLag | undefined): void {
+    this.visibleCounts = this.trueCounts();
+    this.pending.length = 0;
+    this.lag = lag;
+  }
+
+  private trueCounts(): Map<string, number> {
+    return new Map([...this.namespaces].map(([name, store]) => [name, store.size]));
+  }
+
+  /** after every write: in lag mode, queue the new counts instead of showing them */
+  private wrote(): void {
+    if (this.lag) this.pending.push({ counts: this.trueCounts(), at: this.now(), call: this.statsCalls });
   }
 
   clearRequests(): void {
@@ -257,6 +308,7 @@ export class PineconeEmulator {
     let store = this.namespaces.get(name);
     if (!store) this.namespaces.set(name, (store = new Map()));
     for (const v of checked) store.set(v.id, v.metadata && Object.keys(v.metadata).length ? { values: v.values, metadata: v.metadata } : { values: v.values });
+    this.wrote();
     return { upsertedCount: checked.length };
   }
 
@@ -291,6 +343,7 @@ export class PineconeEmulator {
     if (!store) throw new HttpError(404, 'Namespace not found', 5);
     if (body.deleteAll === true) {
       this.namespaces.delete(name);
+      this.wrote();
       return {};
     }
     if (Array.isArray(body.ids)) {
@@ -303,15 +356,33 @@ export class PineconeEmulator {
       throw new HttpError(400, 'one of ids, deleteAll or filter is required');
     }
     if (store.size === 0) this.namespaces.delete(name);
+    this.wrote();
     return {};
+  }
+
+  /** the counts stats reports: the true ones, or in lag mode the newest write that is due */
+  private reportedCounts(): Map<string, number> {
+    if (!this.lag) return this.trueCounts();
+    this.statsCalls++;
+    const { calls = Infinity, ms = Infinity } = this.lag;
+    const now = this.now();
+    // a write is due once `calls` answers came after it (this one excluded) or `ms` have passed
+    while (this.pending.length > 0 && (this.statsCalls - 1 - this.pending[0].call >= calls || now - this.pending[0].at >= ms)) {
+      this.visibleCounts = this.pending.shift()!.counts;
+    }
+    const real = this.trueCounts();
+    const same = real.size === this.visibleCounts.size && [...real].every(([name, n]) => this.visibleCounts.get(name) === n);
+    if (!same) this.staleStats++;
+    return this.visibleCounts;
   }
 
   private stats() {
     const namespaces: Record<string, { vectorCount: number }> = {};
     let total = 0;
-    for (const [name, store] of this.namespaces) {
-      namespaces[name] = { vectorCount: store.size };
-      total += store.size;
+    for (const [name, n] of this.reportedCounts()) {
+      if (n === 0) continue;
+      namespaces[name] = { vectorCount: n };
+      total += n;
     }
     return { namespaces, dimension: this.dimension ?? 0, indexFullness: 0, totalVectorCount: total, metric: 'cosine', vectorType: 'dense' };
   }
