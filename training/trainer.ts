@@ -370,13 +370,10 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
         // one turn of the event loop, so a signal handler (which sets shouldStop) runs between steps: the step
         // loop is otherwise synchronous compute and would only see the signal after the last step
         if (opts.shouldStop) await new Promise((r) => setImmediate(r));
-        if (step < totalSteps && opts.shouldStop?.()) {
-          if (!checkpointed) saveCheckpoint();
-          progress.stop();
-          opt.dispose();
-          return { model, tokenizer, state: state(), finished: false, secondsPerEpoch: secondsPerEpoch(), finalLoss: lastLoss };
-        }
-        if (opts.stopAfterStep !== undefined && step >= opts.stopAfterStep) {
+        // a graceful stop writes its checkpoint; stopAfterStep stops as if killed (tests of resume)
+        const stopRequested = step < totalSteps && Boolean(opts.shouldStop?.());
+        if (stopRequested && !checkpointed) saveCheckpoint();
+        if (stopRequested || (opts.stopAfterStep !== undefined && step >= opts.stopAfterStep)) {
           progress.stop();
           opt.dispose();
           return { model, tokenizer, state: state(), finished: false, secondsPerEpoch: secondsPerEpoch(), finalLoss: lastLoss };

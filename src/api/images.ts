@@ -9,7 +9,7 @@
  * No URL is ever fetched: images arrive as bytes (base64 JSON or multipart).
  */
 import sharp from 'sharp';
-import { decodeImage, decodeSpecForModel, sha256, type DecodeSpec } from '../data/imageCache.js';
+import { decodeImage, sha256, type DecodeSpec } from '../data/imageCache.js';
 import { ApiError } from './errors.js';
 
 export interface ImageLimits {
@@ -67,14 +67,13 @@ export async function checkImage(bytes: Buffer, field: string, limits: ImageLimi
 
 /**
  * Full decode to the model's input, RGB uint8 [size, size, 3] (call after checkImage). `spec` comes from
- * decodeSpecForModel(encoder.model.config); a bare size means Manyfold's 'cover' rule at that size.
+ * decodeSpecForModel(encoder.model.config).
  */
-export async function imageToPixels(bytes: Uint8Array, spec: DecodeSpec | number, field: string, limits: ImageLimits): Promise<Uint8Array> {
-  const decode = typeof spec === 'number' ? decodeSpecForModel({ image: { size: spec } }) : spec;
+export async function imageToPixels(bytes: Uint8Array, spec: DecodeSpec, field: string, limits: ImageLimits): Promise<Uint8Array> {
   try {
     // sharp's own limit (checked again on the real header) backs up checkImage
     await sharp(bytes, { limitInputPixels: limits.maxImagePixels }).metadata();
-    return await decodeImage(bytes, decode);
+    return await decodeImage(bytes, spec);
   } catch (e) {
     if (e instanceof ApiError) throw e;
     throw new ApiError(422, 'invalid_image', 'image could not be decoded', field);

@@ -30,11 +30,15 @@ import { bootstrapMeanCI, type ConfidenceInterval } from '../eval/bootstrap.js';
 import { Rng } from '../util/rng.js';
 import { ApiError } from './errors.js';
 import { checkImage, decodeBase64Image, imageToPixels } from './images.js';
+import { decodeSpecForModel } from '../data/imageCache.js';
 import type { ApiMetrics } from './metrics.js';
 import { renderProbeHtml } from './probeReport.js';
 import type { AttackSpecBody, ProbeRequestBody } from './schemas.js';
 import { physicalNamespace, type ActiveModel, type RetrievalService, type SearchHit } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
+
+/** a supplied probe image is checked for decodability at a tiny size (the model decodes it for real later) */
+const DECODABLE_CHECK = decodeSpecForModel({ image: { size: 8 } });
 
 export type ProbeStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled';
 
@@ -213,7 +217,7 @@ export class ProbeManager {
       for (let i = 0; i < body.pairs.length; i++) {
         const field = `pairs[${i}].image`;
         const img = await checkImage(decodeBase64Image(body.pairs[i].image, field, this.service.limits), field, this.service.limits);
-        await imageToPixels(img.bytes, 8, field, this.service.limits); // decodable
+        await imageToPixels(img.bytes, DECODABLE_CHECK, field, this.service.limits);
         await this.store.putBlob(img.sha256, img.bytes);
         pairs.push({ image: img.sha256, captions: body.pairs[i].captions });
       }

@@ -175,8 +175,10 @@ export class RetrievalService {
     const targets = this.writeTargets();
     // models that decode alike share the pixels (same spec key); a CLIP and a Manyfold model of one size do not
     const specs = new Map<string, DecodeSpec>();
+    const keyOf = new Map<ActiveModel, string>();
     for (const t of targets) {
       const spec = decodeSpecOf(t.encoder);
+      keyOf.set(t, specKey(spec));
       specs.set(specKey(spec), spec);
     }
     const pixelsFor = async (img: CheckedImage, i: number): Promise<Map<string, Uint8Array>> => {
@@ -215,7 +217,7 @@ export class RetrievalService {
         contentHash,
         updatedAt: new Date().toISOString(),
       };
-      for (const t of targets) await this.writeItemRecords(t, item, decoded.get(`${i}`)?.get(specKey(decodeSpecOf(t.encoder))), previous);
+      for (const t of targets) await this.writeItemRecords(t, item, decoded.get(`${i}`)?.get(keyOf.get(t)!), previous);
       await this.store.putItem(item);
       out.push({ id: input.id, status: previous ? 'updated' : 'created', image: Boolean(input.image), captions: captions.length });
     }

@@ -31,6 +31,7 @@ import type { DualEncoder, ModelConfig, Tokenizer } from './types.js';
 import { createDualEncoder } from './dual-encoder.js';
 import { validateModelConfig } from './presets.js';
 import { tokenizerFromJSON } from './tokenizer.js';
+import { formatZodIssues } from '../util/zod.js';
 
 export const ARTIFACT_FORMAT = 'manyfold-model/1';
 export const MANIFEST_FILE = 'manifest.json';
@@ -167,12 +168,6 @@ function sha256(buf: Uint8Array): string {
   return createHash('sha256').update(buf).digest('hex');
 }
 
-function formatZodIssues(err: z.ZodError, max = 6): string {
-  return err.issues
-    .slice(0, max)
-    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-    .join('; ');
-}
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 

@@ -43,6 +43,7 @@
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { z } from 'zod';
 import type { Tokenizer } from './types.js';
+import { formatZodIssues } from '../util/zod.js';
 
 export const CLIP_TOKENIZER_FORMAT = 'manyfold-tokenizer/clip-bpe-1';
 export const CLIP_DEFAULT_MAX_LEN = 77;
@@ -444,11 +445,7 @@ export type ClipTokenizerJSON = z.infer<typeof clipTokenizerJsonSchema>;
 export function clipTokenizerFromJSON(json: unknown): ClipBpeTokenizer {
   const parsed = clipTokenizerJsonSchema.safeParse(json);
   if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-      .join('; ');
-    throw new ClipTokenizerError(`invalid CLIP tokenizer JSON: ${issues}`, 'tokenizer JSON');
+    throw new ClipTokenizerError(`invalid CLIP tokenizer JSON: ${formatZodIssues(parsed.error, 5)}`, 'tokenizer JSON');
   }
   const v = parsed.data;
   return new ClipBpeTokenizer({

@@ -40,6 +40,7 @@
 import { z } from 'zod';
 import { CLIP_TOKENIZER_FORMAT, clipTokenizerFromJSON } from './clip-tokenizer.js';
 import type { Tokenizer } from './types.js';
+import { formatZodIssues } from '../util/zod.js';
 
 export const PAD_ID = 0;
 export const BOS_ID = 1;
@@ -308,11 +309,7 @@ export function buildTokenizer(captions: readonly string[], opts: BuildTokenizer
 export function wordTokenizerFromJSON(json: unknown): WordByteTokenizer {
   const parsed = tokenizerJsonSchema.safeParse(json);
   if (!parsed.success) {
-    const issues = parsed.error.issues
-      .slice(0, 5)
-      .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-      .join('; ');
-    throw new Error(`invalid tokenizer JSON: ${issues}`);
+    throw new Error(`invalid tokenizer JSON: ${formatZodIssues(parsed.error, 5)}`);
   }
   return new WordByteTokenizer(parsed.data.words, parsed.data.maxLen);
 }

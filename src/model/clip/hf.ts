@@ -24,6 +24,7 @@ import {
   qkvSeparateRule,
   transposeRule,
 } from './layout.js';
+import { formatZodIssues } from '../../util/zod.js';
 
 export const HF_CONFIG_FILE = 'config.json';
 export const HF_PREPROCESSOR_FILE = 'preprocessor_config.json';
@@ -90,12 +91,6 @@ export interface ParsedClipConfig {
   notes: string[];
 }
 
-function zodMessage(err: z.ZodError): string {
-  return err.issues
-    .slice(0, 6)
-    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-    .join('; ');
-}
 
 /** HF activation names -> Manyfold's; the tanh-approximation spellings are one function */
 const HF_ACTIVATIONS: Record<string, Activation> = {
@@ -110,7 +105,7 @@ export function parseHfConfig(json: unknown, file = HF_CONFIG_FILE): ParsedClipC
     throw new CheckpointError(`${file}: ${m}`, file);
   };
   const top = hfConfigSchema.safeParse(json);
-  if (!top.success) fail(zodMessage(top.error));
+  if (!top.success) fail(formatZodIssues(top.error));
   const c = top.data!;
   if (c.model_type !== undefined && c.model_type !== 'clip') {
     fail(`model_type is '${c.model_type}', not 'clip' (only CLIPModel checkpoints are supported)`);
@@ -120,9 +115,9 @@ export function parseHfConfig(json: unknown, file = HF_CONFIG_FILE): ParsedClipC
   if (!Object.keys(textRaw).length) fail('text_config is missing');
   if (!Object.keys(visionRaw).length) fail('vision_config is missing');
   const tr = textConfigSchema.safeParse(textRaw);
-  if (!tr.success) fail(`text_config: ${zodMessage(tr.error)}`);
+  if (!tr.success) fail(`text_config: ${formatZodIssues(tr.error)}`);
   const vr = visionConfigSchema.safeParse(visionRaw);
-  if (!vr.success) fail(`vision_config: ${zodMessage(vr.error)}`);
+  if (!vr.success) fail(`vision_config: ${formatZodIssues(vr.error)}`);
   const t = tr.data!;
   const v = vr.data!;
   const notes: string[] = [];
@@ -217,7 +212,7 @@ export function parseHfPreprocessor(json: unknown, imageSize: number, file = HF_
     return { pixelMean: [...CLIP_PIXEL_MEAN], pixelStd: [...CLIP_PIXEL_STD], resizeShortestEdge: imageSize, notes };
   }
   const r = hfPreprocessorSchema.safeParse(json);
-  if (!r.success) throw new CheckpointError(`${file}: ${zodMessage(r.error)}`, file);
+  if (!r.success) throw new CheckpointError(`${file}: ${formatZodIssues(r.error)}`, file);
   const p = r.data;
   const type = p.image_processor_type ?? p.feature_extractor_type;
   if (type !== undefined && !/^CLIP(ImageProcessor|FeatureExtractor)(Fast)?$/.test(type)) {

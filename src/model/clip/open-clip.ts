@@ -18,6 +18,7 @@ import type { Activation, ModelConfig } from '../types.js';
 import { CheckpointError } from './safetensors.js';
 import { CLIP_PIXEL_MEAN, CLIP_PIXEL_STD, type Preprocessing } from './hf.js';
 import { type ClipShapes, type MappingRule, type SourceTensor, checkShapes, copyRule, patchRule, transposeRule } from './layout.js';
+import { formatZodIssues } from '../../util/zod.js';
 
 export const OPEN_CLIP_CONFIG_FILE = 'open_clip_config.json';
 export const OPEN_CLIP_WEIGHTS_FILE = 'open_clip_model.safetensors';
@@ -108,12 +109,6 @@ const FIELDS: Record<keyof ClipShapes, string> = {
   embedDim: 'model_cfg.embed_dim',
 };
 
-function zodMessage(err: z.ZodError): string {
-  return err.issues
-    .slice(0, 6)
-    .map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
-    .join('; ');
-}
 
 export interface ParsedOpenClipConfig {
   shapes: ClipShapes;
@@ -129,7 +124,7 @@ export function parseOpenClipConfig(json: unknown, file = OPEN_CLIP_CONFIG_FILE)
     throw new CheckpointError(`${file}: ${m}`, file);
   };
   const r = openClipConfigSchema.safeParse(json);
-  if (!r.success) fail(zodMessage(r.error));
+  if (!r.success) fail(formatZodIssues(r.error));
   const cfg = r.data!;
   const m = cfg.model_cfg;
   const v = m.vision_cfg;
