@@ -244,19 +244,9 @@ function tmpSibling(target: string, tag: string): string {
 }
 
 /**
- * Content id: sha256 over config, tokenizer JSON and each tensor's name, shape and bytes (sharding-independent).
+ * Content id: sha256 over config, tokenizer JSON and each tensor's name, shape and bytes (sharding-independent),
+ * fed one tensor at a time, so a save never needs every tensor in memory at once.
  */
-export function contentId(
-  config: ModelConfig,
-  tokenizerJson: unknown,
-  tensors: { name: string; shape: readonly number[]; bytes: Uint8Array }[],
-): string {
-  const h = contentIdHasher(config, tokenizerJson);
-  for (const t of tensors) h.add(t.name, t.shape, t.bytes);
-  return h.digest();
-}
-
-/** contentId fed one tensor at a time (same result), so a save never needs every tensor in memory at once */
 function contentIdHasher(config: ModelConfig, tokenizerJson: unknown): { add(name: string, shape: readonly number[], bytes: Uint8Array): void; digest(): string } {
   const h = createHash('sha256');
   h.update(`${ARTIFACT_FORMAT}\n`);
