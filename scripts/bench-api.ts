@@ -11,7 +11,10 @@
  * --load: a bounded 60 s run at 32 connections (text search, two keys, rate limits set high so that any non-2xx
  * is an error) reporting non-2xx answers, RSS and tf.memory().numTensors before/after (from /metrics).
  *
- *   npm run bench:api -- [--sizes 10000,100000] [--duration 5] [--connections 16] [--load] [--model DIR] [--json out.json]
+ *   npm run bench:api -- [--sizes 10000,100000] [--duration 5] [--connections 16] [--load] [--model DIR]
+ *                        [--inference auto|tfjs|onnx] [--json out.json]
+ * --inference is the server's engine for embeddings (default auto, as `manyfold serve`); the in-process encoder
+ * time is measured on the same engine.
  * The model is an untrained `tiny` preset (latency does not depend on training), or the artifact --model names
  * (e.g. an imported CLIP: its images are decoded by CLIPImageProcessor's rule, its texts by CLIP's tokenizer).
  */
@@ -27,7 +30,7 @@ import { createIndex } from '../src/index/index.js';
 import { loadArtifact, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 import type { DualEncoder, Tokenizer } from '../src/model/types.js';
 import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-encoder.js';
-import { Encoder } from '../src/model/encoder.js';
+import { INFERENCE_ENGINES, loadEncoder, type InferenceEngine } from '../src/model/load-encoder.js';
 import { buildTokenizer } from '../src/model/tokenizer.js';
 import { modelTag } from '../src/api/registry.js';
 import { physicalNamespace } from '../src/api/service.js';
@@ -41,6 +44,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '5' },
     connections: { type: 'string', default: '16' },
     load: { type: 'boolean', default: false },
+    inference: { type: 'string', default: 'auto' },
     'load-seconds': { type: 'string', default: '60' },
     json: { type: 'string' },
     keep: { type: 'boolean', default: false },
@@ -141,8 +145,12 @@ async function main(): Promise<void> {
     model = createDualEncoder(modelConfigFromPreset('tiny', tok.vocabSize), 1);
     manifest = await saveArtifact(modelDir, { model, tokenizer: tok, training: { seed: 1, method: 'untrained (bench)' } });
   }
-  const enc = new Encoder(model, tok, manifest);
-  const decodeSpec = decodeSpecForModel(model.config);
+  model.dispose();
+  if (!(INFERENCE_ENGINES as readonly string[]).includes(args.inference!)) throw new Error(`--inference must be one of ${INFERENCE_ENGINES.join(', ')}, got ${args.inference}`);
+  const inference = args.inference as InferenceEngine;
+  // the engine the server will use (same rule, same artifact): the in-process encoder times what the server runs
+  const enc = await loadEncoder(modelDir, { inference });
+  const decodeSpec = decodeSpecForModel(enc.config);
   const tag = modelTag(manifest.id);
   const dim = enc.dim;
 
@@ -164,20 +172,20 @@ async function main(): Promise<void> {
   const decodeMs: number[] = [];
   for (let i = 0; i < 200; i++) {
     let t0 = performance.now();
-    enc.embedTextsMatrix([texts[i % texts.length]]);
+    await enc.embedTextsMatrixAsync([texts[i % texts.length]]);
     encText.push(performance.now() - t0);
     t0 = performance.now();
     const px = await decodeImage(pngs[i % pngs.length], decodeSpec);
     decodeMs.push(performance.now() - t0);
     t0 = performance.now();
-    enc.embedImagesMatrix(px, 1);
+    await enc.embedImagesMatrixAsync(px, 1);
     encImage.push(performance.now() - t0);
   }
-  const encoder = { textP50: r3(pct(encText.slice(20), 50)), imageP50: r3(pct(encImage.slice(20), 50)), decodeP50: r3(pct(decodeMs.slice(20), 50)), backend: backend.name };
-  console.error(`encoder (in-process, ${backend.name}): text p50 ${encoder.textP50} ms, image p50 ${encoder.imageP50} ms (+ PNG decode/resize ${encoder.decodeP50} ms)`);
+  const encoder = { textP50: r3(pct(encText.slice(20), 50)), imageP50: r3(pct(encImage.slice(20), 50)), decodeP50: r3(pct(decodeMs.slice(20), 50)), backend: backend.name, engine: enc.engine };
+  console.error(`encoder (in-process, ${enc.engine}): text p50 ${encoder.textP50} ms, image p50 ${encoder.imageP50} ms (+ PNG decode/resize ${encoder.decodeP50} ms)`);
 
   const configFile = join(root, 'config.json');
-  writeFileSync(configFile, JSON.stringify({ backend: 'wasm', limits: { ratePerSecond: 1e6, rateBurst: 1e6 } }));
+  writeFileSync(configFile, JSON.stringify({ backend: 'wasm', inference, limits: { ratePerSecond: 1e6, rateBurst: 1e6 } }));
   const results: Record<string, unknown>[] = [];
   let loadResult: Record<string, unknown> | undefined;
   for (const n of sizes) {
@@ -253,7 +261,7 @@ async function main(): Promise<void> {
   const out = { started, machine: { cores: cpus().length, loadAvgStart: load0, loadAvgEnd: loadavg() }, model: { id: manifest.id, preset: manifest.config.preset, family: manifest.config.family ?? 'manyfold', dir: args.model ?? null, dim }, encoder, results, ...(loadResult ? { load: loadResult } : {}), notes: 'server log level warn; latency at 1 connection; raw index timed in the bench process on the same data; encoder timed in the bench process' };
   if (args.json) writeFileSync(args.json, `${JSON.stringify(out, null, 2)}\n`);
   console.log(JSON.stringify(out, null, 2));
-  model.dispose();
+  await enc.dispose();
   if (!args.keep) rmSync(root, { recursive: true, force: true });
 }
 

@@ -5,8 +5,8 @@
  * (model.safetensors, F32) and imported the way a user imports theirs. Latency does not depend on the weights'
  * values, so random weights measure what real ones would.
  *
- *   npm run bench:clip -- [--work DIR] [--threads 1|2] [--repeats 5] [--skip-train] [--train-batch 8]
- *                         [--freeze-blocks 6] [--json OUT]
+ *   npm run bench:clip -- [--work DIR] [--threads 1|2] [--repeats 5] [--skip-train] [--skip-onnx]
+ *                         [--train-batch 8] [--freeze-blocks 6] [--json OUT]
  *
  * Phases (the checkpoint and its import are cached in --work, default /tmp/manyfold-bench-clip):
  * 1. build (once): random weights, a synthetic full-size BPE vocabulary, saveArtifact, export to HF format;
@@ -18,6 +18,9 @@
  *    at --train-batch with --freeze-blocks on 224 px `scenes` images (substitution text attack + 2 PGD steps +
  *    the update; defaults batch 8 with 6 of 12 blocks frozen: what the memory estimate admits in wasm's 4 GiB heap;
  *    a refusal, e.g. for --train-batch 32 --freeze-blocks 0, is reported as the result, not hidden).
+ * 4. unless --skip-onnx, in another fresh child: serving on onnxruntime-node as `manyfold serve` does by default
+ *    (model/load-encoder.ts, inference onnx, --threads intra-op threads): session start, image ms/image at batch 1
+ *    and 32, text ms/caption (same inputs), RSS. The goals below are met (or not) by the engine that serves.
  * Every timing is the median of --repeats runs after one warm-up; each ends with a dataSync, so queued work counts.
  */
 import { spawnSync } from 'node:child_process';
@@ -47,6 +50,8 @@ const { values: args } = parseArgs({
     'freeze-blocks': { type: 'string', default: '6' },
     json: { type: 'string' },
     child: { type: 'string' }, // internal: run phase 3 on this artifact and print JSON
+    'child-onnx': { type: 'string' }, // internal: phase 4 (serving on onnxruntime) on this artifact
+    'skip-onnx': { type: 'boolean', default: false },
   },
 });
 
@@ -207,6 +212,53 @@ if (args.child) {
   process.exit(0);
 }
 
+// ------------------------------------------------------------------------------------------------ phase 4 (child)
+if (args['child-onnx']) {
+  // serving as `manyfold serve` does with inference onnx (the default where onnxruntime-node loads): the verified
+  // artifact's shards mapped by onnxruntime, embeddings through the Encoder's async methods; no tfjs model
+  const { loadEncoder } = await import('../src/model/load-encoder.js');
+  const rssBefore = process.memoryUsage().rss;
+  let t0 = performance.now();
+  const enc = await loadEncoder(args['child-onnx'], { inference: 'onnx', threads });
+  const loadMs = performance.now() - t0;
+  const weightBytes = (enc.manifest as { files?: { path: string; bytes: number }[] } | undefined)?.files?.filter((f) => f.path.startsWith('weights')).reduce((a, f) => a + f.bytes, 0) ?? 0;
+  const rng = new Rng(1);
+  const S = enc.imageSize;
+  const out: Record<string, unknown> = { engine: enc.engine, loadMs: round(loadMs), weightBytes };
+  const timeAsync = async (run: () => Promise<unknown>): Promise<number> => {
+    await run();
+    const ms: number[] = [];
+    for (let r = 0; r < repeats; r++) {
+      t0 = performance.now();
+      await run();
+      ms.push(performance.now() - t0);
+    }
+    return median(ms);
+  };
+  for (const b of [1, 32]) {
+    const x = Float32Array.from({ length: b * S * S * 3 }, () => rng.next());
+    const ms = await timeAsync(() => enc.embedImagesMatrixAsync(x, b, 64));
+    out[`imageMsPerImageBatch${b}`] = round(ms / b);
+    console.error(`onnx image batch ${b}: ${round(ms / b)} ms/image`);
+  }
+  const L = 14;
+  const ids = new Int32Array(32 * L);
+  for (let i = 0; i < 32; i++) {
+    ids[i * L] = VOCAB - 2;
+    for (let j = 1; j < L - 1; j++) ids[i * L + j] = 300 + ((i * 131 + j * 977) % 40000);
+    ids[i * L + L - 1] = VOCAB - 1;
+  }
+  const textMs = await timeAsync(() => enc.towers!.textRows(ids, 32, L));
+  out.textMsPerCaptionBatch32Len14 = round(textMs / 32, 2);
+  console.error(`onnx text batch 32 x ${L} tokens: ${round(textMs / 32, 2)} ms/caption`);
+  const rss = process.memoryUsage().rss;
+  Object.assign(out, { servingRssBytes: rss, servingRssOverWeights: round(rss / weightBytes, 2), rssBeforeLoadBytes: rssBefore });
+  console.error(`onnx serving RSS ${(rss / 2 ** 20).toFixed(0)} MiB = ${round(rss / weightBytes, 2)} x the weights (${(weightBytes / 2 ** 20).toFixed(0)} MiB; the process before loading: ${(rssBefore / 2 ** 20).toFixed(0)} MiB)`);
+  await enc.dispose();
+  process.stdout.write(`${JSON.stringify(out)}\n`);
+  process.exit(0);
+}
+
 // ------------------------------------------------------------------------------------------------ parent
 const work = args.work!;
 mkdirSync(work, { recursive: true });
@@ -252,6 +304,16 @@ const child = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench-cli
 });
 if (child.status !== 0) throw new Error(`measurement process failed (exit ${child.status})`);
 Object.assign(result, JSON.parse(child.stdout.trim().split('\n').pop()!));
+
+if (!args['skip-onnx']) {
+  const onnxChild = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/bench-clip.ts', '--child-onnx', importedDir, '--threads', String(threads), '--repeats', String(repeats)], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+    maxBuffer: 1 << 20,
+  });
+  if (onnxChild.status !== 0) throw new Error(`onnx measurement process failed (exit ${onnxChild.status}); --skip-onnx skips it`);
+  result.onnx = JSON.parse(onnxChild.stdout.trim().split('\n').pop()!);
+}
 
 if (!args['skip-train']) {
   const { measureTrainStep } = await import('./bench-clip-train.js');

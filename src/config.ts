@@ -262,6 +262,15 @@ export const configSchema = z
      * dual-encoder training step 545 -> 362 ms with 2 threads; no gain and 1.6x the CPU time when the other core is busy).
      */
     threads: z.number().int().min(1).max(64).default(1),
+    /**
+     * the engine that serves embeddings (serve, embed): 'onnx' = onnxruntime-node's native CPU kernels, ~4-8x
+     * faster than tfjs-wasm at CLIP sizes (docs/results.md), the tfjs model built only when gradients are needed;
+     * 'tfjs' = the tfjs backend above; 'auto' = onnx where onnxruntime-node loads. Training, eval and attacks
+     * always run on tfjs (they need gradients); the edge always uses tfjs.
+     */
+    inference: z.enum(['auto', 'tfjs', 'onnx']).default('auto'),
+    /** onnxruntime intra-op threads for `inference: onnx` (default: os.availableParallelism(), every CPU the process may use) */
+    inferenceThreads: z.number().int().min(1).max(256).optional(),
     seed: z.number().int().min(0).default(0),
     data: dataSchema.default({ onBadRow: 'fail' }),
     train: trainSchema.default(trainSchema.parse({})),
@@ -325,7 +334,7 @@ export function readConfigFile(path: string): Json {
   }
 }
 
-/** MANYFOLD_BACKEND, MANYFOLD_THREADS, MANYFOLD_SEED: the environment layer (flat, a few well-known keys). */
+/** MANYFOLD_BACKEND, MANYFOLD_THREADS, MANYFOLD_INFERENCE, MANYFOLD_SEED: the environment layer (flat, a few well-known keys). */
 export function envLayer(env: NodeJS.ProcessEnv = process.env): Json {
   const out: Json = {};
   if (env.MANYFOLD_BACKEND) out.backend = env.MANYFOLD_BACKEND;
@@ -333,6 +342,7 @@ export function envLayer(env: NodeJS.ProcessEnv = process.env): Json {
     const n = Number(env.MANYFOLD_THREADS);
     out.threads = Number.isFinite(n) ? n : env.MANYFOLD_THREADS;
   }
+  if (env.MANYFOLD_INFERENCE) out.inference = env.MANYFOLD_INFERENCE;
   if (env.MANYFOLD_SEED) {
     const n = Number(env.MANYFOLD_SEED);
     out.seed = Number.isFinite(n) ? n : env.MANYFOLD_SEED;

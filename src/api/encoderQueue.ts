@@ -1,8 +1,8 @@
 /**
- * One queue in front of the (synchronous, single-threaded) encoders.
+ * One queue in front of the encoders (tfjs: synchronous; onnxruntime: asynchronous, on its own threads).
  *
- * tfjs forward passes block the event loop, so running two at once is impossible anyway; the queue makes the
- * order explicit and adds two things:
+ * tfjs forward passes block the event loop and onnxruntime's use every core, so running two at once gains
+ * nothing; the queue makes the order explicit and adds two things:
  * - micro-batching: query embeddings that arrive while a forward pass runs wait in the queue, and the next
  *   drain embeds all texts (and all images) for the same model in ONE forward pass (up to `microBatch`);
  * - priorities: interactive embeddings (search, embed, ingest) always go before background work (activation
@@ -92,7 +92,7 @@ export class EncoderQueue {
   private async turn(): Promise<void> {
     this.running = true;
     try {
-      if (this.interactive.length > 0) this.runBatch();
+      if (this.interactive.length > 0) await this.runBatch();
       else if (this.background.length > 0) {
         const job = this.background.shift()!;
         const t0 = performance.now();
@@ -111,7 +111,7 @@ export class EncoderQueue {
   }
 
   /** Takes the first waiting job's (kind, encoder) and every other waiting job of that pair, up to microBatch. */
-  private runBatch(): void {
+  private async runBatch(): Promise<void> {
     const first = this.interactive[0];
     const take: (TextJob | ImageJob)[] = [];
     const rest: (TextJob | ImageJob)[] = [];
@@ -129,12 +129,12 @@ export class EncoderQueue {
     try {
       let m: Float32Array;
       if (first.kind === 'text') {
-        m = enc.embedTextsMatrix((take as TextJob[]).map((j) => j.text));
+        m = await enc.embedTextsMatrixAsync((take as TextJob[]).map((j) => j.text));
       } else {
         const per = enc.imageSize * enc.imageSize * 3;
         const px = (first as ImageJob).pixels instanceof Float32Array ? new Float32Array(take.length * per) : new Uint8Array(take.length * per);
         (take as ImageJob[]).forEach((j, i) => px.set(j.pixels, i * per));
-        m = enc.embedImagesMatrix(px, take.length);
+        m = await enc.embedImagesMatrixAsync(px, take.length);
       }
       const E = enc.dim;
       take.forEach((j, i) => j.resolve(m.slice(i * E, (i + 1) * E)));

@@ -423,9 +423,9 @@ export class ProbeManager {
     await save();
 
     // clean embeddings of the query set (white-box targets)
-    const { imageEmb, textEmb } = await this.service.queue.run(() => ({
-      imageEmb: enc.embedImagesMatrix(qs.images, nI),
-      textEmb: enc.embedTextsMatrix(qs.captions),
+    const { imageEmb, textEmb } = await this.service.queue.run(async () => ({
+      imageEmb: await enc.embedImagesMatrixAsync(qs.images, nI),
+      textEmb: await enc.embedTextsMatrixAsync(qs.captions),
     }));
 
     const oracle: ScoreOracle = async (queries) => {
@@ -459,7 +459,9 @@ export class ProbeManager {
         let result: AttackResult;
         if (attack.threatModel === 'white-box') {
           batch.targets = splitTargets({ imageEmb, textEmb, dim: enc.dim, captionToImage: qs.captionToImage, imageToCaptions: qs.imageToCaptions, batchImages: rows, batchCaptions: capRows, k });
-          result = await this.service.queue.run(() => attack.run(batch, { encoder: enc.model, tokenizer: enc.tokenizer }));
+          // white-box attacks need gradients: the differentiable model (built on first need when a native engine serves)
+          const model = await enc.differentiable();
+          result = await this.service.queue.run(() => attack.run(batch, { encoder: model, tokenizer: enc.tokenizer }));
         } else {
           batch.targets = { k, imageGoldIds: rows.map((r) => [qs.ids[r]]), captionGoldIds: capRows.map((ci) => [qs.ids[qs.captionToImage[ci]]]) };
           delete batch.captionToImage; // black-box goals are the gold ids; no pairing objective

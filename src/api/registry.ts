@@ -13,8 +13,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { loadArtifact, readManifest, type ArtifactManifest } from '../model/artifact.js';
-import { Encoder } from '../model/encoder.js';
+import { readManifest, type ArtifactManifest } from '../model/artifact.js';
+import type { Encoder } from '../model/encoder.js';
+import { loadEncoder, type LoadEncoderOptions } from '../model/load-encoder.js';
 
 export interface ModelInfo {
   id: string;
@@ -41,7 +42,11 @@ export class ModelRegistry {
   readonly sources: string[];
   defaultId?: string;
 
-  constructor(sources: string[]) {
+  constructor(
+    sources: string[],
+    /** how encoders run (model/load-encoder.ts); the edge registry always uses tfjs */
+    private readonly loadOptions: LoadEncoderOptions = {},
+  ) {
     this.sources = sources.map((s) => resolve(s));
   }
 
@@ -101,8 +106,7 @@ export class ModelRegistry {
 
   /** How one model's encoder is loaded (verified); the only step that depends on where artifacts live. */
   protected async loadEncoder(i: ModelInfo): Promise<Encoder> {
-    const { model, tokenizer, manifest } = await loadArtifact(i.dir);
-    return new Encoder(model, tokenizer, manifest);
+    return loadEncoder(i.dir, this.loadOptions);
   }
 
   isLoaded(id: string): boolean {
@@ -115,7 +119,7 @@ export class ModelRegistry {
     if (!p) return;
     this.loaded.delete(id);
     try {
-      (await p).model.dispose();
+      await (await p).dispose();
     } catch {
       /* it never loaded */
     }

@@ -41,6 +41,8 @@ export interface RunningServer {
   index: VectorIndex;
   server: ServerType;
   logger: Logger;
+  /** the engine the active model's embeddings run on ('tfjs' or onnxruntime's description) */
+  engine: string;
   close(): Promise<void>;
 }
 
@@ -88,7 +90,11 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     ...(config.index.annThreshold ? { annThreshold: config.index.annThreshold } : {}),
     ...(config.index.pinecone ? { pinecone: config.index.pinecone } : {}),
   });
-  const registry = new ModelRegistry([opts.modelDir, join(dataDir, 'models')]);
+  const registry = new ModelRegistry([opts.modelDir, join(dataDir, 'models')], {
+    inference: config.inference,
+    ...(config.inferenceThreads ? { threads: config.inferenceThreads } : {}),
+    onFallback: (reason) => logger.info({ reason }, 'embeddings on tfjs'),
+  });
   const keys = resolveApiKeys(config.auth.keys, store.keysFile);
   if (keys.generated) {
     (opts.printKey ?? ((m) => process.stderr.write(`${m}\n`)))(
@@ -109,7 +115,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const port = (server.address() as AddressInfo).port;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
-  logger.info({ url, model: api.service.active.id, index: index.kind, keys: keys.source }, 'manyfold API listening');
+  const engine = api.service.active.encoder.engine;
+  logger.info({ url, model: api.service.active.id, index: index.kind, keys: keys.source, engine }, 'manyfold API listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -128,7 +135,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       await index.close?.();
       logger.info('stopped');
     })());
-  return { url, port, config, api, index, server, logger, close };
+  return { url, port, config, api, index, server, logger, engine, close };
 }
 
 /** SIGTERM/SIGINT -> graceful close, then exit (a second signal exits at once). */

@@ -64,7 +64,7 @@ export function captionRecordId(itemId: string, k: number): string {
 
 /** How a model's images are decoded (Manyfold's rule or CLIPImageProcessor's): the model's config decides. */
 export function decodeSpecOf(encoder: Encoder): DecodeSpec {
-  return decodeSpecForModel(encoder.model.config);
+  return decodeSpecForModel(encoder.config);
 }
 
 function publicMetadata(m: Metadata | undefined): Metadata {

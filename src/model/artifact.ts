@@ -666,6 +666,56 @@ export interface LoadedArtifact {
   manifest: ArtifactManifest;
 }
 
+/** the artifact's tokenizer, rebuilt from its (verified) file and checked against the manifest and config */
+function checkedTokenizer(manifest: ArtifactManifest, bytes: Uint8Array): Tokenizer {
+  const tokFile = manifest.tokenizer.file;
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = tokenizerFromJSON(JSON.parse(new TextDecoder().decode(bytes)));
+  } catch (e) {
+    throw new ArtifactError(`artifact file ${tokFile}: ${(e as Error).message}`, tokFile);
+  }
+  const cfg = manifest.config;
+  if (tokenizer.vocabSize !== manifest.tokenizer.vocabSize || tokenizer.vocabSize !== cfg.text.vocabSize) {
+    throw new ArtifactError(
+      `artifact file ${tokFile}: tokenizer vocabSize ${tokenizer.vocabSize} does not match manifest (${manifest.tokenizer.vocabSize}) / config.text.vocabSize (${cfg.text.vocabSize})`,
+      tokFile,
+    );
+  }
+  if (tokenizer.maxLen !== manifest.tokenizer.maxLen || tokenizer.maxLen !== cfg.text.maxLen) {
+    throw new ArtifactError(
+      `artifact file ${tokFile}: tokenizer maxLen ${tokenizer.maxLen} does not match manifest (${manifest.tokenizer.maxLen}) / config.text.maxLen (${cfg.text.maxLen})`,
+      tokFile,
+    );
+  }
+  return tokenizer;
+}
+
+/** every weight lies inside its file (checked before anything reads weights) */
+function checkWeightTable(manifest: ArtifactManifest): void {
+  const sizes = new Map(manifest.files.map((f) => [f.path, f.bytes]));
+  for (const w of manifest.weights) {
+    const size = sizes.get(w.file)!;
+    const need = numel(w.shape) * 4;
+    if (w.offset + need > size) {
+      throw new ArtifactError(`weight ${w.name} [${w.shape.join(', ')}] at offset ${w.offset} needs ${need} bytes but ${w.file} has ${size}`, w.file);
+    }
+  }
+}
+
+/**
+ * Verify an artifact (every file hashed as a stream) and rebuild its tokenizer, without building the model: for
+ * serving on a native engine (model/onnx-towers.ts maps the verified shards itself), where the differentiable
+ * model is built only if something later needs gradients.
+ */
+export async function loadArtifactTokenizer(dir: string): Promise<{ manifest: ArtifactManifest; tokenizer: Tokenizer }> {
+  const manifest = await verifyArtifact(dir);
+  const tokFile = manifest.tokenizer.file;
+  const tokenizer = checkedTokenizer(manifest, await readVerified(dir, manifest.files.find((f) => f.path === tokFile)!));
+  checkWeightTable(manifest);
+  return { manifest, tokenizer };
+}
+
 /**
  * Load an artifact: validate the manifest, verify every file, rebuild the tokenizer, create the model from
  * the stored config and assign every weight by name. The caller owns (and disposes) the returned model.
@@ -686,38 +736,8 @@ export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}):
     if (keep || f.path === tokFile) contents.set(f.path, buf);
   }
 
-  // tokenizer
-  let tokenizer: Tokenizer;
-  try {
-    tokenizer = tokenizerFromJSON(JSON.parse(new TextDecoder().decode(contents.get(tokFile))));
-  } catch (e) {
-    throw new ArtifactError(`artifact file ${tokFile}: ${(e as Error).message}`, tokFile);
-  }
-  const cfg = manifest.config;
-  if (tokenizer.vocabSize !== manifest.tokenizer.vocabSize || tokenizer.vocabSize !== cfg.text.vocabSize) {
-    throw new ArtifactError(
-      `artifact file ${tokFile}: tokenizer vocabSize ${tokenizer.vocabSize} does not match manifest (${manifest.tokenizer.vocabSize}) / config.text.vocabSize (${cfg.text.vocabSize})`,
-      tokFile,
-    );
-  }
-  if (tokenizer.maxLen !== manifest.tokenizer.maxLen || tokenizer.maxLen !== cfg.text.maxLen) {
-    throw new ArtifactError(
-      `artifact file ${tokFile}: tokenizer maxLen ${tokenizer.maxLen} does not match manifest (${manifest.tokenizer.maxLen}) / config.text.maxLen (${cfg.text.maxLen})`,
-      tokFile,
-    );
-  }
-
-  // weight table checks against file sizes (before creating the model)
-  for (const w of manifest.weights) {
-    const size = byPath.get(w.file)!.bytes;
-    const need = numel(w.shape) * 4;
-    if (w.offset + need > size) {
-      throw new ArtifactError(
-        `weight ${w.name} [${w.shape.join(', ')}] at offset ${w.offset} needs ${need} bytes but ${w.file} has ${size}`,
-        w.file,
-      );
-    }
-  }
+  const tokenizer = checkedTokenizer(manifest, contents.get(tokFile)!);
+  checkWeightTable(manifest);
 
   const seed = typeof manifest.training.seed === 'number' ? manifest.training.seed : 0;
   if (!opts.createModel) {
@@ -733,7 +753,7 @@ export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}):
       if (shard?.file !== w.file) shard = { file: w.file, buf: contents.get(w.file) ?? readVerifiedSync(dir, byPath.get(w.file)!) };
       return floatsView(shard.buf, w.offset, numel(w.shape));
     };
-    const model = createDualEncoder(cfg as ModelConfig, seed, init);
+    const model = createDualEncoder(manifest.config as ModelConfig, seed, init);
     try {
       checkWeightNames(model, manifest);
     } catch (e) {
@@ -742,7 +762,7 @@ export async function loadArtifact(dir: string, opts: LoadArtifactOptions = {}):
     }
     return { model, tokenizer, manifest };
   }
-  const model = opts.createModel(cfg as ModelConfig, seed);
+  const model = opts.createModel(manifest.config as ModelConfig, seed);
   try {
     checkWeightNames(model, manifest);
     const byFile = new Map<string, WeightEntry[]>();

@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import type { InferenceTowers } from './onnx-towers.js';
 import type { DualEncoder, Tokenizer } from './types.js';
 
 /**
@@ -8,12 +9,40 @@ import type { DualEncoder, Tokenizer } from './types.js';
  * average ~16 tokens, maxLen is 32; a single search query is usually far shorter).
  */
 export function embedTextRows(model: DualEncoder, tokenizer: Tokenizer, texts: readonly string[], batch = 512): Float32Array {
-  if (!Number.isInteger(batch) || batch < 1) throw new Error(`embedTextRows: batch must be a positive integer, got ${batch}`);
   const E = model.config.embedDim;
+  const plan = planTextRows(tokenizer, texts, batch);
+  const out = new Float32Array(texts.length * E);
+  for (const c of plan) {
+    const rows = tf.tidy(() => {
+      const emb = model.textTower(tf.tensor2d(c.ids, [c.rows.length, c.len], 'int32'));
+      if (emb.shape[0] !== c.rows.length || emb.shape[1] !== E) throw new Error(`textTower returned [${emb.shape}], expected [${c.rows.length}, ${E}]`);
+      return emb.dataSync() as Float32Array;
+    });
+    scatterRows(out, rows, c.rows, E);
+  }
+  return out;
+}
+
+/** embedTextRows on a forward-only engine (model/onnx-towers.ts): same grouping, same row order */
+export async function embedTextRowsWith(towers: InferenceTowers, dim: number, tokenizer: Tokenizer, texts: readonly string[], batch = 512): Promise<Float32Array> {
+  const out = new Float32Array(texts.length * dim);
+  for (const c of planTextRows(tokenizer, texts, batch)) scatterRows(out, await towers.textRows(c.ids, c.rows.length, c.len), c.rows, dim);
+  return out;
+}
+
+interface TextChunk {
+  /** the texts' indices, in chunk row order */
+  rows: number[];
+  /** [rows.length, len] ids */
+  ids: Int32Array;
+  len: number;
+}
+
+function planTextRows(tokenizer: Tokenizer, texts: readonly string[], batch: number): TextChunk[] {
+  if (!Number.isInteger(batch) || batch < 1) throw new Error(`embedTextRows: batch must be a positive integer, got ${batch}`);
   const L = tokenizer.maxLen;
   const n = texts.length;
-  const out = new Float32Array(n * E);
-  if (n === 0) return out;
+  if (n === 0) return [];
   const ids = tokenizer.encodeBatch(texts as string[]);
   const len = new Int32Array(n);
   for (let i = 0; i < n; i++) {
@@ -22,18 +51,17 @@ export function embedTextRows(model: DualEncoder, tokenizer: Tokenizer, texts: r
     len[i] = l;
   }
   const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => len[a] - len[b] || a - b);
+  const chunks: TextChunk[] = [];
   for (let s = 0; s < n; s += batch) {
-    const rowsIdx = order.slice(s, s + batch);
-    const m = rowsIdx.length;
-    const Lc = len[rowsIdx[m - 1]];
-    const chunk = new Int32Array(m * Lc);
-    rowsIdx.forEach((i, r) => chunk.set(ids.subarray(i * L, i * L + Lc), r * Lc));
-    const rows = tf.tidy(() => {
-      const emb = model.textTower(tf.tensor2d(chunk, [m, Lc], 'int32'));
-      if (emb.shape[0] !== m || emb.shape[1] !== E) throw new Error(`textTower returned [${emb.shape}], expected [${m}, ${E}]`);
-      return emb.dataSync() as Float32Array;
-    });
-    rowsIdx.forEach((i, r) => out.set(rows.subarray(r * E, (r + 1) * E), i * E));
+    const rows = order.slice(s, s + batch);
+    const Lc = len[rows[rows.length - 1]];
+    const chunk = new Int32Array(rows.length * Lc);
+    rows.forEach((i, r) => chunk.set(ids.subarray(i * L, i * L + Lc), r * Lc));
+    chunks.push({ rows, ids: chunk, len: Lc });
   }
-  return out;
+  return chunks;
+}
+
+function scatterRows(out: Float32Array, rows: Float32Array, index: readonly number[], E: number): void {
+  index.forEach((i, r) => out.set(rows.subarray(r * E, (r + 1) * E), i * E));
 }

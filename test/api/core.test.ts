@@ -196,7 +196,7 @@ describe('items, search, embed', () => {
     const b0 = srv.api.queue.stats.batches;
     const vecs = await Promise.all(CAPTIONS.map((c) => srv.api.queue.embedText(enc, c)));
     expect(srv.api.queue.stats.batches - b0).toBe(1);
-    const direct = enc.embedTextsMatrix([CAPTIONS[3]]);
+    const direct = await enc.embedTextsMatrixAsync([CAPTIONS[3]]);
     for (let i = 0; i < 128; i++) expect(vecs[3][i]).toBeCloseTo(direct[i], 5);
     expect(batchesBefore).toBeGreaterThan(0);
   });

@@ -24,106 +24,12 @@ import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { z } from 'zod';
 import { initBackend } from '../../src/engine/backend.js';
 import * as tf from '../../src/engine/tf.js';
 import { loadArtifact } from '../../src/model/artifact.js';
 import { importClipCheckpoint } from '../../src/model/clip/import.js';
 import { buildTinyCheckpoint, VARIANTS, type BuiltCheckpoint, type VariantName } from '../reference/build-checkpoints.js';
-
-const FIXTURE = path.join(import.meta.dirname, '..', 'fixtures', 'clip', 'reference.json');
-
-const PARITY = {
-  minCos: 0.99999,
-  maxAbs: 5e-6,
-  logitAbsPerScale: 2e-5,
-  gradMinCos: 0.999,
-  gradNormRel: 1e-3,
-} as const;
-
-const matrix = z.array(z.array(z.number()));
-const variantSchema = z.object({
-  format: z.enum(['hf', 'open_clip']),
-  files: z.record(z.string(), z.string().regex(/^[0-9a-f]{64}$/)),
-  config: z
-    .object({
-      imageSize: z.number().int().positive(),
-      contextLength: z.number().int().positive(),
-      embedDim: z.number().int().positive(),
-      vocabSize: z.number().int().positive(),
-      textPooling: z.enum(['argmax', 'eos']),
-      eosTokenId: z.number().int().nonnegative(),
-    })
-    .loose(),
-  inputs: z.object({
-    pixels: z.object({ images: z.number().int().positive(), size: z.number().int().positive(), sum_u8: z.number().int(), first_u8: z.array(z.number().int()) }).loose(),
-    input_ids: z.array(z.array(z.number().int().nonnegative())),
-    pooled_positions: z.array(z.number().int().nonnegative()),
-  }).loose(),
-  image_embeds: matrix,
-  text_embeds: matrix,
-  logit_scale_exp: z.number().positive(),
-  logits_per_image: matrix,
-  pixel_grad: z.object({
-    text_index: z.array(z.number().int().nonnegative()),
-    indices: z.array(z.number().int().nonnegative()),
-    norm: z.array(z.number().positive()),
-    values: matrix,
-  }).loose(),
-});
-const fixtureSchema = z.object({ format: z.literal('manyfold-clip-reference/1'), variants: z.record(z.string(), variantSchema) }).loose();
-type RefVariant = z.infer<typeof variantSchema>;
-
-/** lowbias32 (Chris Wellons): the integer hash clip_ref.py's pixels_u8 uses */
-function lowbias32(x: number): number {
-  x >>>= 0;
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x7feb352d) >>> 0;
-  x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b) >>> 0;
-  x ^= x >>> 16;
-  return x >>> 0;
-}
-
-/** [n, size, size, 3] uint8 random colour blocks, block edge 2^(b mod 4) for image b (see clip_ref.py) */
-function referencePixels(n: number, size: number): Uint8Array {
-  const out = new Uint8Array(n * size * size * 3);
-  let o = 0;
-  for (let b = 0; b < n; b++) {
-    const s = b % 4;
-    for (let y = 0; y < size; y++) {
-      for (let x = 0; x < size; x++) {
-        for (let c = 0; c < 3; c++) out[o++] = lowbias32(b * 2 ** 20 + ((y >> s) * size + (x >> s)) * 3 + c) >>> 24;
-      }
-    }
-  }
-  return out;
-}
-
-interface Agreement {
-  minCos: number;
-  maxAbs: number;
-}
-
-function agreement(got: ArrayLike<number>, ref: number[][]): Agreement {
-  const e = ref[0].length;
-  let minCos = Infinity;
-  let maxAbs = 0;
-  ref.forEach((row, i) => {
-    let dot = 0;
-    let na = 0;
-    let nb = 0;
-    for (let k = 0; k < e; k++) {
-      const a = got[i * e + k];
-      dot += a * row[k];
-      na += a * a;
-      nb += row[k] * row[k];
-      maxAbs = Math.max(maxAbs, Math.abs(a - row[k]));
-    }
-    minCos = Math.min(minCos, dot / Math.sqrt(na * nb));
-  });
-  return { minCos, maxAbs };
-}
+import { agreement, fixtureSchema, PARITY, referencePixels, REFERENCE_FIXTURE, type Agreement, type FixtureFile, type RefVariant } from '../reference/parity.js';
 
 /**
  * run `f` twice and return the second result, asserting the second run leaves no tensor behind (the first may
@@ -140,13 +46,13 @@ function withoutLeaks<T>(f: () => T): T {
 const oneMinus = (c: number): string => Math.max(0, 1 - c).toExponential(1);
 
 let root: string;
-let fixture: z.infer<typeof fixtureSchema>;
+let fixture: FixtureFile;
 const built = new Map<string, BuiltCheckpoint>();
 const figures: Record<string, { image: Agreement; text: Agreement; logitMaxAbs: number; gradMinCos: number; gradNormRel: number }> = {};
 
 beforeAll(async () => {
   await initBackend('wasm');
-  fixture = fixtureSchema.parse(JSON.parse(await fs.readFile(FIXTURE, 'utf8')));
+  fixture = fixtureSchema.parse(JSON.parse(await fs.readFile(REFERENCE_FIXTURE, 'utf8')));
   root = await fs.mkdtemp(path.join(os.tmpdir(), 'mf-clip-parity-'));
   for (const name of Object.keys(fixture.variants)) {
     built.set(name, await buildTinyCheckpoint(path.join(root, 'ckpt', name), name as VariantName));

@@ -66,7 +66,7 @@ export async function embedInputs(
   texts: readonly string[],
 ): Promise<EmbedOutput> {
   const { decodeImage, decodeSpecForModel } = await import('../../data/imageCache.js');
-  const spec = decodeSpecForModel(encoder.model.config);
+  const spec = decodeSpecForModel(encoder.config);
   const per = spec.size * spec.size * 3;
   const pixels = new Uint8Array(images.length * per);
   for (const [i, file] of images.entries()) {
@@ -87,8 +87,8 @@ export async function embedInputs(
   const rows = (m: Float32Array, n: number): number[][] => Array.from({ length: n }, (_, i) => Array.from(m.subarray(i * encoder.dim, (i + 1) * encoder.dim)));
   return {
     model: modelId,
-    image_embeds: images.length ? rows(encoder.embedImagesMatrix(pixels, images.length), images.length) : [],
-    text_embeds: texts.length ? rows(encoder.embedTextsMatrix(texts), texts.length) : [],
+    image_embeds: images.length ? rows(await encoder.embedImagesMatrixAsync(pixels, images.length), images.length) : [],
+    text_embeds: texts.length ? rows(await encoder.embedTextsMatrixAsync(texts), texts.length) : [],
     input_ids: texts.map((t) => encoder.tokenizer.encode(t)),
   };
 }
@@ -103,31 +103,34 @@ export function registerEmbedCommand(program: Command): void {
     .option('--json <file>', 'write the JSON here (default: stdout)')
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
-    .action(async (o: { model: string; images?: string; textsFile?: string; json?: string; backend?: 'auto' | 'tensorflow' | 'wasm' | 'cpu'; threads?: number }) => {
+    .option('--inference <engine>', 'onnx (onnxruntime-node) | tfjs | auto = onnx where it loads (default auto, as serve)', choiceFlag(['auto', 'tfjs', 'onnx'] as const))
+    .action(async (o: { model: string; images?: string; textsFile?: string; json?: string; backend?: 'auto' | 'tensorflow' | 'wasm' | 'cpu'; threads?: number; inference?: 'auto' | 'tfjs' | 'onnx' }) => {
       if (o.images === undefined && o.textsFile === undefined) throw new Error('give --images and/or --texts-file');
       const images = o.images === undefined ? [] : parseImageList(o.images);
       const texts = o.textsFile === undefined ? [] : await readTextsFile(o.textsFile);
-      const config = loadConfig({ overrides: { backend: o.backend, threads: o.threads } });
-      const [{ initBackend }, { loadArtifact }, { Encoder }, { resolveModelDir }] = await Promise.all([
+      const config = loadConfig({ env: process.env, overrides: { backend: o.backend, threads: o.threads, inference: o.inference } });
+      const [{ initBackend }, { loadEncoder }, { resolveModelDir }] = await Promise.all([
         import('../../engine/backend.js'),
-        import('../../model/artifact.js'),
-        import('../../model/encoder.js'),
+        import('../../model/load-encoder.js'),
         import('./eval.js'),
       ]);
       await initBackend(config.backend, { threads: config.threads });
-      const { model, tokenizer, manifest } = await loadArtifact(resolveModelDir(o.model));
+      const encoder = await loadEncoder(resolveModelDir(o.model), {
+        inference: config.inference,
+        ...(config.inferenceThreads ? { threads: config.inferenceThreads } : {}),
+      });
       try {
-        const out = await embedInputs(new Encoder(model, tokenizer, manifest), manifest.id, images, texts);
+        const out = await embedInputs(encoder, encoder.version, images, texts);
         const json = `${JSON.stringify(out)}\n`;
         if (o.json) {
           mkdirSync(dirname(o.json), { recursive: true });
           writeFileSync(o.json, json);
-          process.stderr.write(`${out.image_embeds.length} image and ${out.text_embeds.length} text embeddings (dim ${model.config.embedDim}) written to ${o.json}\n`);
+          process.stderr.write(`${out.image_embeds.length} image and ${out.text_embeds.length} text embeddings (dim ${encoder.dim}, on ${encoder.engine}) written to ${o.json}\n`);
         } else {
           process.stdout.write(json);
         }
       } finally {
-        model.dispose();
+        await encoder.dispose();
       }
     });
 }

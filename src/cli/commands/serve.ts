@@ -1,4 +1,4 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { intFlag } from '../flags.js';
 
 export function registerServeCommand(program: Command): void {
@@ -10,6 +10,13 @@ export function registerServeCommand(program: Command): void {
     .option('--port <n>', 'port (0 = any free port; default 8080 or MANYFOLD_PORT)', intFlag(0))
     .option('--host <host>', 'interface to listen on (default 127.0.0.1 or MANYFOLD_HOST)')
     .option('--config <file>', 'JSON config file (sections server, index, auth, limits, backend)')
+    .addOption(
+      new Option('--inference <engine>', 'engine for embeddings: onnx (onnxruntime-node, native CPU), tfjs, or auto = onnx where it loads (default auto or MANYFOLD_INFERENCE)').choices([
+        'auto',
+        'tfjs',
+        'onnx',
+      ]),
+    )
     .action(async (o) => {
       const { startServer, installSignalHandlers } = await import('../../api/server.js');
       const running = await startServer({
@@ -18,9 +25,10 @@ export function registerServeCommand(program: Command): void {
         ...(o.port !== undefined ? { port: o.port as number } : {}),
         ...(o.host ? { host: o.host as string } : {}),
         ...(o.config ? { configFile: o.config as string } : {}),
+        ...(o.inference ? { overrides: { inference: o.inference as string } } : {}),
       });
       installSignalHandlers(running);
-      process.stdout.write(`manyfold API on ${running.url} (docs: ${running.url}/docs)\n`);
+      process.stdout.write(`manyfold API on ${running.url} (docs: ${running.url}/docs; embeddings on ${running.engine})\n`);
       await new Promise(() => undefined); // runs until a signal
     });
 }
