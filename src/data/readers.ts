@@ -21,6 +21,8 @@ export interface DatasetRecord {
   captions: string[];
   split?: string;
   scene?: SceneGraph;
+  /** the item's id in a system under test, when the file gives one (`targetId`; remote probes) */
+  targetId?: string;
   /** where the row lives, for messages: `file:line` or `file images[i] ("name")` */
   where: string;
 }
@@ -153,7 +155,7 @@ export function parseKarpathy(file: string, text: string, opts: ReadOptions = {}
     seen.set(imageId, `images[${i}]`);
     const candidates = [row.filepath ? join(base, row.filepath, row.filename) : join(base, row.filename)];
     if (row.filepath) candidates.push(join(base, row.filename));
-    records.push({ imageId, imagePaths: candidates, captions: caps.captions, split: row.split, scene: row.scene, where });
+    records.push({ imageId, imagePaths: candidates, captions: caps.captions, split: row.split, scene: row.scene, where, ...(row.targetId !== undefined ? { targetId: row.targetId } : {}) });
   });
   return { file: abs, format: 'karpathy', records, skipped: sink.skipped };
 }
@@ -206,7 +208,7 @@ export function parseJsonl(file: string, text: string, opts: ReadOptions = {}): 
     }
     seen.set(imageId, i + 1);
     const path = isAbsolute(row.image) ? row.image : join(base, row.image);
-    records.push({ imageId, imagePaths: [path], captions: caps.captions, split: row.split, scene: row.scene, where });
+    records.push({ imageId, imagePaths: [path], captions: caps.captions, split: row.split, scene: row.scene, where, ...(row.targetId !== undefined ? { targetId: row.targetId } : {}) });
   }
   return { file: abs, format: 'jsonl', records, skipped: sink.skipped };
 }

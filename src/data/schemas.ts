@@ -37,6 +37,8 @@ export const SceneGraphSchema = z
     });
   });
 
+const TargetIdSchema = z.union([z.string().min(1, 'targetId is empty'), z.number().int()]).transform(String);
+
 /** One image entry of a Karpathy-split JSON (Flickr30k / COCO). Unknown keys (imgid, sentids, cocoid...) are ignored. */
 export const KarpathyImageSchema = z.object({
   filename: z.string().min(1, 'filename is empty'),
@@ -44,6 +46,8 @@ export const KarpathyImageSchema = z.object({
   split: z.string().min(1, 'split is empty'),
   sentences: z.array(z.object({ raw: z.string() })),
   scene: SceneGraphSchema.optional(),
+  /** the id of this image's item in a system under test (remote probes, src/probe): what its search returns */
+  targetId: TargetIdSchema.optional(),
 });
 
 export const KarpathyFileSchema = z.object({
@@ -56,6 +60,7 @@ export const JsonlRowSchema = z.object({
   captions: z.array(z.string()),
   split: z.string().min(1, 'split is empty').optional(),
   scene: SceneGraphSchema.optional(),
+  targetId: TargetIdSchema.optional(),
 });
 
 /** First issue of a failed zod parse, as "path: message" (path in a.b[2].c form). */

@@ -2,16 +2,37 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { intFlag } from '../flags.js';
 
-/** `manyfold probe --url http://127.0.0.1:8080 --key KEY`: start a probe, follow its progress, print the report. */
+/**
+ * `manyfold probe --url http://127.0.0.1:8080 --key KEY`: start a probe on a Manyfold API, follow it, print the report.
+ * `manyfold probe --target target.json --queries FILE ...`: probe any retrieval system over HTTP (probe-remote.ts).
+ */
 export function registerProbeCommand(program: Command): void {
   program
     .command('probe')
-    .description('run an attack probe against a running Manyfold API and print robust recall (client of POST /v1/probes)')
-    .requiredOption('--url <url>', 'API base URL, e.g. http://127.0.0.1:8080')
+    .description(
+      'robust recall under attack: of a running Manyfold API (--url; client of POST /v1/probes) or of any retrieval system over HTTP ' +
+        '(--target target.json --queries FILE; docs/probe-targets.md). Exit codes: 0 ok, 1 error, 2 bad config, 3 below a --fail-below bar, 4 partial report',
+    )
+    .option('--url <url>', 'Manyfold API base URL, e.g. http://127.0.0.1:8080')
+    .option('--target <file>', 'remote mode: target.json describing the system under test (docs/probe-targets.md)')
+    .option('--queries <file>', 'remote mode: labelled queries, Karpathy JSON or JSONL with targetId per image')
+    .option('--split <name>', 'remote mode: split of the queries file to use (default: all rows)')
+    .option('--images-dir <dir>', 'remote mode: directory the queries file\'s image paths are relative to')
+    .option('--limit <n>', 'remote mode: image queries (their captions are the text queries; default 100)', intFlag(1))
+    .option('--surrogate <dir>', 'remote mode: Manyfold model the transfer attacks are crafted on (its input size and decode are used)')
+    .option('--top-k <n>', 'remote mode: results requested per query (default 10)', intFlag(1))
+    .option('--encoding <enc>', 'remote mode: how images go over the wire: png (default) | jpeg | jpeg:QUALITY')
+    .option('--image-size <n>', 'remote mode without a surrogate: image edge sent (default 224)', intFlag(8))
+    .option('--target-id <rule>', 'remote mode: the target id when the queries file has no targetId: stem | filename | path')
+    .option('--resamples <n>', 'remote mode: bootstrap resamples for the intervals (default 1000)', intFlag(1))
+    .option('--markdown <file>', 'remote mode: write the Markdown report here')
+    .option('--jsonl <file>', 'remote mode: log every evaluated query (attack, rank before / after, queries used)')
+    .option('--fail-below <bars>', 'remote mode: e.g. robust.tr.r1=30,robust.ir.r1=30: exit 3 when a figure is below its bar')
+    .option('--quiet', 'remote mode: no progress bars')
     .option('--key <key>', 'API key with the probe scope (default: MANYFOLD_API_KEY)')
     .option('--namespace <ns>', 'namespace to sample query items from')
     .option('--sample <n>', 'items to sample', intFlag(1))
-    .option('--attacks <list>', 'comma-separated attacks: pgd,text,charedit,coattack,sga,blackbox-image,blackbox-text')
+    .option('--attacks <list>', 'comma-separated attacks: pgd,text,charedit,coattack,sga,blackbox-image,blackbox-text; remote: transfer-pgd,transfer-text,transfer-coattack,blackbox-image,blackbox-text')
     .option('--eps <n>', 'image budget in /255 units', Number)
     .option('--steps <n>', 'PGD steps', intFlag(0))
     .option('--max-queries <n>', 'black-box queries per item', intFlag(1))
@@ -20,6 +41,15 @@ export function registerProbeCommand(program: Command): void {
     .option('--html <file>', 'write the HTML report here')
     .option('--poll <ms>', 'poll interval', intFlag(50), 1000)
     .action(async (o) => {
+      if (o.target || o.queries) {
+        if (!o.target || !o.queries) throw new Error('remote mode needs both --target and --queries');
+        if (o.url) throw new Error('give --url (a Manyfold API) or --target (any system), not both');
+        if (o.targetId !== undefined && !['stem', 'filename', 'path'].includes(o.targetId)) throw new Error(`--target-id must be stem, filename or path, got '${o.targetId}'`);
+        const { runRemoteProbeCommand } = await import('./probe-remote.js');
+        process.exitCode = await runRemoteProbeCommand(o);
+        return;
+      }
+      if (!o.url) throw new Error('give --url (a running Manyfold API) or --target with --queries (any retrieval system)');
       const key = (o.key as string | undefined) ?? process.env.MANYFOLD_API_KEY;
       if (!key) throw new Error('--key (or MANYFOLD_API_KEY) is required');
       const base = String(o.url).replace(/\/+$/, '');

@@ -1,0 +1,177 @@
+/**
+ * `manyfold probe --target target.json --queries FILE ...`: robust recall of any retrieval system over HTTP
+ * (src/probe/remote.ts), with release-gate exit codes:
+ *   0  every --fail-below bar met (or none given)
+ *   1  invalid input or an unexpected error (message names the file / flag)
+ *   2  invalid configuration (as every manyfold command)
+ *   3  a --fail-below bar is not met
+ *   4  the report is partial: the target failed fatally (auth, query budget) before the probe finished
+ */
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname, extname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { createProgress, type Progress } from '../../util/progress.js';
+
+export const EXIT_BARS_FAILED = 3;
+export const EXIT_PARTIAL = 4;
+
+export interface RemoteProbeFlags {
+  target: string;
+  queries: string;
+  split?: string;
+  imagesDir?: string;
+  limit?: number;
+  surrogate?: string;
+  attacks?: string;
+  eps?: number;
+  steps?: number;
+  maxQueries?: number;
+  topK?: number;
+  encoding?: string;
+  imageSize?: number;
+  targetId?: 'stem' | 'filename' | 'path';
+  seed?: number;
+  resamples?: number;
+  json?: string;
+  markdown?: string;
+  jsonl?: string;
+  failBelow?: string;
+  quiet?: boolean;
+}
+
+const flagsSchema = z.object({
+  limit: z.number().int().min(1).max(100_000).default(100),
+  topK: z.number().int().min(1).max(1000).default(10),
+  imageSize: z.number().int().min(8).max(1024).default(224),
+  seed: z.number().int().min(0).default(0),
+  resamples: z.number().int().min(1).default(1000),
+});
+
+export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number> {
+  const [{ loadTargetSpec, TargetClient, redactedSpec }, remote, wire, { readDatasetFile }, imageCache] = await Promise.all([
+    import('../../probe/target/index.js'),
+    import('../../probe/remote.js'),
+    import('../../probe/wire.js'),
+    import('../../data/readers.js'),
+    import('../../data/imageCache.js'),
+  ]);
+  const f = flagsSchema.parse({ limit: o.limit, topK: o.topK, imageSize: o.imageSize, seed: o.seed, resamples: o.resamples });
+  const bars = o.failBelow ? remote.parseFailBelow(o.failBelow) : [];
+  const encoding = wire.parseWireEncoding(o.encoding ?? 'png');
+  const spec = await loadTargetSpec(o.target);
+
+  // attacks: the default suite depends on what the probe can do (transfer needs a surrogate)
+  const names = (o.attacks ?? (o.surrogate ? 'transfer-pgd,transfer-text,blackbox-image,blackbox-text' : 'blackbox-image,blackbox-text'))
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names) {
+    if (!(remote.REMOTE_ATTACKS as readonly string[]).includes(n)) throw new Error(`--attacks: unknown attack '${n}' (remote attacks: ${remote.REMOTE_ATTACKS.join(', ')})`);
+  }
+  const attacks = names.map((name) => ({
+    name: name as (typeof remote.REMOTE_ATTACKS)[number],
+    ...(o.eps !== undefined ? { eps: o.eps } : {}),
+    ...(o.steps !== undefined ? { steps: o.steps } : {}),
+    ...(o.maxQueries !== undefined ? { maxQueries: o.maxQueries } : {}),
+  }));
+
+  // the surrogate (transfer attacks) decides the image size and decode rule; else --image-size, Manyfold's cover
+  let surrogate: { encoder: import('../../model/types.js').DualEncoder; tokenizer: import('../../model/types.js').Tokenizer; id: string } | undefined;
+  if (o.surrogate) {
+    const [{ initBackend }, { loadArtifact }, { resolveModelDir }] = await Promise.all([import('../../engine/backend.js'), import('../../model/artifact.js'), import('./eval.js')]);
+    await initBackend('auto');
+    const a = await loadArtifact(resolveModelDir(o.surrogate));
+    surrogate = { encoder: a.model, tokenizer: a.tokenizer, id: a.manifest.id };
+  }
+  const decodeSpec = surrogate ? imageCache.decodeSpecForModel(surrogate.encoder.config) : imageCache.decodeSpecForModel({ image: { size: f.imageSize } });
+  const S = decodeSpec.size;
+
+  // the labelled queries: the first --limit images of the split, each with its item's id in the target
+  const data = await readDatasetFile(o.queries, { ...(o.split ? { split: o.split } : {}), ...(o.imagesDir ? { imagesDir: o.imagesDir } : {}) });
+  const records = data.records.slice(0, f.limit);
+  if (records.length === 0) throw new Error(`${o.queries}: no images${o.split ? ` in split '${o.split}'` : ''}`);
+  const idOf = (r: (typeof records)[number]): string => {
+    if (r.targetId !== undefined) return r.targetId;
+    if (!o.targetId) throw new Error(`${r.where}: no targetId (the id of this image's item in the target); add targetId to the queries file or pass --target-id stem|filename|path`);
+    const file = basename(r.imageId);
+    return o.targetId === 'path' ? r.imageId : o.targetId === 'filename' ? file : file.slice(0, file.length - extname(file).length);
+  };
+  const per = S * S * 3;
+  const images = new Uint8Array(records.length * per);
+  const captions: string[] = [];
+  const captionToImage: number[] = [];
+  for (const [i, r] of records.entries()) {
+    let bytes: Uint8Array | undefined;
+    for (const p of r.imagePaths) {
+      try {
+        bytes = new Uint8Array(await readFile(p));
+        break;
+      } catch {
+        /* next candidate */
+      }
+    }
+    if (!bytes) throw new Error(`${r.where}: image not found (tried ${r.imagePaths.join(', ')})`);
+    try {
+      images.set(await imageCache.decodeImage(bytes, decodeSpec), i * per);
+    } catch (e) {
+      throw new Error(`${r.where}: cannot decode ${r.imagePaths[0]}: ${(e as Error).message}`);
+    }
+    for (const c of r.captions) {
+      captions.push(c);
+      captionToImage.push(i);
+    }
+  }
+
+  const client = new TargetClient(spec);
+  const log = o.jsonl ? (mkdirSync(dirname(o.jsonl), { recursive: true }), createWriteStream(o.jsonl)) : null;
+  // one bar per stage (clean tr, clean ir, each attack's evaluation), on stderr
+  let bar: { stage: string; p: Progress } | null = null;
+  const onProgress = (stage: string, done: number, total: number) => {
+    if (bar?.stage !== stage) {
+      bar?.p.stop();
+      bar = { stage, p: createProgress(`probe ${stage}`, total) };
+    }
+    bar.p.update(done);
+  };
+  let report: import('../../probe/remote.js').RemoteProbeReport;
+  try {
+    report = await remote.runRemoteProbe({
+      client,
+      queries: { size: S, images, targetIds: records.map(idOf), labels: records.map((r) => r.where), captions, captionToImage },
+      attacks,
+      ...(surrogate ? { surrogate } : {}),
+      encoding,
+      topK: f.topK,
+      seed: f.seed,
+      resamples: f.resamples,
+      ...(log ? { onAttempt: (a: object) => log.write(`${JSON.stringify(a)}\n`) } : {}),
+      ...(o.quiet ? {} : { onProgress }),
+    });
+  } finally {
+    (bar as { p: Progress } | null)?.p.stop();
+    surrogate?.encoder.dispose();
+    if (log) await new Promise<void>((r) => log.end(r));
+  }
+  const full = { ...report, targetSpec: redactedSpec(spec) };
+  const md = remote.renderRemoteMarkdown(report);
+  if (o.json) {
+    mkdirSync(dirname(o.json), { recursive: true });
+    writeFileSync(o.json, `${JSON.stringify(full, null, 2)}\n`);
+  }
+  if (o.markdown) {
+    mkdirSync(dirname(o.markdown), { recursive: true });
+    writeFileSync(o.markdown, md);
+  }
+  process.stdout.write(md);
+  const failed = remote.checkBars(report, bars);
+  if (report.partial) {
+    process.stderr.write(`manyfold probe: partial report: ${report.error}\n`);
+    return EXIT_PARTIAL;
+  }
+  if (failed.length) {
+    process.stderr.write(`manyfold probe: below the bar:\n${failed.map((x) => `  ${x}`).join('\n')}\n`);
+    return EXIT_BARS_FAILED;
+  }
+  return 0;
+}

@@ -1,0 +1,27 @@
+export {
+  TargetSpecError,
+  displayUrl,
+  loadTargetSpec,
+  parseTargetSpec,
+  redactedSpec,
+  targetSpecSchema,
+  IMAGE_PLACEHOLDERS,
+  TEXT_PLACEHOLDERS,
+  type TargetLimits,
+  type TargetResponseSpec,
+  type TargetSpec,
+} from './schema.js';
+export {
+  TargetClient,
+  TargetError,
+  extractHits,
+  parseRetryAfter,
+  summarizeLatencies,
+  type LatencySummary,
+  type TargetAttempt,
+  type TargetClientOptions,
+  type TargetErrorKind,
+  type TargetHit,
+  type TargetQuery,
+  type TargetStats,
+} from './client.js';
