@@ -215,8 +215,10 @@ export const limitsSchema = z
     probeConcurrency: positiveInt.default(1),
     /** probes queued or running at once; more get 429 */
     maxProbesPending: positiveInt.default(8),
-    /** query pairs one probe may attack */
+    /** supplied query pairs one probe may attack (they travel in the request body) */
     maxProbeQueries: positiveInt.default(64),
+    /** items one probe may sample from a namespace (the production gallery; `sample` or `halfWidth`) */
+    maxProbeSample: positiveInt.default(2000),
     /** concurrent search queries coalesced into one encoder forward pass */
     microBatch: positiveInt.default(32),
   })

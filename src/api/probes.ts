@@ -4,8 +4,9 @@
  *
  * A probe = a query set + an attack suite + budgets.
  * - Query set: `sample` items drawn (seeded) from the namespace's stored items that have an image and
- *   captions (their pairs are known), or supplied `pairs`, indexed for the probe into a scratch namespace
- *   (`probe<id>`) that is dropped afterwards. Image queries are each item's image (gold: its own captions);
+ *   captions (their pairs are known) and searched in the production index itself, read-only (nothing is written
+ *   to the namespace; `halfWidth` picks the sample size for a wanted interval), or supplied `pairs`, indexed for
+ *   the probe into a scratch namespace (`probe<id>`) that is dropped afterwards. Image queries are each item's image (gold: its own captions);
  *   text queries are every caption (gold: its item's image).
  * - Attacks (src/attacks): white-box ones (pgd, text, charedit, coattack, sga) get the served DualEncoder and
  *   tokenizer and run in chunks of a few items on the encoder queue's background lane (searches go first);
@@ -51,7 +52,8 @@ export interface ProbeRequestStored extends Omit<ProbeRequestBody, 'pairs'> {
 export interface ProbeDoc {
   id: string;
   status: ProbeStatus;
-  progress: { done: number; total: number; stage: string };
+  /** etaSeconds: remaining time at the pace so far (after the first unit of work) */
+  progress: { done: number; total: number; stage: string; etaSeconds?: number };
   createdAt: string;
   updatedAt: string;
   key: string;
@@ -199,6 +201,18 @@ export class ProbeManager {
     this.metrics.probes.set({ status: 'running' }, this.running.size);
   }
 
+  /**
+   * items a 95% percentile-bootstrap interval of +-halfWidth points on a recall needs at worst (p = 0.5, normal
+   * approximation): 1.96^2 * p (1 - p) / h^2; refused when it exceeds limits.maxProbeSample
+   */
+  private sampleForHalfWidth(halfWidth: number): number {
+    const n = Math.ceil((1.96 ** 2 * 0.25) / (halfWidth / 100) ** 2);
+    if (n > this.limits.maxProbeSample) {
+      throw new ApiError(422, 'validation_error', `halfWidth ${halfWidth} needs ${n} items, above limits.maxProbeSample ${this.limits.maxProbeSample}`, 'halfWidth');
+    }
+    return n;
+  }
+
   async create(body: ProbeRequestBody & { namespace: string }, keyId: string): Promise<ProbeDoc> {
     if (this.pending() >= this.limits.maxProbesPending) {
       throw new ApiError(429, 'too_many_probes', `${this.pending()} probes are queued or running (limit ${this.limits.maxProbesPending})`, undefined, { 'Retry-After': '30' });
@@ -231,7 +245,7 @@ export class ProbeManager {
       createdAt: now,
       updatedAt: now,
       key: keyId,
-      request: { ...rest, attacks, ...(pairs ? { pairs } : { sample: body.sample ?? 8 }) },
+      request: { ...rest, attacks, ...(pairs ? { pairs } : { sample: body.halfWidth !== undefined ? this.sampleForHalfWidth(body.halfWidth) : (body.sample ?? 8) }) },
     };
     await this.store.putDoc('probes', doc.id, doc);
     this.queue.push(doc.id);
@@ -313,8 +327,12 @@ export class ProbeManager {
     doc.status = 'running';
     doc.updatedAt = new Date().toISOString();
     await this.store.putDoc('probes', id, doc);
+    const startedMs = Date.now();
     const save = async () => {
       doc.updatedAt = new Date().toISOString();
+      const { done, total } = doc.progress;
+      if (done > 0 && total > done) doc.progress.etaSeconds = Math.round(((Date.now() - startedMs) / 1000 / done) * (total - done));
+      else delete doc.progress.etaSeconds;
       await this.store.putDoc('probes', id, doc);
     };
     let qs: QuerySet | undefined;

@@ -192,7 +192,22 @@ export function buildSchemas(limits: LimitsConfig) {
   const ProbeRequest = z
     .strictObject({
       namespace: Namespace.optional(),
-      sample: z.number().int().min(1).max(limits.maxProbeQueries).optional().openapi({ description: 'items sampled from the namespace (items with an image and captions); default 8' }),
+      sample: z
+        .number()
+        .int()
+        .min(1)
+        .max(limits.maxProbeSample)
+        .optional()
+        .openapi({ description: 'items sampled from the namespace (items with an image and captions), searched in the production index read-only; default 8' }),
+      halfWidth: z
+        .number()
+        .min(1)
+        .max(50)
+        .optional()
+        .openapi({
+          description:
+            'instead of sample: the 95% interval half-width wanted on R@K, in points; samples ceil(1.96^2 * 0.25 / (halfWidth/100)^2) items (the worst case p = 0.5; 385 for 5 points), at most the namespace holds',
+        }),
       pairs: z
         .array(z.strictObject({ image: Base64Image, captions: z.array(Text).min(1).max(8) }))
         .min(1)
@@ -205,13 +220,14 @@ export function buildSchemas(limits: LimitsConfig) {
       resamples: z.number().int().min(100).max(10_000).default(1000),
     })
     .refine((p) => !(p.sample !== undefined && p.pairs !== undefined), { message: 'give sample or pairs, not both', path: ['pairs'] })
+    .refine((p) => !(p.halfWidth !== undefined && (p.sample !== undefined || p.pairs !== undefined)), { message: 'halfWidth chooses the sample size: give it without sample or pairs', path: ['halfWidth'] })
     .openapi('ProbeRequest');
 
   const Probe = z
     .object({
       id: z.string(),
       status: z.enum(['queued', 'running', 'succeeded', 'failed', 'canceled']),
-      progress: z.object({ done: z.number(), total: z.number(), stage: z.string() }),
+      progress: z.object({ done: z.number(), total: z.number(), stage: z.string(), etaSeconds: z.number().optional() }),
       createdAt: z.string(),
       updatedAt: z.string(),
       request: z.unknown(),

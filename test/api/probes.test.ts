@@ -181,4 +181,62 @@ describe('probes', () => {
       await srv.close();
     }
   });
+
+  it('a sampled probe searches the production index read-only: namespaces, counts, records and items unchanged', async () => {
+    const srv = await start({ modelDir, dataDir: `${root}/d-readonly` });
+    try {
+      const call = client(srv.url);
+      await seed(call);
+      const { index, store } = srv.api.service;
+      const snapshot = async () => {
+        const names = (await index.listNamespaces()).sort();
+        const stats = await Promise.all(names.map(async (n) => [n, (await index.stats(n)).count]));
+        const items = (await store.listItems('default')).map((i) => ({ id: i.id, hash: i.contentHash, at: i.updatedAt }));
+        const imageNs = names.find((n) => n.endsWith('--img'))!;
+        const vectors = (await index.fetch!(imageNs, items.map((i) => i.id))).map((r) => [r.id, Array.from(r.values).slice(0, 8)]);
+        return { names, stats, items, vectors };
+      };
+      const before = await snapshot();
+      expect(before.names.length).toBe(2); // the model's image and text namespaces
+      const r = await call('POST', '/v1/probes', { key: KEYS.probe, json: { sample: 6, attacks: [{ name: 'pgd', eps: 8, steps: 2 }, { name: 'blackbox-text', maxQueries: 4 }], resamples: 100 } });
+      expect(r.status, r.text).toBe(202);
+      const etas: number[] = [];
+      const done = await waitFor(async () => {
+        const p = (await call('GET', `/v1/probes/${r.body.probe.id}`, { key: KEYS.probe })).body.probe;
+        if (p.progress.etaSeconds !== undefined) etas.push(p.progress.etaSeconds);
+        return p.status === 'succeeded' || p.status === 'failed' ? p : undefined;
+      }, 90_000, 20);
+      expect(done.status, done.error).toBe('succeeded');
+      expect(done.report.queries.source).toBe('sample');
+      expect(done.progress.etaSeconds, 'no ETA once done').toBeUndefined();
+      expect(etas.length, 'an ETA while running').toBeGreaterThan(0);
+      expect(etas.every((e) => Number.isFinite(e) && e >= 0)).toBe(true);
+      expect(await snapshot()).toEqual(before);
+    } finally {
+      await srv.close();
+    }
+  });
+
+  it('halfWidth picks the sample size for the wanted interval, bounded by the namespace and limits.maxProbeSample', async () => {
+    const srv = await start({ modelDir, dataDir: `${root}/d-halfwidth`, overrides: { limits: { maxProbeSample: 500 } } });
+    try {
+      const call = client(srv.url);
+      await seed(call);
+      const ok = await call('POST', '/v1/probes', { key: KEYS.probe, json: { halfWidth: 5, attacks: [{ name: 'blackbox-text', maxQueries: 2 }], resamples: 100 } });
+      expect(ok.status, ok.text).toBe(202);
+      expect(ok.body.probe.request.sample).toBe(385); // ceil(1.96^2 * 0.25 / 0.05^2)
+      await srv.api.probes.idle();
+      const done = (await call('GET', `/v1/probes/${ok.body.probe.id}`, { key: KEYS.probe })).body.probe;
+      expect(done.status, done.error).toBe('succeeded');
+      expect(done.report.queries.images, 'capped by the 8 items the namespace holds').toBe(8);
+      const tooMany = await call('POST', '/v1/probes', { key: KEYS.probe, json: { halfWidth: 2, resamples: 100 } });
+      expect(tooMany.status).toBe(422);
+      expect(tooMany.body.error.message).toMatch(/needs 2401 items, above limits.maxProbeSample 500/);
+      const both = await call('POST', '/v1/probes', { key: KEYS.probe, json: { halfWidth: 5, sample: 3 } });
+      expect(both.status).toBe(422);
+      expect(JSON.stringify(both.body)).toMatch(/halfWidth/);
+    } finally {
+      await srv.close();
+    }
+  });
 });

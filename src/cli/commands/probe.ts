@@ -31,7 +31,8 @@ export function registerProbeCommand(program: Command): void {
     .option('--quiet', 'remote mode: no progress bars')
     .option('--key <key>', 'API key with the probe scope (default: MANYFOLD_API_KEY)')
     .option('--namespace <ns>', 'namespace to sample query items from')
-    .option('--sample <n>', 'items to sample', intFlag(1))
+    .option('--sample <n>', 'items to sample from the namespace (searched in the production index, read-only)', intFlag(1))
+    .option('--half-width <points>', 'instead of --sample: the 95% interval half-width wanted on R@K (5 -> 385 items)', Number)
     .option('--attacks <list>', 'comma-separated attacks: pgd,text,charedit,coattack,sga,blackbox-image,blackbox-text; remote: transfer-pgd,transfer-text,transfer-coattack,blackbox-image,blackbox-text')
     .option('--eps <n>', 'image budget in /255 units', Number)
     .option('--steps <n>', 'PGD steps', intFlag(0))
@@ -64,7 +65,7 @@ export function registerProbeCommand(program: Command): void {
               ...(o.maxQueries !== undefined && name.trim().startsWith('blackbox') ? { maxQueries: o.maxQueries } : {}),
             }))
         : undefined;
-      const body = { ...(o.namespace ? { namespace: o.namespace } : {}), ...(o.sample ? { sample: o.sample } : {}), ...(attacks ? { attacks } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}) };
+      const body = { ...(o.namespace ? { namespace: o.namespace } : {}), ...(o.sample ? { sample: o.sample } : {}), ...(o.halfWidth !== undefined ? { halfWidth: o.halfWidth } : {}), ...(attacks ? { attacks } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}) };
       const res = await fetch(`${base}/v1/probes`, { method: 'POST', headers, body: JSON.stringify(body) });
       const created = (await res.json()) as { probe?: { id: string }; error?: { message: string } };
       if (!res.ok || !created.probe) throw new Error(`POST /v1/probes: ${res.status} ${created.error?.message ?? ''}`);
@@ -75,7 +76,8 @@ export function registerProbeCommand(program: Command): void {
         await new Promise((r) => setTimeout(r, o.poll as number));
         const r = await fetch(`${base}/v1/probes/${id}`, { headers });
         const { probe } = (await r.json()) as { probe: { status: string; progress: { done: number; total: number; stage: string }; report?: unknown; error?: string } };
-        const line = `${probe.status} ${probe.progress.stage} ${probe.progress.done}/${probe.progress.total}`;
+        const eta = (probe.progress as { etaSeconds?: number }).etaSeconds;
+        const line = `${probe.status} ${probe.progress.stage} ${probe.progress.done}/${probe.progress.total}${eta !== undefined ? ` (eta ${eta} s)` : ''}`;
         if (line !== last) process.stderr.write(`  ${line}\n`);
         last = line;
         if (probe.status === 'succeeded') {
