@@ -8,8 +8,10 @@
  * split through POST /v1/items (item id = the image's file stem), then probes it over HTTP with
  * `runRemoteProbe` exactly as `manyfold probe --target` does:
  *   1. transfer from --surrogate (another seed's model) + black-box on the target, PNG on the wire;
- *   2. the target's own model as the "surrogate" (white-box through the wire), PNG and JPEG q=85, to show what the
- *      encoding takes away (no expectation-over-encoding: the attack does not know about JPEG).
+ *   2. the target's own model as the "surrogate" (white-box through the wire), PNG, beside the same adversarial
+ *      images ranked in memory by the same model (float pixels, and quantised to 8 bits): the rank sources agree?
+ *   3. the same through JPEG q=85 (4:4:4) without and with expectation over the encoding: what survives the wire.
+ * The server runs with rate limits lifted (its default 50 req/s per key would turn the probe's bursts into 429s).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -21,6 +23,9 @@ import { initBackend } from '../src/engine/backend.js';
 import { readDatasetFile } from '../src/data/readers.js';
 import { decodeImage, decodeSpecForModel } from '../src/data/imageCache.js';
 import { loadArtifact } from '../src/model/artifact.js';
+import { Encoder } from '../src/model/encoder.js';
+import { quantize } from '../src/probe/wire.js';
+import { bootstrapMeanCI } from '../src/eval/bootstrap.js';
 import { renderRemoteMarkdown, runRemoteProbe, type RemoteProbeReport } from '../src/probe/remote.js';
 import { parseTargetSpec, TargetClient } from '../src/probe/target/index.js';
 
@@ -50,7 +55,9 @@ const stem = (p: string) => basename(p, extname(p));
 const records = data.records;
 
 // the server under test
-const proc = spawn(process.execPath, ['bin/manyfold.js', 'serve', '--model', a['target-model'], '--data', join(work, 'data'), '--port', '0'], {
+const configFile = join(work, 'config.json');
+writeFileSync(configFile, JSON.stringify({ limits: { ratePerSecond: 1e6, rateBurst: 1e6 } }));
+const proc = spawn(process.execPath, ['bin/manyfold.js', 'serve', '--model', a['target-model'], '--data', join(work, 'data'), '--port', '0', '--config', configFile], {
   env: { ...process.env, MANYFOLD_API_KEYS: `${KEY}=admin`, MANYFOLD_LOG_LEVEL: 'warn' },
   stdio: ['ignore', 'pipe', 'inherit'],
 });
@@ -100,11 +107,17 @@ try {
     return { size, images, targetIds: sel.map((r) => stem(r.imageId)), labels: sel.map((r) => r.where), captions, captionToImage };
   };
 
-  const run = async (label: string, surrogateDir: string, attacks: Parameters<typeof runRemoteProbe>[0]['attacks'], encoding: Parameters<typeof runRemoteProbe>[0]['encoding']): Promise<RemoteProbeReport> => {
+  const run = async (
+    label: string,
+    surrogateDir: string,
+    attacks: Parameters<typeof runRemoteProbe>[0]['attacks'],
+    encoding: Parameters<typeof runRemoteProbe>[0]['encoding'],
+    onAttackOutput?: Parameters<typeof runRemoteProbe>[0]['onAttackOutput'],
+  ): Promise<RemoteProbeReport> => {
     const s = await loadArtifact(surrogateDir);
     try {
       const q = await queriesFor(s.model.config.image.size, s.model.config);
-      const report = await runRemoteProbe({ client: new TargetClient(spec), queries: q, attacks, surrogate: { encoder: s.model, tokenizer: s.tokenizer, id: s.manifest.id }, encoding, topK: 10, seed: 0 });
+      const report = await runRemoteProbe({ client: new TargetClient(spec), queries: q, attacks, surrogate: { encoder: s.model, tokenizer: s.tokenizer, id: s.manifest.id }, encoding, topK: 10, seed: 0, ...(onAttackOutput ? { onAttackOutput } : {}) });
       console.log(`\n## ${label}\n${renderRemoteMarkdown(report)}`);
       return report;
     } finally {
@@ -122,8 +135,42 @@ try {
     ],
     { format: 'png' },
   );
-  results.whiteboxPng = await run('the target model as surrogate (white-box through the wire), PNG', a['target-model'], [{ name: 'transfer-pgd', eps, steps }], { format: 'png' });
+  // the in-memory rank source: the target's model in this process, the gallery = every caption of the split (the
+  // server's texts namespace), rank = position of the item's first caption, cut at 10 as the server's top-10
+  const target = await loadArtifact(a['target-model']);
+  const enc = new Encoder(target.model, target.tokenizer, target.manifest);
+  const galleryCaps = records.flatMap((r) => r.captions);
+  const galleryOwner = records.flatMap((r, i) => r.captions.map(() => i));
+  const gallery = enc.embedTextsMatrix(galleryCaps);
+  const E = enc.dim;
+  const inMemoryRanks = (pixels: Float32Array | Uint8Array, n: number): number[] => {
+    const emb = enc.embedImagesMatrix(pixels, n);
+    return Array.from({ length: n }, (_, i) => {
+      const scores = Array.from({ length: galleryCaps.length }, (_, c) => {
+        let d = 0;
+        for (let k = 0; k < E; k++) d += emb[i * E + k] * gallery[c * E + k];
+        return d;
+      });
+      const order = scores.map((v, c) => [v, c] as const).sort((x, y) => y[0] - x[0]);
+      const r = order.findIndex(([, c]) => galleryOwner[c] === i);
+      return Math.min(r, 10);
+    });
+  };
+  const r1 = (ranks: number[]) => bootstrapMeanCI(ranks.map((r) => (r < 1 ? 1 : 0)), { scale: 100, seed: 0 });
+  const inMemory: Record<string, unknown> = {};
+  const cleanQ = await queriesFor(enc.imageSize, enc.config);
+  inMemory.cleanR1 = r1(inMemoryRanks(cleanQ.images, limit));
+  results.whiteboxPng = await run('the target model as surrogate (white-box through the wire), PNG', a['target-model'], [{ name: 'transfer-pgd', eps, steps }], { format: 'png' }, (_name, res) => {
+    const adv = res.images!.data;
+    inMemory.pgdFloatR1 = r1(inMemoryRanks(adv, limit));
+    inMemory.pgdUint8R1 = r1(inMemoryRanks(quantize(adv), limit));
+  });
+  results.inMemory = inMemory;
+  console.log(`\nin memory (tfjs, same model and items): clean R@1 ${JSON.stringify(inMemory.cleanR1)}\n  PGD float ${JSON.stringify(inMemory.pgdFloatR1)}\n  PGD 8-bit ${JSON.stringify(inMemory.pgdUint8R1)}`);
+  target.model.dispose();
   results.whiteboxJpeg85 = await run('the target model as surrogate, JPEG q=85 (no expectation over encoding)', a['target-model'], [{ name: 'transfer-pgd', eps, steps }], { format: 'jpeg', quality: 85 });
+  results.whiteboxJpeg85Eot = await run('the target model as surrogate, JPEG q=85 with expectation over the encoding', a['target-model'], [{ name: 'transfer-pgd', eps, steps, eot: true }], { format: 'jpeg', quality: 85 });
+  results.transferJpeg85Eot = await run('transfer from another seed, JPEG q=85 with expectation over the encoding', a.surrogate, [{ name: 'transfer-pgd', eps, steps, eot: true }], { format: 'jpeg', quality: 85 });
 } finally {
   proc.kill('SIGTERM');
   await new Promise((r) => proc.once('exit', r));

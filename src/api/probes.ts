@@ -113,8 +113,11 @@ export interface ProbeHooks {
   beforeChunk?: (probe: ProbeDoc) => Promise<void> | void;
 }
 
+/** the default suite (issue 22): the two multimodal attacks, PGD at 10 steps, a 1-word text attack, a black-box one */
 const DEFAULT_ATTACKS: AttackSpecBody[] = [
-  { name: 'pgd', eps: 2, steps: 5 },
+  { name: 'coattack', eps: 2, steps: 10 },
+  { name: 'sga', eps: 2, steps: 10 },
+  { name: 'pgd', eps: 2, steps: 10 },
   { name: 'text', maxWordsChanged: 1 },
   { name: 'blackbox-text', maxQueries: 30 },
 ];

@@ -53,6 +53,8 @@ export interface RemoteAttackSpec {
   steps?: number;
   /** black-box queries per item (default 100) */
   maxQueries?: number;
+  /** transfer-pgd with JPEG on the wire: craft with expectation over JPEG encoding (attacks/transformations/jpeg.ts) */
+  eot?: boolean;
 }
 
 export interface RemoteQuerySet {
@@ -85,6 +87,8 @@ export interface RemoteProbeOptions {
   /** one record per query sent for evaluation (the --jsonl log) */
   onAttempt?: (a: AttemptRecord) => void;
   onProgress?: (stage: string, done: number, total: number) => void;
+  /** each attack's raw output (float pixels before quantisation, final texts): for measurements beside the wire */
+  onAttackOutput?: (name: RemoteAttackName, result: AttackResult) => void;
 }
 
 export interface AttemptRecord {
@@ -163,6 +167,7 @@ export async function runRemoteProbe(opts: RemoteProbeOptions): Promise<RemotePr
   if (qs.captionToImage.length !== nC) throw new Error('query captions: captionToImage must have one entry per caption');
   for (const a of opts.attacks) {
     if (REMOTE_ATTACK_INFO[a.name].threatModel === 'transfer' && !opts.surrogate) throw new Error(`attack ${a.name} is a transfer attack: give a surrogate model (--surrogate DIR)`);
+    if (a.eot && (a.name !== 'transfer-pgd' || opts.encoding.format !== 'jpeg')) throw new Error(`eot (expectation over JPEG encoding) applies to transfer-pgd with a jpeg encoding, not ${a.name} over ${opts.encoding.format}`);
   }
   const captionGold = qs.captionToImage.map((i) => qs.targetIds[i]);
   let fatal: string | undefined;
@@ -246,7 +251,7 @@ export async function runRemoteProbe(opts: RemoteProbeOptions): Promise<RemotePr
       if (info.threatModel === 'transfer') {
         const options =
           info.recipe === 'pgd'
-            ? { eps, stepSize: Math.max(eps / 4, 0.5 / 255), steps, seed: attackSeed }
+            ? { eps, stepSize: Math.max(eps / 4, 0.5 / 255), steps, seed: attackSeed, ...(spec.eot && opts.encoding.format === 'jpeg' ? { eotJpegQuality: opts.encoding.quality } : {}) }
             : info.recipe === 'coattack'
               ? { eps, steps, seed: attackSeed }
               : { maxWordsChanged: 1, seed: attackSeed };
@@ -268,6 +273,7 @@ export async function runRemoteProbe(opts: RemoteProbeOptions): Promise<RemotePr
         const options = info.recipe === 'blackbox-image' ? { eps, maxQueries, seed: attackSeed } : { maxWordsChanged: 1, maxQueries, seed: attackSeed };
         result = await attackByName(info.recipe, options).run(batch, { oracle });
       }
+      opts.onAttackOutput?.(spec.name, result);
       const fig: AttackFigures = { name: spec.name, threatModel: info.threatModel, recipe: info.recipe, config: result.config, attackSuccessRate: {}, attackQueries: spent, wallMs: 0 };
       if (result.images) {
         const adv = quantize(result.images.data);

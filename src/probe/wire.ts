@@ -21,7 +21,7 @@ export function parseWireEncoding(s: string): WireEncoding {
 }
 
 export function describeEncoding(e: WireEncoding): string {
-  return e.format === 'png' ? 'PNG (lossless, 8-bit)' : `JPEG quality ${e.quality} (4:2:0)`;
+  return e.format === 'png' ? 'PNG (lossless, 8-bit)' : `JPEG quality ${e.quality} (4:4:4)`;
 }
 
 /** float pixels in [0, 1] -> uint8, rounding to the nearest level (what any image file stores) */
@@ -44,7 +44,9 @@ export async function encodeImage(rgb: Uint8Array, size: number, enc: WireEncodi
   if (rgb.length !== size * size * 3) throw new Error(`encodeImage: expected ${size} x ${size} x 3 = ${size * size * 3} bytes, got ${rgb.length}`);
   const img = sharp(Buffer.from(rgb.buffer, rgb.byteOffset, rgb.byteLength), { raw: { width: size, height: size, channels: 3 } });
   if (enc.format === 'png') return { bytes: new Uint8Array(await img.png({ compressionLevel: 6 }).toBuffer()), mime: 'image/png' };
-  return { bytes: new Uint8Array(await img.jpeg({ quality: enc.quality, chromaSubsampling: '4:2:0' }).toBuffer()), mime: 'image/jpeg' };
+  // 4:4:4: the probe plays the attacker, who chooses the client's encoding and keeps full-resolution colour (4:2:0
+  // would average each 2x2 block's chroma away); it is also what the EOT's JPEG model (jpeg-js) does
+  return { bytes: new Uint8Array(await img.jpeg({ quality: enc.quality, chromaSubsampling: '4:4:4' }).toBuffer()), mime: 'image/jpeg' };
 }
 
 /** the pixels a server decodes from `encodeImage(rgb)`: PNG gives rgb back; JPEG its lossy version */

@@ -27,6 +27,7 @@ export interface RemoteProbeFlags {
   eps?: number;
   steps?: number;
   maxQueries?: number;
+  eot?: boolean;
   topK?: number;
   encoding?: string;
   imageSize?: number;
@@ -62,7 +63,7 @@ export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number
   const spec = await loadTargetSpec(o.target);
 
   // attacks: the default suite depends on what the probe can do (transfer needs a surrogate)
-  const names = (o.attacks ?? (o.surrogate ? 'transfer-pgd,transfer-text,blackbox-image,blackbox-text' : 'blackbox-image,blackbox-text'))
+  const names = (o.attacks ?? (o.surrogate ? 'transfer-coattack,transfer-pgd,transfer-text,blackbox-image,blackbox-text' : 'blackbox-image,blackbox-text'))
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
@@ -74,7 +75,9 @@ export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number
     ...(o.eps !== undefined ? { eps: o.eps } : {}),
     ...(o.steps !== undefined ? { steps: o.steps } : {}),
     ...(o.maxQueries !== undefined ? { maxQueries: o.maxQueries } : {}),
+    ...(o.eot && name === 'transfer-pgd' ? { eot: true } : {}),
   }));
+  if (o.eot && (encoding.format !== 'jpeg' || !names.includes('transfer-pgd'))) throw new Error('--eot crafts transfer-pgd through JPEG: it needs --encoding jpeg[:Q] and transfer-pgd among --attacks');
 
   // the surrogate (transfer attacks) decides the image size and decode rule; else --image-size, Manyfold's cover
   let surrogate: { encoder: import('../../model/types.js').DualEncoder; tokenizer: import('../../model/types.js').Tokenizer; id: string } | undefined;

@@ -22,6 +22,7 @@ export function registerProbeCommand(program: Command): void {
     .option('--surrogate <dir>', 'remote mode: Manyfold model the transfer attacks are crafted on (its input size and decode are used)')
     .option('--top-k <n>', 'remote mode: results requested per query (default 10)', intFlag(1))
     .option('--encoding <enc>', 'remote mode: how images go over the wire: png (default) | jpeg | jpeg:QUALITY')
+    .option('--eot', 'remote mode: craft transfer-pgd with expectation over the JPEG encoding (with --encoding jpeg)')
     .option('--image-size <n>', 'remote mode without a surrogate: image edge sent (default 224)', intFlag(8))
     .option('--target-id <rule>', 'remote mode: the target id when the queries file has no targetId: stem | filename | path')
     .option('--resamples <n>', 'remote mode: bootstrap resamples for the intervals (default 1000)', intFlag(1))
