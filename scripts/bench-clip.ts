@@ -130,6 +130,19 @@ function syntheticClipTokenizer(): ClipBpeTokenizer {
   });
 }
 
+/** 32 captions of BENCH_TEXT_LEN tokens (SOT, 12 ids, EOT), as the PyTorch reference measured */
+const BENCH_TEXT_LEN = 14;
+function benchTextIds(): Int32Array {
+  const L = BENCH_TEXT_LEN;
+  const ids = new Int32Array(32 * L);
+  for (let i = 0; i < 32; i++) {
+    ids[i * L] = VOCAB - 2;
+    for (let j = 1; j < L - 1; j++) ids[i * L + j] = 300 + ((i * 131 + j * 977) % 40000);
+    ids[i * L + L - 1] = VOCAB - 1;
+  }
+  return ids;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -172,13 +185,8 @@ if (args.child) {
     x.dispose();
     console.error(`image batch ${b}: ${round(ms / b)} ms/image`);
   }
-  const L = 14;
-  const ids = new Int32Array(32 * L);
-  for (let i = 0; i < 32; i++) {
-    ids[i * L] = VOCAB - 2;
-    for (let j = 1; j < L - 1; j++) ids[i * L + j] = 300 + ((i * 131 + j * 977) % 40000);
-    ids[i * L + L - 1] = VOCAB - 1;
-  }
+  const L = BENCH_TEXT_LEN;
+  const ids = benchTextIds();
   const idsT = tf.tensor2d(ids, [32, L], 'int32');
   const textMs = timeMedian(() => tf.tidy(() => void model.textTower(idsT).dataSync()));
   out.textMsPerCaptionBatch32Len14 = round(textMs / 32, 2);
@@ -241,13 +249,8 @@ if (args['child-onnx']) {
     out[`imageMsPerImageBatch${b}`] = round(ms / b);
     console.error(`onnx image batch ${b}: ${round(ms / b)} ms/image`);
   }
-  const L = 14;
-  const ids = new Int32Array(32 * L);
-  for (let i = 0; i < 32; i++) {
-    ids[i * L] = VOCAB - 2;
-    for (let j = 1; j < L - 1; j++) ids[i * L + j] = 300 + ((i * 131 + j * 977) % 40000);
-    ids[i * L + L - 1] = VOCAB - 1;
-  }
+  const L = BENCH_TEXT_LEN;
+  const ids = benchTextIds();
   const textMs = await timeAsync(() => enc.towers!.textRows(ids, 32, L));
   out.textMsPerCaptionBatch32Len14 = round(textMs / 32, 2);
   console.error(`onnx text batch 32 x ${L} tokens: ${round(textMs / 32, 2)} ms/caption`);

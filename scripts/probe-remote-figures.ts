@@ -13,7 +13,6 @@
  *   3. the same through JPEG q=85 (4:4:4) without and with expectation over the encoding: what survives the wire.
  * The server runs with rate limits lifted (its default 50 req/s per key would turn the probe's bursts into 429s).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
@@ -26,6 +25,7 @@ import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { quantize } from '../src/probe/wire.js';
 import { bootstrapMeanCI } from '../src/eval/bootstrap.js';
+import { startServeChild } from './serve-child.js';
 import { renderRemoteMarkdown, runRemoteProbe, type RemoteProbeReport } from '../src/probe/remote.js';
 import { parseTargetSpec, TargetClient } from '../src/probe/target/index.js';
 
@@ -54,22 +54,9 @@ const data = await readDatasetFile(a.data, { split: 'test' });
 const stem = (p: string) => basename(p, extname(p));
 const records = data.records;
 
-// the server under test
-const configFile = join(work, 'config.json');
-writeFileSync(configFile, JSON.stringify({ limits: { ratePerSecond: 1e6, rateBurst: 1e6 } }));
-const proc = spawn(process.execPath, ['bin/manyfold.js', 'serve', '--model', a['target-model'], '--data', join(work, 'data'), '--port', '0', '--config', configFile], {
-  env: { ...process.env, MANYFOLD_API_KEYS: `${KEY}=admin`, MANYFOLD_LOG_LEVEL: 'warn' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const url = await new Promise<string>((ok, fail) => {
-  let out = '';
-  proc.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-    const m = /manyfold API on (http:\/\/[^\s]+)/.exec(out);
-    if (m) ok(m[1]);
-  });
-  proc.once('exit', (code) => fail(new Error(`server exited ${code}`)));
-});
+// the server under test (rate limits lifted: its default 50 requests/s per key would turn the probe's bursts into 429s)
+const server = await startServeChild({ model: a['target-model'], workDir: work, adminKey: KEY, config: { limits: { ratePerSecond: 1e6, rateBurst: 1e6 } } });
+const url = server.url;
 console.error(`target: ${url}`);
 const results: Record<string, unknown> = { date: new Date().toISOString(), data: a.data, targetModel: a['target-model'], surrogate: a.surrogate, limit, eps, steps, bbQueries };
 try {
@@ -172,8 +159,7 @@ try {
   results.whiteboxJpeg85Eot = await run('the target model as surrogate, JPEG q=85 with expectation over the encoding', a['target-model'], [{ name: 'transfer-pgd', eps, steps, eot: true }], { format: 'jpeg', quality: 85 });
   results.transferJpeg85Eot = await run('transfer from another seed, JPEG q=85 with expectation over the encoding', a.surrogate, [{ name: 'transfer-pgd', eps, steps, eot: true }], { format: 'jpeg', quality: 85 });
 } finally {
-  proc.kill('SIGTERM');
-  await new Promise((r) => proc.once('exit', r));
+  await server.stop();
   rmSync(work, { recursive: true, force: true });
 }
 if (a.json) writeFileSync(a.json, `${JSON.stringify(results, null, 2)}\n`);

@@ -8,12 +8,12 @@
  * suite against that production namespace (read-only) and reports the probe's wall time, and from /metrics the
  * time spent searching the index and embedding (the "target" share: what a probe costs the serving system).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { readDatasetFile } from '../src/data/readers.js';
+import { startServeChild } from './serve-child.js';
 
 const { values: a } = parseArgs({
   options: {
@@ -29,19 +29,8 @@ if (!a.data || !a.model) throw new Error('--data and --model are required');
 const KEY = 'probe-scale-admin-key';
 const records = (await readDatasetFile(a.data, { split: a.split })).records.slice(0, Number(a.gallery));
 const work = mkdtempSync(join(tmpdir(), 'mf-probe-scale-'));
-const proc = spawn(process.execPath, ['bin/manyfold.js', 'serve', '--model', a.model, '--data', join(work, 'data'), '--port', '0'], {
-  env: { ...process.env, MANYFOLD_API_KEYS: `${KEY}=admin`, MANYFOLD_LOG_LEVEL: 'warn' },
-  stdio: ['ignore', 'pipe', 'inherit'],
-});
-const url = await new Promise<string>((ok, fail) => {
-  let out = '';
-  proc.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-    const m = /manyfold API on (http:\/\/[^\s]+)/.exec(out);
-    if (m) ok(m[1]);
-  });
-  proc.once('exit', (code) => fail(new Error(`server exited ${code}`)));
-});
+const server = await startServeChild({ model: a.model, workDir: work, adminKey: KEY });
+const url = server.url;
 const headers = { authorization: `Bearer ${KEY}`, 'content-type': 'application/json' };
 /** a Prometheus histogram's _sum, over the label sets whose text contains `labels` */
 const metricSum = async (name: string, labels = ''): Promise<number> => {
@@ -89,8 +78,7 @@ try {
   out.report = doc.report ?? doc.error;
   console.log(JSON.stringify(out, null, 2));
 } finally {
-  proc.kill('SIGTERM');
-  await new Promise((r) => proc.once('exit', r));
+  await server.stop();
   rmSync(work, { recursive: true, force: true });
 }
 if (a.json) writeFileSync(a.json, `${JSON.stringify(out, null, 2)}\n`);
