@@ -203,10 +203,12 @@ export class ActivationManager {
           await this.hooks.beforeChunk?.(job);
           if (signal.aborted) return;
           const chunk = keys.slice(at, at + CHUNK);
+          const items: StoredItem[] = [];
           for (const key of chunk) {
             const item = await this.store.readItemByKey(ns, key);
-            if (item) await this.reembed(target, item);
+            if (item) items.push(item);
           }
+          await this.reembed(target, items);
           cp.lastKey = chunk[chunk.length - 1];
           job.progress.done += chunk.length;
           job.updatedAt = new Date().toISOString();
@@ -293,9 +295,11 @@ export class ActivationManager {
     }
   }
 
-  private async reembed(target: ActiveModel, item: StoredItem): Promise<void> {
-    const pixels = await this.service.pixelsOf(item, target.encoder);
-    await this.service.writeItemRecords(target, item, pixels);
+  /** one chunk's records for the target model: one upsert per namespace (service.writeItemsRecords) */
+  private async reembed(target: ActiveModel, items: readonly StoredItem[]): Promise<void> {
+    const writes = [];
+    for (const item of items) writes.push({ item, pixels: await this.service.pixelsOf(item, target.encoder) });
+    await this.service.writeItemsRecords(target, writes);
   }
 
   private async rollback(job: ActivationJob, why: string): Promise<void> {

@@ -380,7 +380,9 @@ export class ProbeManager {
       namespace = `probe${doc.id.replace(/[^A-Za-z0-9]/g, '').slice(-20)}`;
       scratch = true;
       items = req.pairs.map((p, i) => ({ id: `q${i}`, namespace, image: { sha256: p.image, format: '', width: 0, height: 0, bytes: 0 }, captions: p.captions, metadata: {}, contentHash: '', updatedAt: '' }));
-      for (const it of items) await this.service.writeItemRecords(model, it, await this.service.pixelsOf(it, model.encoder));
+      const writes = [];
+      for (const it of items) writes.push({ item: it, pixels: await this.service.pixelsOf(it, model.encoder) });
+      await this.service.writeItemsRecords(model, writes);
     } else {
       const all = (await this.service.store.listItems(namespace)).filter((i) => i.image && i.captions.length > 0);
       if (all.length === 0) throw new ApiError(422, 'no_queries', `namespace ${namespace} has no items with both an image and captions to probe`);

@@ -136,29 +136,45 @@ export class RetrievalService {
 
   // ------------------------------------------------------------------------------------------- items
   /** Embeds one item with one model and writes its records (image + captions), removing stale caption records. */
-  async writeItemRecords(model: ActiveModel, item: StoredItem, pixels: Uint8Array | undefined, previous?: StoredItem): Promise<void> {
-    const ns = item.namespace;
+  /**
+   * The index records of many items for one model (all in one namespace or several): every image and caption is
+   * embedded through the queue at once (it micro-batches them into few forward passes) and each namespace gets
+   * one upsert and at most one delete. Item by item, a 200-item request was 400 upserts: LanceDB's merge-insert
+   * costs ~50 ms whatever its size, so ingest ran at ~4 items/s.
+   */
+  async writeItemsRecords(model: ActiveModel, writes: readonly { item: StoredItem; pixels: Uint8Array | undefined; previous?: StoredItem }[]): Promise<void> {
     const enc = model.encoder;
-    const [imgVec, capVecs] = await Promise.all([
-      pixels ? this.queue.embedImage(enc, pixels) : Promise.resolve(undefined),
-      Promise.all(item.captions.map((c) => this.queue.embedText(enc, c))),
-    ]);
-    const imgNs = physicalNamespace(ns, model.tag, 'images');
-    const txtNs = physicalNamespace(ns, model.tag, 'texts');
-    if (imgVec) await this.index.upsert(imgNs, [{ id: item.id, values: imgVec, metadata: item.metadata }]);
-    else if (previous?.image) await this.index.delete(imgNs, [item.id]);
-    if (capVecs.length) {
-      const recs: VectorRecord[] = capVecs.map((v, k) => ({
-        id: captionRecordId(item.id, k),
-        values: v,
-        metadata: { ...item.metadata, _item: item.id, _caption: k, _text: item.captions[k] },
-      }));
-      await this.index.upsert(txtNs, recs);
-    }
-    const stale = previous ? previous.captions.length : 0;
-    if (stale > item.captions.length) {
-      const ids = Array.from({ length: stale - item.captions.length }, (_, i) => captionRecordId(item.id, item.captions.length + i));
-      await this.index.delete(txtNs, ids);
+    const embedded = await Promise.all(
+      writes.map(async ({ item, pixels }) => {
+        const [imgVec, capVecs] = await Promise.all([
+          pixels ? this.queue.embedImage(enc, pixels) : Promise.resolve(undefined),
+          Promise.all(item.captions.map((c) => this.queue.embedText(enc, c))),
+        ]);
+        return { imgVec, capVecs };
+      }),
+    );
+    // per physical namespace: records to upsert and ids to delete, in item order (the last write of an id wins)
+    const byNs = new Map<string, { upsert: VectorRecord[]; remove: string[] }>();
+    const slot = (ns: string) => {
+      let s = byNs.get(ns);
+      if (!s) byNs.set(ns, (s = { upsert: [], remove: [] }));
+      return s;
+    };
+    writes.forEach(({ item, previous }, w) => {
+      const { imgVec, capVecs } = embedded[w];
+      const imgNs = slot(physicalNamespace(item.namespace, model.tag, 'images'));
+      const txtNs = slot(physicalNamespace(item.namespace, model.tag, 'texts'));
+      if (imgVec) imgNs.upsert.push({ id: item.id, values: imgVec, metadata: item.metadata });
+      else if (previous?.image) imgNs.remove.push(item.id);
+      capVecs.forEach((v, k) =>
+        txtNs.upsert.push({ id: captionRecordId(item.id, k), values: v, metadata: { ...item.metadata, _item: item.id, _caption: k, _text: item.captions[k] } }),
+      );
+      const stale = previous ? previous.captions.length : 0;
+      for (let k = item.captions.length; k < stale; k++) txtNs.remove.push(captionRecordId(item.id, k));
+    });
+    for (const [ns, { upsert, remove }] of byNs) {
+      if (upsert.length) await this.index.upsert(ns, upsert);
+      if (remove.length) await this.index.delete(ns, remove);
     }
   }
 
@@ -194,6 +210,7 @@ export class RetrievalService {
     // last duplicate id in one request wins (index contract)
     const lastIndex = new Map<string, number>();
     inputs.forEach((it, i) => lastIndex.set(it.id, i));
+    const writes: { item: StoredItem; previous?: StoredItem; input: number }[] = [];
     for (let i = 0; i < inputs.length; i++) {
       const input = inputs[i];
       if (lastIndex.get(input.id) !== i) continue;
@@ -217,10 +234,18 @@ export class RetrievalService {
         contentHash,
         updatedAt: new Date().toISOString(),
       };
-      for (const t of targets) await this.writeItemRecords(t, item, decoded.get(`${i}`)?.get(keyOf.get(t)!), previous);
-      await this.store.putItem(item);
+      writes.push({ item, ...(previous ? { previous } : {}), input: i });
       out.push({ id: input.id, status: previous ? 'updated' : 'created', image: Boolean(input.image), captions: captions.length });
     }
+    // the index first, then the stored items: a crash in between leaves items whose stored copy is the old one,
+    // which the client's retry of the request rewrites (their content hash differs)
+    for (const t of targets) {
+      await this.writeItemsRecords(
+        t,
+        writes.map((w) => ({ item: w.item, pixels: decoded.get(`${w.input}`)?.get(keyOf.get(t)!), ...(w.previous ? { previous: w.previous } : {}) })),
+      );
+    }
+    for (const w of writes) await this.store.putItem(w.item);
     return out;
   }
 

@@ -122,13 +122,10 @@ export async function processMessage(deps: ReindexDeps, msg: ReindexMessage): Pr
     if (item) items.push(item);
     else missing++; // deleted since the plan: nothing to index
   }
-  // decode, then embed all images and captions of the batch in few forward passes (the queue micro-batches)
-  await Promise.all(
-    items.map(async (item) => {
-      const pixels = await deps.service.pixelsOf(item, target.encoder);
-      await deps.service.writeItemRecords(target, item, pixels);
-    }),
-  );
+  // decode, then embed all images and captions of the batch in few forward passes (the queue micro-batches) and
+  // write them with one upsert per namespace
+  const writes = await Promise.all(items.map(async (item) => ({ item, pixels: await deps.service.pixelsOf(item, target.encoder) })));
+  await deps.service.writeItemsRecords(target, writes);
   await putJson(deps.progress, `${P(msg.runId)}/done/${msg.ns}/${msg.batch}.json`, { items: items.length, missing, at: new Date().toISOString() });
   return { items: items.length, missing };
 }
