@@ -71,6 +71,7 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
     metrics.encoderSeconds.observe({ kind }, seconds);
   };
   const service = new RetrievalService(config, registry, index, store, queue, logger);
+  service.onIndexQuery = (seconds) => metrics.indexSeconds.observe(seconds);
 
   // ---------------------------------------------------------------------------- the active model
   const warnings = await registry.scan();
@@ -397,9 +398,7 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
       const namespace = ns(q.namespace);
       const target: Target = q.target ?? (q.text !== undefined ? 'images' : 'texts');
       const vec = q.text !== undefined ? await service.embedQueryText(q.text, model) : await service.embedQueryImage(q.image!, 'image', model);
-      const ti = performance.now();
       const results = await service.queryVector(namespace, vec, target, q.topK, q.filter, model);
-      metrics.indexSeconds.observe((performance.now() - ti) / 1000);
       return c.json({ results, model: model.id, namespace, target, tookMs: Math.round((performance.now() - t0) * 1000) / 1000 }, 200);
     },
   );

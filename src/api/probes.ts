@@ -12,8 +12,8 @@
  *   tokenizer and run in chunks of a few items on the encoder queue's background lane (searches go first);
  *   black-box ones (blackbox-image, blackbox-text) get a ScoreOracle that goes through the live search path
  *   (encoder queue -> index query, topK 10), so they see exactly what a client sees.
- * - Measurement, the same for every attack: each (clean or adversarial) query is embedded by the served model
- *   and searched in the live index (top 10); a query is a hit at K when its gold is among the first K results.
+ * - Measurement, the same for every attack: each (clean or adversarial) query is quantised to 8 bits (images:
+ *   what a client can send), embedded by the served model and searched in the live index (top 10); a query is a hit at K when its gold is among the first K results.
  *   Robust R@1/5/10 per attack and direction with percentile-bootstrap 95% CIs; ASR = share of the queries
  *   that were a hit at k when clean and are not under attack; worst case per direction = a query counts only if
  *   it survives every attack that covers that direction; query counts (attack forward passes or oracle
@@ -37,6 +37,7 @@ import { renderProbeHtml } from './probeReport.js';
 import type { AttackSpecBody, ProbeRequestBody } from './schemas.js';
 import { physicalNamespace, type ActiveModel, type RetrievalService, type SearchHit } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
+import { quantize } from '../probe/quantize.js';
 
 /** a supplied probe image is checked for decodability at a tiny size (the model decodes it for real later) */
 const DECODABLE_CHECK = decodeSpecForModel({ image: { size: 8 } });
@@ -430,7 +431,8 @@ export class ProbeManager {
       const r = hits.findIndex((h) => h.id === gold);
       return r < 0 ? EVAL_TOP : r;
     };
-    const searchImage = async (px: Float32Array) => this.service.queryVector(qs.namespace, await this.service.queue.embedImage(enc, px), 'texts', EVAL_TOP, undefined, model);
+    // every image query is quantised to 8 bits first: what a client can send (an image file) and the server decode
+    const searchImage = async (px: Float32Array) => this.service.queryVector(qs.namespace, await this.service.queue.embedImage(enc, quantize(px)), 'texts', EVAL_TOP, undefined, model);
     const searchText = async (t: string) => this.service.queryVector(qs.namespace, await this.service.queue.embedText(enc, t), 'images', EVAL_TOP, undefined, model);
     const imageRanks = async (data: Float32Array, rows: number[]) =>
       Promise.all(rows.map(async (r, j) => rankOf(await searchImage(data.slice(j * per, (j + 1) * per)), qs.ids[r])));
@@ -550,7 +552,7 @@ export class ProbeManager {
         `R@K = % of queries whose gold is in the first K results (a gold beyond the top ${EVAL_TOP} is a miss). ` +
         `White-box attacks use the served weights (adversarial pixels are evaluated as float32, not re-quantised); black-box attacks see only the live search results (ids and scores, top ${EVAL_TOP}). ` +
         `Attack goal: the gold leaves the top-${k}. ASR = % of clean hits at ${k} that the attack turns into misses. Worst case: a query counts only if it survives every attack covering its direction. ` +
-        `95% CIs: percentile bootstrap over queries, ${req.resamples} resamples, seed ${req.seed}. Budgets: eps and step sizes in /255 pixel units per attack config (pixel units [0,1] in the config).`,
+        `95% CIs: percentile bootstrap over queries, ${req.resamples} resamples, seed ${req.seed}. Budgets: eps and step sizes in /255 pixel units per attack config (pixel units [0,1] in the config). Every image query, clean or adversarial, is quantised to 8 bits before it is embedded: what an image file carries and a server decodes.`,
       seed: req.seed,
       startedAt: new Date(started).toISOString(),
       finishedAt: new Date().toISOString(),

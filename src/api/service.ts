@@ -283,14 +283,19 @@ export class RetrievalService {
     return this.queue.embedImage(model.encoder, px);
   }
 
+  /** observer of every index query's seconds (searches and probes alike; the app feeds the metrics histogram) */
+  onIndexQuery?: (seconds: number) => void;
+
   async queryVector(ns: string, vector: Float32Array, target: Target, topK: number, filter?: Record<string, unknown>, model = this.active): Promise<SearchHit[]> {
     let matches: QueryMatch[];
+    const t0 = performance.now();
     try {
       matches = await this.index.query(physicalNamespace(ns, model.tag, target), vector, {
         topK,
         ...(filter ? { filter } : {}),
         includeMetadata: true,
       });
+      this.onIndexQuery?.((performance.now() - t0) / 1000);
     } catch (e) {
       if (isIndexError(e) && e.code === 'INVALID_FILTER') throw new ApiError(422, 'invalid_filter', e.message, e.field ?? 'filter');
       throw e;

@@ -24,15 +24,7 @@ export function describeEncoding(e: WireEncoding): string {
   return e.format === 'png' ? 'PNG (lossless, 8-bit)' : `JPEG quality ${e.quality} (4:4:4)`;
 }
 
-/** float pixels in [0, 1] -> uint8, rounding to the nearest level (what any image file stores) */
-export function quantize(pixels: Float32Array): Uint8Array {
-  const out = new Uint8Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) {
-    const v = Math.round(pixels[i] * 255);
-    out[i] = v < 0 ? 0 : v > 255 ? 255 : v;
-  }
-  return out;
-}
+export { quantize } from './quantize.js';
 
 export interface EncodedImage {
   bytes: Uint8Array;

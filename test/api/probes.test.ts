@@ -198,6 +198,8 @@ describe('probes', () => {
       };
       const before = await snapshot();
       expect(before.names.length).toBe(2); // the model's image and text namespaces
+      const indexQueries = async () => Number(/^manyfold_index_query_seconds_count (\d+)/m.exec((await call('GET', '/metrics', { key: KEYS.admin })).text)![1]);
+      const queriesBefore = await indexQueries();
       const r = await call('POST', '/v1/probes', { key: KEYS.probe, json: { sample: 6, attacks: [{ name: 'pgd', eps: 8, steps: 2 }, { name: 'blackbox-text', maxQueries: 4 }], resamples: 100 } });
       expect(r.status, r.text).toBe(202);
       const etas: number[] = [];
@@ -212,6 +214,9 @@ describe('probes', () => {
       expect(etas.length, 'an ETA while running').toBeGreaterThan(0);
       expect(etas.every((e) => Number.isFinite(e) && e >= 0)).toBe(true);
       expect(await snapshot()).toEqual(before);
+      // the probe's searches are the production index's queries too (the metrics histogram observes them)
+      const evalSearches = done.report.attacks.reduce((n: number, a: { evalQueries: number }) => n + a.evalQueries, 0);
+      expect((await indexQueries()) - queriesBefore).toBeGreaterThanOrEqual(evalSearches);
     } finally {
       await srv.close();
     }
