@@ -35,7 +35,7 @@ export function buildSchemas(limits: LimitsConfig) {
     .openapi({ example: 'default' });
   const ItemId = z.string().min(1).max(256).regex(NO_CONTROL, 'ids may not contain control characters').openapi({ example: 'img-1' });
   const MetadataValue = z.union([z.string().max(1000), z.number(), z.boolean(), z.array(z.string().max(200)).max(64)]);
-  const Metadata = z
+  const MetadataRecord = z
     .record(
       z
         .string()
@@ -43,7 +43,16 @@ export function buildSchemas(limits: LimitsConfig) {
         .refine((k) => k !== 'constructor' && k !== 'prototype', 'reserved key'),
       MetadataValue,
     )
-    .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata keys')
+    .refine((m) => Object.keys(m).length <= 32, 'at most 32 metadata keys');
+  // zod's record silently drops an own "__proto__" key (JSON.parse makes one from '{"__proto__": ...}'), so it
+  // would pass as if absent: refuse it like any other "_" key, before the record sees it
+  const Metadata = z
+    .preprocess((v, ctx) => {
+      if (v !== null && typeof v === 'object' && Object.hasOwn(v, '__proto__')) {
+        ctx.addIssue({ code: 'custom', message: 'metadata keys: 1-64 characters from [A-Za-z0-9_.-], not starting with "_"', path: ['__proto__'] });
+      }
+      return v;
+    }, MetadataRecord)
     .openapi({ example: { split: 'test', tags: ['dog'] } });
 
   const ItemInput = z
