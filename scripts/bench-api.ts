@@ -27,10 +27,10 @@ import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { initBackend } from '../src/engine/backend.js';
 import { createIndex } from '../src/index/index.js';
-import { loadArtifact, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
-import type { DualEncoder, Tokenizer } from '../src/model/types.js';
+import { readManifest, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-encoder.js';
-import { INFERENCE_ENGINES, loadEncoder, type InferenceEngine } from '../src/model/load-encoder.js';
+import { loadEncoder } from '../src/model/load-encoder.js';
+import { inferenceSchema } from '../src/config.js';
 import { buildTokenizer } from '../src/model/tokenizer.js';
 import { modelTag } from '../src/api/registry.js';
 import { physicalNamespace } from '../src/api/service.js';
@@ -133,21 +133,21 @@ async function main(): Promise<void> {
   console.error(`bench:api on ${cpus().length} cores, load average ${load0.map((x) => x.toFixed(2)).join(' ')} (the machine may be shared)`);
   const backend = await initBackend('wasm');
   const root = mkdtempSync(join(tmpdir(), 'manyfold-bench-api-'));
+  const parsedInference = inferenceSchema.safeParse(args.inference);
+  if (!parsedInference.success) throw new Error(`--inference must be one of ${inferenceSchema.options.join(', ')}, got ${args.inference}`);
+  const inference = parsedInference.data;
   let modelDir = join(root, 'model');
-  let model: DualEncoder;
-  let tok: Tokenizer;
   let manifest: ArtifactManifest;
   if (args.model) {
+    // only the manifest here: the encoder below loads (and verifies) the model once, on the server's engine
     modelDir = args.model;
-    ({ model, tokenizer: tok, manifest } = await loadArtifact(modelDir));
+    manifest = await readManifest(modelDir);
   } else {
-    tok = buildTokenizer(CAPS, { maxLen: 32 });
-    model = createDualEncoder(modelConfigFromPreset('tiny', tok.vocabSize), 1);
+    const tok = buildTokenizer(CAPS, { maxLen: 32 });
+    const model = createDualEncoder(modelConfigFromPreset('tiny', tok.vocabSize), 1);
     manifest = await saveArtifact(modelDir, { model, tokenizer: tok, training: { seed: 1, method: 'untrained (bench)' } });
+    model.dispose();
   }
-  model.dispose();
-  if (!(INFERENCE_ENGINES as readonly string[]).includes(args.inference!)) throw new Error(`--inference must be one of ${INFERENCE_ENGINES.join(', ')}, got ${args.inference}`);
-  const inference = args.inference as InferenceEngine;
   // the engine the server will use (same rule, same artifact): the in-process encoder times what the server runs
   const enc = await loadEncoder(modelDir, { inference });
   const decodeSpec = decodeSpecForModel(enc.config);

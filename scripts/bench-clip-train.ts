@@ -56,7 +56,8 @@ export async function measureTrainStep(o: TrainStepOptions): Promise<Record<stri
     freezeBlocks: o.freezeBlocks,
     estimate,
     steps,
-    medianStepMsAfterWarmup: timed.length ? timed[Math.floor((timed.length - 1) / 2)] : null,
+    // the middle value, or the mean of the two middle values (with two timed steps: their mean, not the faster one)
+    medianStepMsAfterWarmup: timed.length ? (timed[Math.floor((timed.length - 1) / 2)] + timed[Math.floor(timed.length / 2)]) / 2 : null,
     wallSeconds: Math.round(wallSeconds),
   };
 }

@@ -8,6 +8,8 @@ import { z } from 'zod';
  */
 
 export const backendSchema = z.enum(['auto', 'tensorflow', 'wasm', 'cpu']);
+/** the engine serve and embed embed with (model/load-encoder.ts) */
+export const inferenceSchema = z.enum(['auto', 'tfjs', 'onnx']);
 export const presetSchema = z.enum(['tiny', 'small', 'base']);
 export const methodSchema = z.enum(['clean', 'tecoa', 'fare', 'mat']);
 /** closed-vocabulary lexicons a text substitute must keep its label in (src/eval/text-labels.ts) */
@@ -265,12 +267,13 @@ export const configSchema = z
      */
     threads: z.number().int().min(1).max(64).default(1),
     /**
-     * the engine that serves embeddings (serve, embed): 'onnx' = onnxruntime-node's native CPU kernels, ~4-8x
-     * faster than tfjs-wasm at CLIP sizes (docs/results.md), the tfjs model built only when gradients are needed;
+     * the engine that serves embeddings (serve, embed): 'onnx' = onnxruntime-node's native CPU kernels (a ViT-B/32
+     * embeds 4x faster than on tfjs-wasm at 2 threads, 5-6x at 1: docs/results.md), the tfjs model built only when
+     * gradients are needed;
      * 'tfjs' = the tfjs backend above; 'auto' = onnx where onnxruntime-node loads. Training, eval and attacks
      * always run on tfjs (they need gradients); the edge always uses tfjs.
      */
-    inference: z.enum(['auto', 'tfjs', 'onnx']).default('auto'),
+    inference: inferenceSchema.default('auto'),
     /** onnxruntime intra-op threads for `inference: onnx` (default: os.availableParallelism(), every CPU the process may use) */
     inferenceThreads: z.number().int().min(1).max(256).optional(),
     seed: z.number().int().min(0).default(0),

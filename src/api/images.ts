@@ -67,7 +67,7 @@ export async function checkImage(bytes: Buffer, field: string, limits: ImageLimi
 
 /**
  * Full decode to the model's input, RGB uint8 [size, size, 3] (call after checkImage). `spec` comes from
- * decodeSpecForModel(encoder.model.config).
+ * decodeSpecForModel(encoder.config).
  */
 export async function imageToPixels(bytes: Uint8Array, spec: DecodeSpec, field: string, limits: ImageLimits): Promise<Uint8Array> {
   try {

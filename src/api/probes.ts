@@ -37,7 +37,7 @@ import { renderProbeHtml } from './probeReport.js';
 import type { AttackSpecBody, ProbeRequestBody } from './schemas.js';
 import { physicalNamespace, type ActiveModel, type RetrievalService, type SearchHit } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
-import { quantize } from '../probe/quantize.js';
+import { quantize } from '../util/quantize.js';
 
 /** a supplied probe image is checked for decodability at a tiny size (the model decodes it for real later) */
 const DECODABLE_CHECK = decodeSpecForModel({ image: { size: 8 } });
@@ -550,7 +550,7 @@ export class ProbeManager {
         `${req.pairs ? 'supplied pairs indexed into a scratch namespace' : `sampled with seed ${req.seed} from namespace "${req.namespace}"`}. ` +
         `Every clean or adversarial query is embedded by the served model ${model.id} and searched in the live ${this.service.index.kind} index (top ${EVAL_TOP}); ` +
         `R@K = % of queries whose gold is in the first K results (a gold beyond the top ${EVAL_TOP} is a miss). ` +
-        `White-box attacks use the served weights (adversarial pixels are evaluated as float32, not re-quantised); black-box attacks see only the live search results (ids and scores, top ${EVAL_TOP}). ` +
+        `White-box attacks use the served weights; black-box attacks see only the live search results (ids and scores, top ${EVAL_TOP}). ` +
         `Attack goal: the gold leaves the top-${k}. ASR = % of clean hits at ${k} that the attack turns into misses. Worst case: a query counts only if it survives every attack covering its direction. ` +
         `95% CIs: percentile bootstrap over queries, ${req.resamples} resamples, seed ${req.seed}. Budgets: eps and step sizes in /255 pixel units per attack config (pixel units [0,1] in the config). Every image query, clean or adversarial, is quantised to 8 bits before it is embedded: what an image file carries and a server decodes.`,
       seed: req.seed,

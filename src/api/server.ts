@@ -41,8 +41,6 @@ export interface RunningServer {
   index: VectorIndex;
   server: ServerType;
   logger: Logger;
-  /** the engine the active model's embeddings run on ('tfjs' or onnxruntime's description) */
-  engine: string;
   close(): Promise<void>;
 }
 
@@ -115,8 +113,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const port = (server.address() as AddressInfo).port;
   const host = config.server.host.includes(':') ? `[${config.server.host}]` : config.server.host;
   const url = `http://${host}:${port}`;
-  const engine = api.service.active.encoder.engine;
-  logger.info({ url, model: api.service.active.id, index: index.kind, keys: keys.source, engine }, 'manyfold API listening');
+  logger.info({ url, model: api.service.active.id, index: index.kind, keys: keys.source, engine: api.service.active.encoder.engine }, 'manyfold API listening');
 
   let closing: Promise<void> | undefined;
   const close = () =>
@@ -135,7 +132,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       await index.close?.();
       logger.info('stopped');
     })());
-  return { url, port, config, api, index, server, logger, engine, close };
+  return { url, port, config, api, index, server, logger, close };
 }
 
 /** SIGTERM/SIGINT -> graceful close, then exit (a second signal exits at once). */

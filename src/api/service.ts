@@ -135,7 +135,6 @@ export class RetrievalService {
   }
 
   // ------------------------------------------------------------------------------------------- items
-  /** Embeds one item with one model and writes its records (image + captions), removing stale caption records. */
   /**
    * The index records of many items for one model (all in one namespace or several): every image and caption is
    * embedded through the queue at once (it micro-batches them into few forward passes) and each namespace gets

@@ -188,8 +188,9 @@ async function decodeClip(bytes: Uint8Array, spec: ClipDecodeSpec): Promise<Uint
   const geo = clipResizeGeometry(width, height, spec.shortestEdge, spec.size);
   // step 2: resize to HF's size. libvips box-averages by an integer factor before its kernel whenever one resize
   // reduces 4x or more (a 12 MP photo to 224 px is ~13x) while PIL convolves once with the widened bicubic; bicubic
-  // steps that each reduce less than 4x are measurably closer to PIL (mean |diff| on 2560 px photos 0.17 vs 0.55
-  // levels, scripts/preprocess-parity.ts)
+  // steps that each reduce less than 4x came out closer to PIL on 2560 px photos (a development run of
+  // scripts/preprocess-parity.ts whose single-resize numbers were not kept; the committed JSON has the stepped
+  // pipeline against PIL)
   let src = full.data;
   let sw = width;
   let sh = height;

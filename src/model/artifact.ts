@@ -180,13 +180,13 @@ function floatsToBytes(values: Float32Array): Uint8Array {
   return out;
 }
 
-/** little-endian bytes -> a fresh, aligned Float32Array */
 /** bytesToFloats without the copy where the bytes can be viewed as float32 in place (the backend copies them) */
 function floatsView(buf: Uint8Array, offset: number, count: number): Float32Array {
   if (LITTLE_ENDIAN && (buf.byteOffset + offset) % 4 === 0) return new Float32Array(buf.buffer, buf.byteOffset + offset, count);
   return bytesToFloats(buf, offset, count);
 }
 
+/** little-endian bytes -> a fresh, aligned Float32Array */
 function bytesToFloats(buf: Uint8Array, offset: number, count: number): Float32Array {
   const out = new Float32Array(count);
   if (LITTLE_ENDIAN) {
@@ -392,7 +392,7 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
 
   const tokJson = tokenizer.toJSON();
   const tokBytes = new TextEncoder().encode(`${JSON.stringify(tokJson)}\n`);
-  const idHash = contentIdHasher(config, tokJson);
+  const idHash = opts.id === undefined ? contentIdHasher(config, tokJson) : null;
 
   // 2. write into a temporary sibling (hashing on the way), then rename
   const tmp = tmpSibling(target, 'tmp');
@@ -415,7 +415,7 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
             throw new ArtifactError(`saveArtifact: weight ${t.name} has ${values.length} values for shape [${t.shape.join(', ')}]`);
           }
           const bytes = floatsToBytes(values);
-          idHash.add(t.name, t.shape, bytes);
+          idHash?.add(t.name, t.shape, bytes);
           h.update(bytes);
           await fh.write(bytes);
           doneTensors++;
@@ -428,7 +428,7 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
       }
       files.push({ path: s.file, bytes: s.bytes, sha256: h.digest('hex') });
     }
-    const id = opts.id ?? idHash.digest();
+    const id = opts.id ?? idHash!.digest();
 
     const manifest = {
       format: ARTIFACT_FORMAT,
@@ -531,28 +531,38 @@ function readError(dir: string, entry: FileEntry, e: unknown): ArtifactError {
 }
 
 function checkVerified(entry: FileEntry, buf: Uint8Array): Uint8Array {
-  if (buf.byteLength !== entry.bytes) {
-    throw new ArtifactError(
-      `artifact file ${entry.path} has ${buf.byteLength} bytes, manifest says ${entry.bytes} (${buf.byteLength < entry.bytes ? 'truncated' : 'extended'})`,
-      entry.path,
-    );
-  }
-  const got = sha256(buf);
-  if (got !== entry.sha256) {
-    throw new ArtifactError(`artifact file ${entry.path} failed its sha256 check: expected ${entry.sha256}, got ${got}`, entry.path);
-  }
+  checkSizeAndDigest(entry, buf.byteLength, () => sha256(buf));
   return buf;
 }
 
-/** Verify every file listed in the manifest (size + sha256) without loading a model. */
+/** a listed file's size, then its sha256 (computed only when the size matches) */
+function checkSizeAndDigest(entry: FileEntry, bytes: number, digest: () => string): void {
+  if (bytes !== entry.bytes) {
+    throw new ArtifactError(`artifact file ${entry.path} has ${bytes} bytes, manifest says ${entry.bytes} (${bytes < entry.bytes ? 'truncated' : 'extended'})`, entry.path);
+  }
+  const got = digest();
+  if (got !== entry.sha256) {
+    throw new ArtifactError(`artifact file ${entry.path} failed its sha256 check: expected ${entry.sha256}, got ${got}`, entry.path);
+  }
+}
+
+/** Verify every file listed in the manifest (size + sha256, hashed as a stream) without loading a model. */
 export async function verifyArtifact(dir: string): Promise<ArtifactManifest> {
   const manifest = await readManifest(dir);
-  for (const f of manifest.files) await readVerified(dir, f);
+  for (const f of manifest.files) {
+    let got: { bytes: number; sha256: string };
+    try {
+      got = await hashFile(path.join(dir, f.path));
+    } catch (e) {
+      throw readError(dir, f, e);
+    }
+    checkSizeAndDigest(f, got.bytes, () => got.sha256);
+  }
   return manifest;
 }
 
 /** Stream a file's size and sha256 (no full read into memory: artifacts of real CLIPs are hundreds of MB). */
-async function hashFile(file: string): Promise<{ bytes: number; sha256: string }> {
+export async function hashFile(file: string): Promise<{ bytes: number; sha256: string }> {
   const h = createHash('sha256');
   let bytes = 0;
   const fh = await fs.open(file, 'r');
@@ -584,24 +594,7 @@ export interface ArtifactWeights {
  * building a model: for conversions (export) of artifacts too large to hold twice.
  */
 export async function openArtifactWeights(dir: string): Promise<ArtifactWeights> {
-  const manifest = await readManifest(dir);
-  for (const f of manifest.files) {
-    const file = path.join(dir, f.path);
-    let got: { bytes: number; sha256: string };
-    try {
-      got = await hashFile(file);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new ArtifactError(
-        code === 'ENOENT' ? `artifact file ${f.path} is missing (listed in ${MANIFEST_FILE} of ${dir})` : `cannot read artifact file ${f.path}: ${(e as Error).message}`,
-        f.path,
-      );
-    }
-    if (got.bytes !== f.bytes) {
-      throw new ArtifactError(`artifact file ${f.path} has ${got.bytes} bytes, manifest says ${f.bytes} (${got.bytes < f.bytes ? 'truncated' : 'extended'})`, f.path);
-    }
-    if (got.sha256 !== f.sha256) throw new ArtifactError(`artifact file ${f.path} failed its sha256 check: expected ${f.sha256}, got ${got.sha256}`, f.path);
-  }
+  const manifest = await verifyArtifact(dir);
   const tokFile = manifest.tokenizer.file;
   let tokenizerJson: unknown;
   try {
@@ -609,14 +602,8 @@ export async function openArtifactWeights(dir: string): Promise<ArtifactWeights>
   } catch (e) {
     throw new ArtifactError(`artifact file ${tokFile}: ${(e as Error).message}`, tokFile);
   }
-  const sizes = new Map(manifest.files.map((f) => [f.path, f.bytes]));
+  checkWeightTable(manifest);
   const byName = new Map(manifest.weights.map((w) => [w.name, w]));
-  for (const w of manifest.weights) {
-    const need = numel(w.shape) * 4;
-    if (w.offset + need > sizes.get(w.file)!) {
-      throw new ArtifactError(`weight ${w.name} [${w.shape.join(', ')}] at offset ${w.offset} needs ${need} bytes but ${w.file} has ${sizes.get(w.file)}`, w.file);
-    }
-  }
   const handles = new Map<string, fs.FileHandle>();
   return {
     manifest,
@@ -629,21 +616,36 @@ export async function openArtifactWeights(dir: string): Promise<ArtifactWeights>
         fh = await fs.open(path.join(dir, w.file), 'r');
         handles.set(w.file, fh);
       }
-      const n = numel(w.shape);
-      const buf = new Uint8Array(n * 4);
-      let done = 0;
-      while (done < buf.length) {
-        const { bytesRead } = await fh.read(buf, done, buf.length - done, w.offset + done);
-        if (bytesRead === 0) throw new ArtifactError(`artifact file ${w.file} ended while reading ${name} (changed on disk?)`, w.file);
-        done += bytesRead;
-      }
-      return bytesToFloats(buf, 0, n);
+      return readWeightFrom(fh, w);
     },
     async close() {
       await Promise.all([...handles.values()].map((h) => h.close().catch(() => undefined)));
       handles.clear();
     },
   };
+}
+
+/** one weight's float32 values from an open shard (the artifact verified already) */
+async function readWeightFrom(fh: fs.FileHandle, w: WeightEntry): Promise<Float32Array> {
+  const n = numel(w.shape);
+  const buf = new Uint8Array(n * 4);
+  let done = 0;
+  while (done < buf.length) {
+    const { bytesRead } = await fh.read(buf, done, buf.length - done, w.offset + done);
+    if (bytesRead === 0) throw new ArtifactError(`artifact file ${w.file} ended while reading ${w.name} (changed on disk?)`, w.file);
+    done += bytesRead;
+  }
+  return bytesToFloats(buf, 0, n);
+}
+
+/** One weight of an artifact the caller has verified (loadArtifactTokenizer / verifyArtifact), read from its shard. */
+export async function readArtifactWeight(dir: string, w: WeightEntry): Promise<Float32Array> {
+  const fh = await fs.open(path.join(dir, w.file), 'r');
+  try {
+    return await readWeightFrom(fh, w);
+  } finally {
+    await fh.close();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------- load

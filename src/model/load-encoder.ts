@@ -5,13 +5,14 @@
  *   needs gradients (a probe's white-box attack). Fails, saying how to install it, when onnxruntime-node is missing;
  * - 'auto' (default): 'onnx' where onnxruntime-node loads, else 'tfjs'.
  */
+import type { ManyfoldConfig } from '../config.js';
 import { loadOnnxRuntime } from '../engine/onnx/runtime.js';
 import { loadArtifact, loadArtifactTokenizer } from './artifact.js';
 import { Encoder } from './encoder.js';
 import { openOnnxTowers } from './onnx-towers.js';
 
-export const INFERENCE_ENGINES = ['auto', 'tfjs', 'onnx'] as const;
-export type InferenceEngine = (typeof INFERENCE_ENGINES)[number];
+/** config `inference` (config.ts inferenceSchema) */
+export type InferenceEngine = ManyfoldConfig['inference'];
 
 export interface LoadEncoderOptions {
   inference?: InferenceEngine;

@@ -188,7 +188,7 @@ export async function buildTextGraph(config: ModelConfig, source: WeightSource):
     const keep = g.op('Cast', [g.op('Not', [g.op('Equal', [ids, g.ints([0], [])])])], { to: { i: DT_FLOAT } }); // [B, L]
     const mask = g.op('Unsqueeze', [g.mul(g.op('Sub', [g.scalar(1), keep]), g.scalar(MASK_NEG)), g.ints([1, 2])]); // [B, 1, 1, L]
     for (let i = 0; i < tx.depth; i++) h = await tb.block(h, `text.blocks.${i}`, tx, mask);
-    const hn = g.layerNorm(h, await tb.w('text.ln.g', [W]), await tb.w('text.ln.b', [W]), 1e-5);
+    const hn = g.layerNorm(h, await tb.w('text.ln.g', [W]), await tb.w('text.ln.b', [W]), tb.eps);
     const summed = g.op('ReduceSum', [g.mul(hn, g.op('Unsqueeze', [keep, g.ints([2])])), g.ints([1])], { keepdims: { i: 0 } });
     const count = g.op('Max', [g.op('ReduceSum', [keep, g.ints([1])], { keepdims: { i: 1 } }), g.scalar(1)]);
     pooled = g.op('Div', [summed, count]);

@@ -9,8 +9,8 @@
  */
 import { availableParallelism } from 'node:os';
 import * as path from 'node:path';
-import { createOnnxSession, type OnnxSession } from '../engine/onnx/runtime.js';
-import { openArtifactWeights, type ArtifactManifest, type ArtifactWeights } from './artifact.js';
+import { createOnnxSession, type OnnxSession, type OnnxSessionOptions } from '../engine/onnx/runtime.js';
+import { readArtifactWeight, type ArtifactManifest } from './artifact.js';
 import type { ModelConfig } from './types.js';
 import { buildImageGraph, buildTextGraph, IMAGE_INPUT, IMAGE_OUTPUT, TEXT_INPUT, TEXT_OUTPUT, type WeightSource } from './onnx-graph.js';
 
@@ -33,38 +33,37 @@ export interface OnnxTowersOptions {
 /** Both towers of the (verified) artifact in `dir` as onnxruntime sessions. */
 export async function openOnnxTowers(dir: string, manifest: ArtifactManifest, opts: OnnxTowersOptions = {}): Promise<InferenceTowers> {
   const byName = new Map(manifest.weights.map((w) => [w.name, w]));
-  let values = null as ArtifactWeights | null;
+  const entry = (name: string) => {
+    const w = byName.get(name);
+    if (!w) throw new Error(`artifact ${dir} has no weight ${name} (manifest ${manifest.id})`);
+    return w;
+  };
   const source: WeightSource = {
     // the few weights the graph re-lays out (the conv stem of Manyfold's 'conv' preset) are read as values
-    read: async (name) => (values ??= await openArtifactWeights(dir)).read(name),
+    read: (name) => readArtifactWeight(dir, entry(name)),
     locate(name) {
-      const w = byName.get(name);
-      if (!w) throw new Error(`artifact ${dir} has no weight ${name} (manifest ${manifest.id})`);
+      const w = entry(name);
       return { location: w.file, offset: w.offset, length: w.shape.reduce((a, b) => a * b, 1) * 4 };
     },
   };
-  const sessionOpts = { externalDataFolder: path.resolve(dir), ...(opts.threads ? { threads: opts.threads } : {}) };
-  try {
-    const image = await createOnnxSession(await buildImageGraph(manifest.config, source), sessionOpts);
-    let text: OnnxSession;
-    try {
-      text = await createOnnxSession(await buildTextGraph(manifest.config, source), sessionOpts);
-    } catch (e) {
-      await image.release();
-      throw e;
-    }
-    return onnxTowers(image, text, manifest.config.embedDim, opts.threads);
-  } finally {
-    await values?.close();
-  }
+  return createTowers(manifest.config, source, { externalDataFolder: path.resolve(dir), ...(opts.threads ? { threads: opts.threads } : {}) }, opts.threads);
 }
 
 /** Towers over given weights (tests: a model's variables, without an artifact). */
 export async function onnxTowersFromWeights(config: ModelConfig, source: WeightSource, opts: OnnxTowersOptions = {}): Promise<InferenceTowers> {
-  const sessionOpts = opts.threads ? { threads: opts.threads } : {};
+  return createTowers(config, source, opts.threads ? { threads: opts.threads } : {}, opts.threads);
+}
+
+async function createTowers(config: ModelConfig, source: WeightSource, sessionOpts: OnnxSessionOptions, threads?: number): Promise<InferenceTowers> {
   const image = await createOnnxSession(await buildImageGraph(config, source), sessionOpts);
-  const text = await createOnnxSession(await buildTextGraph(config, source), sessionOpts);
-  return onnxTowers(image, text, config.embedDim, opts.threads);
+  let text: OnnxSession;
+  try {
+    text = await createOnnxSession(await buildTextGraph(config, source), sessionOpts);
+  } catch (e) {
+    await image.release();
+    throw e;
+  }
+  return onnxTowers(image, text, config.embedDim, threads);
 }
 
 function onnxTowers(image: OnnxSession, text: OnnxSession, dim: number, threads?: number): InferenceTowers {

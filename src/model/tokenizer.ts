@@ -30,8 +30,10 @@
  *    not fit is the tail cut: BOS, the first maxLen-2 content ids, EOS (EOS is always kept).
  *    Trade-off: in a caption too long for maxLen, unknown words that share their first `budget` bytes get the same
  *    ids (e.g. "international" / "internationally" with a budget of 8), and a cut may end inside a multi-byte
- *    character (decode shows U+FFFD); before, the same caption lost whole later words instead. Captions that
- *    fit, and captions of known words, encode exactly as before, so existing artifacts load and agree on them.
+ *    character (decode shows U+FFFD); before, the same caption lost whole later words instead.
+ *    Compatibility: captions of known words encode exactly as before. A caption with two unknown words side by
+ *    side now has the space byte between them (the first fix), so an artifact trained before it sees such
+ *    captions slightly differently; the format name did not change.
  *
  * Id layout (fixed; stored in the JSON so a future layout can be detected)
  *   0 = PAD, 1 = BOS, 2 = EOS, 3 = MASK (reserved; never produced by encode),

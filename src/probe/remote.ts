@@ -37,7 +37,7 @@ interface RemoteAttackInfo {
 }
 
 /** each remote attack describes itself once; nothing else lists modalities or threat models */
-export const REMOTE_ATTACK_INFO: Record<RemoteAttackName, RemoteAttackInfo> = {
+const REMOTE_ATTACK_INFO: Record<RemoteAttackName, RemoteAttackInfo> = {
   'transfer-pgd': { threatModel: 'transfer', modalities: ['image'], recipe: 'pgd' },
   'transfer-text': { threatModel: 'transfer', modalities: ['text'], recipe: 'text' },
   'transfer-coattack': { threatModel: 'transfer', modalities: ['image', 'text'], recipe: 'coattack' },
@@ -47,7 +47,7 @@ export const REMOTE_ATTACK_INFO: Record<RemoteAttackName, RemoteAttackInfo> = {
 
 export interface RemoteAttackSpec {
   name: RemoteAttackName;
-  /** L-inf budget in /255 units (image attacks; default 4 for transfer, 4 for black-box) */
+  /** L-inf budget in /255 units (image attacks; default 4) */
   eps?: number;
   /** PGD / Co-Attack steps (default 10) */
   steps?: number;
@@ -172,7 +172,7 @@ export async function runRemoteProbe(opts: RemoteProbeOptions): Promise<RemotePr
   const captionGold = qs.captionToImage.map((i) => qs.targetIds[i]);
   let fatal: string | undefined;
 
-  /** rank of gold among the target's hits: 0-based, topK when absent; null when the query failed */
+  /** rank of gold among the target's hits: 0-based, topK when absent */
   const rankOf = (hits: readonly TargetHit[], gold: string): number => {
     const r = hits.findIndex((h) => h.id === gold);
     return r < 0 ? topK : r;
@@ -226,12 +226,15 @@ export async function runRemoteProbe(opts: RemoteProbeOptions): Promise<RemotePr
 
   const cleanImages = await Promise.all(Array.from({ length: nI }, (_, i) => imageQuery(qs.images.subarray(i * per, (i + 1) * per))));
   const cleanTexts: TargetQuery[] = qs.captions.map((text) => ({ kind: 'text', text }));
+  // what a fatal target error leaves measured: nothing yet (every rank null) until the clean pass is done
   let cleanTr: (number | null)[] = new Array(nI).fill(null);
   let cleanIr: (number | null)[] = new Array(nC).fill(null);
-  let robustTr = [...cleanTr];
-  let robustIr = [...cleanIr];
+  let robustTr = cleanTr;
+  let robustIr = cleanIr;
   const attackFigures: AttackFigures[] = [];
 
+  // the attacks read the query images as float pixels (none writes into them): built once
+  const imagesF = Float32Array.from(qs.images, (v) => v / 255);
   try {
     cleanTr = await evaluate('clean', 'tr', cleanImages, qs.targetIds, null, null);
     cleanIr = await evaluate('clean', 'ir', cleanTexts, captionGold, null, null);
@@ -245,7 +248,6 @@ export async function runRemoteProbe(opts: RemoteProbeOptions): Promise<RemotePr
       const steps = spec.steps ?? 10;
       const maxQueries = spec.maxQueries ?? 100;
       const attackSeed = seed + 1 + attackFigures.length;
-      const imagesF = Float32Array.from(qs.images, (v) => v / 255);
       let result: AttackResult;
       let spent = 0;
       if (info.threatModel === 'transfer') {
@@ -264,7 +266,7 @@ export async function runRemoteProbe(opts: RemoteProbeOptions): Promise<RemotePr
           const sent = await Promise.all(oq.map(async (q) => send(q.kind === 'text' ? { kind: 'text', text: q.text } : await imageQuery(quantize(q.pixels)))));
           spent += oq.length;
           // a failed query answers "nothing found": the search treats it as no information, never as success
-          return sent.map((a): OracleHit[] => (a instanceof TargetError ? [] : a.map((h) => ({ id: h.id, ...(h.score !== undefined ? { score: h.score } : {}) }))));
+          return sent.map((a): OracleHit[] => (a instanceof TargetError ? [] : a));
         };
         const batch: AttackBatch =
           info.recipe === 'blackbox-image'

@@ -7,7 +7,7 @@
 import sharp from 'sharp';
 import { z } from 'zod';
 
-export const wireEncodingSchema = z.discriminatedUnion('format', [
+const wireEncodingSchema = z.discriminatedUnion('format', [
   z.strictObject({ format: z.literal('png') }),
   z.strictObject({ format: z.literal('jpeg'), quality: z.number().int().min(1).max(100).default(85) }),
 ]);
@@ -24,9 +24,9 @@ export function describeEncoding(e: WireEncoding): string {
   return e.format === 'png' ? 'PNG (lossless, 8-bit)' : `JPEG quality ${e.quality} (4:4:4)`;
 }
 
-export { quantize } from './quantize.js';
+export { quantize } from '../util/quantize.js';
 
-export interface EncodedImage {
+interface EncodedImage {
   bytes: Uint8Array;
   mime: 'image/png' | 'image/jpeg';
 }

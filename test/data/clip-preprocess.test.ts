@@ -115,7 +115,8 @@ describe('CLIP preprocessing (CLIPImageProcessor semantics with sharp)', () => {
       }
       // measured (sharp 0.35.5 / libvips 8.18 vs Pillow 9.4): see the fixture's `measured`; a wrong kernel
       // (lanczos3, box) or an offset off by one pixel exceeds these on the stripes
-      // the 6.5x case goes through two bicubic steps (a single libvips resize would box-shrink first: mean 1.16)
+      // the 6.5x case goes through two bicubic steps (a single libvips resize would box-shrink first; that variant is
+      // not in the fixture)
       expect(max, c.name).toBeLessThanOrEqual(3);
       expect(sum / pil.length, c.name).toBeLessThan(c.name.includes('6.5') ? 0.4 : 0.2);
     }

@@ -14,6 +14,7 @@ import jpeg from 'jpeg-js';
 import { tf } from '../../engine/tf.js';
 import type { CustomGradFn } from '../../engine/ops.js';
 import type { InputTransform } from './pixel.js';
+import { quantize } from '../../util/quantize.js';
 
 /** the qualities the expectation runs over for a target quality */
 export function eotQualities(quality: number): number[] {
@@ -23,12 +24,10 @@ export function eotQualities(quality: number): number[] {
 
 /** one RGB image [S, S, 3] in [0, 1] through JPEG at `quality` and back (8-bit quantised on the way) */
 export function jpegRoundTripFloat(rgb: Float32Array, size: number, quality: number): Float32Array {
+  const u8 = quantize(rgb);
   const rgba = Buffer.alloc(size * size * 4);
   for (let p = 0; p < size * size; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = Math.round(rgb[p * 3 + c] * 255);
-      rgba[p * 4 + c] = v < 0 ? 0 : v > 255 ? 255 : v;
-    }
+    for (let c = 0; c < 3; c++) rgba[p * 4 + c] = u8[p * 3 + c];
     rgba[p * 4 + 3] = 255;
   }
   const encoded = jpeg.encode({ data: rgba, width: size, height: size }, quality);
@@ -38,25 +37,29 @@ export function jpegRoundTripFloat(rgb: Float32Array, size: number, quality: num
   return out;
 }
 
-/** x [m, S, S, 3] -> its JPEG round trip at `quality` in the forward pass, the identity in the backward pass */
-function straightThroughJpeg(quality: number): (x: tf.Tensor4D) => tf.Tensor4D {
+/**
+ * x [m, S, S, 3] -> its JPEG round trips at each quality, version-major [r*m, S, S, 3], in the forward pass (x read
+ * from the backend once); the identity per replica in the backward pass (the replicas' gradients summed)
+ */
+function straightThroughJpeg(qualities: readonly number[]): (x: tf.Tensor4D) => tf.Tensor4D {
   return tf.customGrad(((x: tf.Tensor4D) => {
     const [m, S] = x.shape;
     const per = S * S * 3;
     const src = x.dataSync() as Float32Array;
-    const out = new Float32Array(src.length);
-    for (let i = 0; i < m; i++) out.set(jpegRoundTripFloat(src.subarray(i * per, (i + 1) * per), S, quality), i * per);
-    return { value: tf.tensor4d(out, x.shape), gradFunc: (dy: tf.Tensor4D) => [dy] };
+    const out = new Float32Array(qualities.length * src.length);
+    qualities.forEach((q, v) => {
+      for (let i = 0; i < m; i++) out.set(jpegRoundTripFloat(src.subarray(i * per, (i + 1) * per), S, q), (v * m + i) * per);
+    });
+    return {
+      value: tf.tensor4d(out, [qualities.length * m, S, S, 3]),
+      gradFunc: (dy: tf.Tensor4D) => [tf.sum(tf.reshape(dy, [qualities.length, m, S, S, 3]), 0)],
+    };
   }) as unknown as CustomGradFn) as unknown as (x: tf.Tensor4D) => tf.Tensor4D;
 }
 
 /** InputTransform for runPgdStage: replicas = the JPEG round trips at eotQualities(quality), version-major */
 export function jpegEot(quality: number): InputTransform {
   const qualities = eotQualities(quality);
-  const passes = qualities.map(straightThroughJpeg);
-  return {
-    name: `jpeg-eot(q=${qualities.join(',')})`,
-    replicas: qualities.length,
-    apply: (x) => tf.concat(passes.map((f) => f(x)), 0) as tf.Tensor4D,
-  };
+  const pass = straightThroughJpeg(qualities);
+  return { name: `jpeg-eot(q=${qualities.join(',')})`, replicas: qualities.length, apply: (x) => pass(x) };
 }

@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { loadConfig } from '../../config.js';
+import { inferenceSchema, loadConfig } from '../../config.js';
 import { choiceFlag, intFlag, THREADS_FLAG_HELP } from '../flags.js';
 
 export interface EmbedOutput {
@@ -103,8 +103,8 @@ export function registerEmbedCommand(program: Command): void {
     .option('--json <file>', 'write the JSON here (default: stdout)')
     .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
-    .option('--inference <engine>', 'onnx (onnxruntime-node) | tfjs | auto = onnx where it loads (default auto, as serve)', choiceFlag(['auto', 'tfjs', 'onnx'] as const))
-    .action(async (o: { model: string; images?: string; textsFile?: string; json?: string; backend?: 'auto' | 'tensorflow' | 'wasm' | 'cpu'; threads?: number; inference?: 'auto' | 'tfjs' | 'onnx' }) => {
+    .option('--inference <engine>', 'onnx (onnxruntime-node) | tfjs | auto = onnx where it loads (default auto, as serve)', choiceFlag(inferenceSchema.options))
+    .action(async (o: { model: string; images?: string; textsFile?: string; json?: string; backend?: 'auto' | 'tensorflow' | 'wasm' | 'cpu'; threads?: number; inference?: (typeof inferenceSchema.options)[number] }) => {
       if (o.images === undefined && o.textsFile === undefined) throw new Error('give --images and/or --texts-file');
       const images = o.images === undefined ? [] : parseImageList(o.images);
       const texts = o.textsFile === undefined ? [] : await readTextsFile(o.textsFile);

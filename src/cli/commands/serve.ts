@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { inferenceSchema } from '../../config.js';
 import { intFlag } from '../flags.js';
 
 export function registerServeCommand(program: Command): void {
@@ -11,11 +12,9 @@ export function registerServeCommand(program: Command): void {
     .option('--host <host>', 'interface to listen on (default 127.0.0.1 or MANYFOLD_HOST)')
     .option('--config <file>', 'JSON config file (sections server, index, auth, limits, backend)')
     .addOption(
-      new Option('--inference <engine>', 'engine for embeddings: onnx (onnxruntime-node, native CPU), tfjs, or auto = onnx where it loads (default auto or MANYFOLD_INFERENCE)').choices([
-        'auto',
-        'tfjs',
-        'onnx',
-      ]),
+      new Option('--inference <engine>', 'engine for embeddings: onnx (onnxruntime-node, native CPU), tfjs, or auto = onnx where it loads (default auto or MANYFOLD_INFERENCE)').choices(
+        inferenceSchema.options,
+      ),
     )
     .action(async (o) => {
       const { startServer, installSignalHandlers } = await import('../../api/server.js');
@@ -28,7 +27,7 @@ export function registerServeCommand(program: Command): void {
         ...(o.inference ? { overrides: { inference: o.inference as string } } : {}),
       });
       installSignalHandlers(running);
-      process.stdout.write(`manyfold API on ${running.url} (docs: ${running.url}/docs; embeddings on ${running.engine})\n`);
+      process.stdout.write(`manyfold API on ${running.url} (docs: ${running.url}/docs; embeddings on ${running.api.service.active.encoder.engine})\n`);
       await new Promise(() => undefined); // runs until a signal
     });
 }

@@ -4,7 +4,7 @@
  */
 import { DT_FLOAT, DT_INT64, encodeModel, type AttrValue, type ExternalData, type NodeSpec, type TensorSpec, type ValueSpec } from './proto.js';
 
-export const OPSET = 17;
+const OPSET = 17;
 
 export class GraphBuilder {
   private readonly nodes: NodeSpec[] = [];

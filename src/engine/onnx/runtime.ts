@@ -34,16 +34,6 @@ export function loadOnnxRuntime(): Promise<typeof Ort> {
   return loaded;
 }
 
-/** true when onnxruntime-node can be loaded here */
-export async function onnxRuntimeAvailable(): Promise<boolean> {
-  try {
-    await loadOnnxRuntime();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export interface OnnxSessionOptions {
   /**
    * intra-op threads (default: os.availableParallelism(), every CPU this process may use. onnxruntime's own

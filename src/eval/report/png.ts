@@ -1,10 +1,10 @@
 /** PNG data URLs of [0,1] float RGB images (sharp), nearest-neighbour upscaled so small images stay legible. */
 import sharp from 'sharp';
+import { quantize } from '../../util/quantize.js';
 
 export async function pngDataUrl(rgb: Float32Array, size: number, scale = 4): Promise<string> {
-  const bytes = Buffer.alloc(size * size * 3);
-  for (let i = 0; i < bytes.length; i++) bytes[i] = Math.max(0, Math.min(255, Math.round(rgb[i] * 255)));
-  const png = await sharp(bytes, { raw: { width: size, height: size, channels: 3 } })
+  const bytes = quantize(rgb.subarray(0, size * size * 3));
+  const png = await sharp(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { raw: { width: size, height: size, channels: 3 } })
     .resize(size * scale, size * scale, { kernel: 'nearest' })
     .png()
     .toBuffer();

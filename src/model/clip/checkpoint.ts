@@ -6,6 +6,7 @@
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { formatZodIssues } from '../../util/zod.js';
 import { CheckpointError, openSafetensors, type SafetensorsFile, type TensorInfo } from './safetensors.js';
 
 /** more shards than any released checkpoint has (ViT-bigG is 10 GB in 2 shards); bounds open file handles */
@@ -75,7 +76,7 @@ export async function openCheckpoint(weightsFile: string): Promise<CheckpointRea
     const raw = new Map<string, { stored: string; file: string; st: SafetensorsFile; info: TensorInfo }>();
     if (base.endsWith('.index.json')) {
       const parsed = indexSchema.safeParse(await readJsonFile(weightsFile, MAX_INDEX_BYTES));
-      if (!parsed.success) throw new CheckpointError(`${base}: ${parsed.error.issues.slice(0, 4).map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, base);
+      if (!parsed.success) throw new CheckpointError(`${base}: ${formatZodIssues(parsed.error, 4)}`, base);
       const map = parsed.data.weight_map;
       const shardNames = [...new Set(Object.values(map))].sort();
       if (shardNames.length === 0) throw new CheckpointError(`${base}: weight_map is empty`, base);

@@ -11,12 +11,10 @@
  *
  * Every problem with the input is a CheckpointError naming the file (and tensor, where there is one).
  */
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
-import { saveArtifact, type ArtifactManifest, type ArtifactSource, type WeightTensor } from '../artifact.js';
+import { hashFile, saveArtifact, type ArtifactManifest, type ArtifactSource, type WeightTensor } from '../artifact.js';
 import { validateModelConfig } from '../presets.js';
 import type { Activation, ModelConfig } from '../types.js';
 import { CLIP_TOKENIZER_FILES, ClipTokenizerError, OPEN_CLIP_VOCAB_FILES, type ClipBpeTokenizer, clipTokenizerFromDir } from '../clip-tokenizer.js';
@@ -86,16 +84,6 @@ async function readJson(dir: string, file: string): Promise<unknown> {
   } catch (e) {
     throw new CheckpointError(`${file}: not valid JSON (${(e as Error).message})`, file);
   }
-}
-
-async function sha256File(file: string): Promise<{ bytes: number; sha256: string }> {
-  const h = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
-    h.update(chunk as Buffer);
-    bytes += (chunk as Buffer).byteLength;
-  }
-  return { bytes, sha256: h.digest('hex') };
 }
 
 /** The refusal for pickle-only directories: why, and the two lines that convert them. */
@@ -386,7 +374,7 @@ export async function importClipCheckpoint(options: ImportOptions): Promise<Impo
     }
 
     const files: ArtifactSource['files'] = [];
-    for (const f of [...new Set(sourceFiles)]) files.push({ path: f, ...(await sha256File(path.join(dir, f))) });
+    for (const f of [...new Set(sourceFiles)]) files.push({ path: f, ...(await hashFile(path.join(dir, f))) });
     const source: ArtifactSource = { format: det.format, dir: path.basename(dir), files };
 
     const weights: WeightTensor[] = rules.map((r) => ({ name: r.target, shape: r.targetShape, data: () => readRule(reader, r) }));

@@ -1,6 +1,7 @@
 /**
  * float pixels in [0, 1] -> uint8, rounding to the nearest level: what any image file stores, so what a server
- * decodes from a perturbed image. Dependency-free (the Worker's probe path imports it; probe/wire.ts adds encoding).
+ * decodes from a perturbed image. Dependency-free: the API probe (also in the Worker), the wire encoding, the JPEG
+ * expectation and the report images share it.
  */
 export function quantize(pixels: Float32Array): Uint8Array {
   const out = new Uint8Array(pixels.length);
