@@ -22,6 +22,7 @@ import { createProgress } from '../src/util/progress.js';
 import { CHECKPOINT_FILE } from '../training/trainer.js';
 import { runTraining } from '../training/run.js';
 import { startServer, installSignalHandlers } from '../src/api/server.js';
+import { renderRobustMarkdown, type RobustProbeReport } from '../src/eval/robust/index.js';
 
 async function main(): Promise<void> {
   const flags = parseDemoArgs(process.argv.slice(2));
@@ -141,18 +142,11 @@ async function serveAndProbe(flags: DemoFlags, dataFile: string, modelDir: strin
   await running.close();
 }
 
-/** One line per attack: robust R@1 in both directions and the attack success rate, from the probe report. */
+/** The probe report as the release gate shows it: R@1/5/10 with intervals per attack and direction, robust worst case. */
 function summarizeProbe(report: unknown): string {
-  type Dir = { R1: number; asr?: number; n: number };
-  const r = report as { clean?: { i2t: Dir; t2i: Dir }; attacks?: { name: string; i2t?: Dir; t2i?: Dir; attackQueries: number; wallMs: number }[] } | undefined;
-  if (!r?.attacks || !r.clean) return JSON.stringify(report).slice(0, 2000);
-  const fmt = (d?: Dir) => (d ? d.R1.toFixed(1).padStart(6) : '   n/a');
-  const asr = (d?: Dir) => (d?.asr !== undefined ? d.asr.toFixed(1).padStart(5) : '  n/a');
-  const lines = [`  ${'attack'.padEnd(10)} TR R@1 IR R@1  ASR TR ASR IR   time`, `  ${'clean'.padEnd(10)} ${fmt(r.clean.i2t)} ${fmt(r.clean.t2i)}`];
-  for (const a of r.attacks) {
-    lines.push(`  ${a.name.padEnd(10)} ${fmt(a.i2t)} ${fmt(a.t2i)}  ${asr(a.i2t)}  ${asr(a.t2i)} ${(a.wallMs / 1000).toFixed(1).padStart(5)} s`);
-  }
-  return lines.join('\n');
+  const r = report as RobustProbeReport | undefined;
+  if (r?.format !== 'manyfold-robust/1') return JSON.stringify(report).slice(0, 2000);
+  return renderRobustMarkdown(r);
 }
 
 /** The generated JSON records its generator settings; regenerate when they differ from what the demo wants. */

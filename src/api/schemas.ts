@@ -5,7 +5,7 @@
  */
 import { z } from '@hono/zod-openapi';
 import type { LimitsConfig } from '../config.js';
-import { ATTACK_NAMES, type AttackName } from '../attacks/types.js';
+import { PROBE_ATTACK_NAMES, probeAttackSpecShape, refineProbeAttackKnobs } from '../eval/robust/catalog.js';
 
 export const USER_NAMESPACE = /^[A-Za-z0-9][A-Za-z0-9_.]{0,31}$/;
 export const METADATA_KEY = /^[A-Za-z0-9.-][A-Za-z0-9_.-]{0,63}$/;
@@ -187,16 +187,10 @@ export function buildSchemas(limits: LimitsConfig) {
     })
     .openapi('ActivationJob');
 
-  const AttackSpec = z
-    .strictObject({
-      name: z.enum(ATTACK_NAMES as unknown as [AttackName, ...AttackName[]]),
-      eps: z.number().min(0).max(64).optional().openapi({ description: 'L-inf budget in /255 units (image attacks)' }),
-      stepSize: z.number().min(0).max(64).optional().openapi({ description: '/255 units' }),
-      steps: z.number().int().min(0).max(100).optional(),
-      maxWordsChanged: z.number().int().min(0).max(5).optional(),
-      maxQueries: z.number().int().min(1).max(5000).optional().openapi({ description: 'black-box: oracle queries per item' }),
-    })
-    .openapi('AttackSpec');
+  // the probe catalogue's one spec schema (src/eval/robust/catalog.ts): names, /255 budgets, which knobs apply
+  const AttackSpec = z.strictObject(probeAttackSpecShape).superRefine(refineProbeAttackKnobs).openapi('AttackSpec', {
+    description: `one attack of a probe: ${PROBE_ATTACK_NAMES.join(', ')} (transfer-* need a surrogate: manyfold probe --target only); budgets in /255 units`,
+  });
 
   const ProbeRequest = z
     .strictObject({

@@ -39,6 +39,9 @@ import {
   type ScoreOracle,
 } from '../attacks/index.js';
 import { bootstrapMeanCI } from './bootstrap.js';
+import { attackSuccessRate } from './robust/metrics.js';
+
+export { attackSuccessRate };
 import { computeRecall, type DirectionRecall, type GroundTruth } from './recall.js';
 import { CLEAN_PROTOCOL, round2, type CleanEvalSummary } from './evaluate.js';
 import { gradientProbe, runSanityChecks, type SanityCheck, type SanityOptions } from './sanity.js';
@@ -367,22 +370,6 @@ function ciOf(h: Uint8Array, resamples: number): [number, number] {
 
 function ciTriple(d: DirectionRecall, resamples: number): CiTriple {
   return { r1: ciOf(d.hits[1], resamples), r5: ciOf(d.hits[5], resamples), r10: ciOf(d.hits[10], resamples) };
-}
-
-/** SGA's ASR: share (percent) of the clean-correct queries at K that fail under attack; NaN-free (0 correct -> 0). */
-export function attackSuccessRate(clean: Uint8Array, adv: Uint8Array): { asr: number; base: number; fail: Uint8Array } {
-  if (clean.length !== adv.length) throw new Error(`ASR: hit vectors differ in length (${clean.length} vs ${adv.length})`);
-  let base = 0;
-  let failed = 0;
-  const fail: number[] = [];
-  for (let q = 0; q < clean.length; q++) {
-    if (!clean[q]) continue;
-    base++;
-    const f = adv[q] ? 0 : 1;
-    failed += f;
-    fail.push(f);
-  }
-  return { asr: base === 0 ? 0 : (100 * failed) / base, base, fail: Uint8Array.from(fail) };
 }
 
 /** Per-query worst case: the maximum rank across attacks (a hit only when a hit under every attack). */

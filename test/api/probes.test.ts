@@ -55,36 +55,39 @@ describe('probes', () => {
     expect(done.status, done.error).toBe('succeeded');
     expect(done.progress.done).toBe(done.progress.total);
     const rep = done.report;
-    expect(rep).toMatchObject({ format: 'manyfold-probe/1', namespace: 'default', index: 'lancedb', queries: { images: 4, texts: 8, source: 'sample' }, k: 1, seed: 3 });
-    for (const d of [rep.clean.i2t, rep.clean.t2i]) {
-      expect(d.R1).toBeGreaterThanOrEqual(0);
-      expect(d.R10).toBeGreaterThanOrEqual(d.R5);
-      expect(d.ci95.R1[0]).toBeLessThanOrEqual(d.R1);
-      expect(d.ci95.R1[1]).toBeGreaterThanOrEqual(d.R1);
+    expect(rep).toMatchObject({ format: 'manyfold-robust/1', source: { kind: 'live-index', namespace: 'default', index: 'lancedb' }, queries: { images: 4, captions: 8 }, goalK: 1, seed: 3, partial: false });
+    expect(rep.queries.origin).toMatch(/sampled with seed 3 from namespace "default"/);
+    for (const d of [rep.clean.tr, rep.clean.ir]) {
+      expect(d.recall.r1.mean).toBeGreaterThanOrEqual(0);
+      expect(d.recall.r10.mean).toBeGreaterThanOrEqual(d.recall.r5.mean);
+      expect(d.recall.r1.lo).toBeLessThanOrEqual(d.recall.r1.mean);
+      expect(d.recall.r1.hi).toBeGreaterThanOrEqual(d.recall.r1.mean);
     }
     expect(rep.attacks.map((a: any) => a.name)).toEqual(['pgd', 'charedit', 'blackbox-text', 'blackbox-image']);
     const byName = Object.fromEntries(rep.attacks.map((a: any) => [a.name, a]));
     expect(byName.pgd).toMatchObject({ threatModel: 'white-box' });
-    expect(byName.pgd.i2t).toBeDefined();
-    expect(byName.pgd.t2i).toBeUndefined();
-    expect(byName.charedit.t2i).toBeDefined();
+    expect(byName.pgd.tr).toBeDefined();
+    expect(byName.pgd.ir).toBeUndefined();
+    expect(byName.pgd.modelQueries, 'white-box work is counted apart from system queries').toBeGreaterThan(0);
+    expect(byName.pgd.attackQueries).toBe(0);
+    expect(byName.charedit.ir).toBeDefined();
     expect(byName['blackbox-text']).toMatchObject({ threatModel: 'black-box' });
     expect(byName['blackbox-text'].attackQueries).toBeGreaterThan(0);
     expect(byName['blackbox-text'].attackQueries).toBeLessThanOrEqual(8 * 8);
     expect(byName['blackbox-image'].attackQueries).toBeLessThanOrEqual(4 * 6);
     for (const a of rep.attacks) {
       expect(a.evalQueries).toBeGreaterThan(0);
-      for (const d of [a.i2t, a.t2i].filter(Boolean)) {
-        expect(d.asr).toBeGreaterThanOrEqual(0);
-        expect(d.asr).toBeLessThanOrEqual(100);
+      for (const d of [a.tr, a.ir].filter(Boolean)) {
+        expect(d.asr.asr).toBeGreaterThanOrEqual(0);
+        expect(d.asr.asr).toBeLessThanOrEqual(100);
         expect(d.n).toBeGreaterThan(0);
       }
     }
     // worst case never beats any single attack in its direction
-    const minI2t = Math.min(...rep.attacks.filter((a: any) => a.i2t).map((a: any) => a.i2t.R10));
-    expect(rep.worstCase.i2t.R10).toBeLessThanOrEqual(minI2t);
+    const minTr = Math.min(...rep.attacks.filter((a: any) => a.tr).map((a: any) => a.tr.recall.r10.mean));
+    expect(rep.robust.tr.recall.r10.mean).toBeLessThanOrEqual(minTr);
     expect(rep.protocol).toMatch(/bootstrap/);
-    expect(rep.protocol).toContain(rep.model);
+    expect(rep.protocol).toContain(rep.source.name);
     const html = await call('GET', `/v1/probes/${id}?format=html`, { key: KEYS.probe });
     expect(html.headers.get('content-type')).toMatch(/text\/html/);
     expect(html.text).toContain('<svg');
@@ -167,7 +170,8 @@ describe('probes', () => {
       await srv.api.probes.idle();
       const p = (await call('GET', `/v1/probes/${r.body.probe.id}`, { key: KEYS.admin })).body.probe;
       expect(p.status, p.error).toBe('succeeded');
-      expect(p.report.queries).toEqual({ images: 3, texts: 3, source: 'pairs' });
+      expect(p.report.queries).toMatchObject({ images: 3, captions: 3 });
+      expect(p.report.queries.origin).toMatch(/supplied pairs/);
       expect(p.request.pairs[0].image).toMatch(/^[0-9a-f]{64}$/); // stored as a blob reference, not base64
       const nss = await srv.index.listNamespaces();
       expect(nss.filter((n) => n.startsWith('probe'))).toEqual([]);
@@ -209,7 +213,7 @@ describe('probes', () => {
         return p.status === 'succeeded' || p.status === 'failed' ? p : undefined;
       }, 90_000, 20);
       expect(done.status, done.error).toBe('succeeded');
-      expect(done.report.queries.source).toBe('sample');
+      expect(done.report.queries.origin).toMatch(/sampled/);
       expect(done.progress.etaSeconds, 'no ETA once done').toBeUndefined();
       expect(etas.length, 'an ETA while running').toBeGreaterThan(0);
       expect(etas.every((e) => Number.isFinite(e) && e >= 0)).toBe(true);

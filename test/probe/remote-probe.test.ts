@@ -1,5 +1,6 @@
 /**
- * Probing retrieval systems Manyfold does not own (issue 22): src/probe/remote.ts over the TargetClient, against
+ * Probing retrieval systems Manyfold does not own (issue 22): the robust-recall runner over the remote rank source
+ * (src/probe/remote.ts, the TargetClient), against
  * real HTTP servers on 127.0.0.1 started here:
  * - a small NON-Manyfold near-duplicate search service written in this test (its own routes, request and response
  *   shapes, distances instead of scores) that embeds with a tiny random dual encoder: an image query returns the
@@ -23,7 +24,9 @@ import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-e
 import { saveArtifact } from '../../src/model/artifact.js';
 import { buildTokenizer } from '../../src/model/tokenizer.js';
 import type { DualEncoder, Tokenizer } from '../../src/model/types.js';
-import { checkBars, parseFailBelow, renderRemoteMarkdown, runRemoteProbe, type RemoteQuerySet } from '../../src/probe/remote.js';
+import { checkBars, parseFailBelow, renderRobustMarkdown, runRobustProbe, type ProbeQuerySet, type RobustProbeOptions } from '../../src/eval/robust/index.js';
+import { RemoteRankSource } from '../../src/probe/remote.js';
+import type { WireEncoding } from '../../src/probe/wire.js';
 import { parseTargetSpec, TargetClient } from '../../src/probe/target/index.js';
 import { encodeImage, quantize, roundTrip } from '../../src/probe/wire.js';
 import { Rng } from '../../src/util/rng.js';
@@ -136,11 +139,18 @@ function foreignSpec(url: string, extra: Record<string, unknown> = {}) {
 }
 const ENV = { FOREIGN_TOKEN: 'secret-token' };
 
-function querySet(): RemoteQuerySet {
+/** the runner over a remote target, as `manyfold probe --target` runs it */
+function probeRemote(o: Omit<RobustProbeOptions, 'source'> & { client: TargetClient; encoding: WireEncoding }) {
+  const { client: c, encoding, ...rest } = o;
+  return runRobustProbe({ source: new RemoteRankSource(c, encoding), ...rest });
+}
+
+function querySet(): ProbeQuerySet {
   return {
     size: S,
     images,
-    targetIds: Array.from({ length: N }, (_, i) => `doc-${i}`),
+    origin: 'the test set',
+    ids: Array.from({ length: N }, (_, i) => `doc-${i}`),
     labels: Array.from({ length: N }, (_, i) => `img${i}`),
     captions,
     captionToImage: captions.map((_, c) => Math.floor(c / 2)),
@@ -201,7 +211,7 @@ describe('a non-Manyfold search service over HTTP', () => {
     const spec = parseTargetSpec(foreignSpec(foreign.url), 'test target', ENV);
     const tc = new TargetClient(spec);
     const attempts: { stage: string; rank: number | null }[] = [];
-    const report = await runRemoteProbe({
+    const report = await probeRemote({
       client: tc,
       queries: querySet(),
       attacks: [
@@ -215,7 +225,7 @@ describe('a non-Manyfold search service over HTTP', () => {
       resamples: 200,
       onAttempt: (a) => attempts.push(a),
     });
-    console.log(renderRemoteMarkdown(report));
+    console.log(renderRobustMarkdown(report));
     expect(report.partial).toBe(false);
     expect(report.clean.tr.recall.r1.mean).toBe(100);
     expect(report.clean.ir.recall.r1.mean).toBe(100);
@@ -231,12 +241,12 @@ describe('a non-Manyfold search service over HTTP', () => {
     expect(bb.attackQueries).toBeLessThanOrEqual(100 * N);
     expect(bb.tr!.recall.r1.mean).toBeLessThan(75);
     expect(txt.ir!.recall.r1.mean).toBeLessThan(100);
-    expect(report.robust.tr.recall.r1.mean).toBeLessThanOrEqual(Math.min(pgd.tr!.recall.r1.mean, bb.tr!.recall.r1.mean));
-    expect(report.robust.ir.recall.r1.mean).toBeLessThanOrEqual(txt.ir!.recall.r1.mean);
+    expect(report.robust.tr!.recall.r1.mean).toBeLessThanOrEqual(Math.min(pgd.tr!.recall.r1.mean, bb.tr!.recall.r1.mean));
+    expect(report.robust.ir!.recall.r1.mean).toBeLessThanOrEqual(txt.ir!.recall.r1.mean);
     // one log line per evaluated query: clean (N + 2N) + pgd N + text 2N + black-box N
     expect(attempts.length).toBe(3 * N + N + 2 * N + N);
-    expect(report.target_stats.requests).toBe(foreign.requests);
-    expect(report.target_stats.latencyMs.count).toBeGreaterThan(0);
+    expect(report.sourceStats!.requests).toBe(foreign.requests);
+    expect(report.sourceStats!.latencyMs.count).toBeGreaterThan(0);
     const bars = checkBars(report, parseFailBelow('clean.tr.r1=99,robust.tr.r1=90'));
     expect(bars).toHaveLength(1);
     expect(bars[0]).toMatch(/^robust\.tr\.r1 = /);
@@ -278,7 +288,7 @@ describe('misbehaving targets end in a clear partial report, not a crash', () =>
     const bad = await startForeign({ failAuth: true });
     try {
       const tc = new TargetClient(parseTargetSpec(foreignSpec(bad.url), 'test target', ENV));
-      const report = await runRemoteProbe({ client: tc, queries: querySet(), attacks: [], encoding: { format: 'png' }, topK: 5, resamples: 50 });
+      const report = await probeRemote({ client: tc, queries: querySet(), attacks: [], encoding: { format: 'png' }, topK: 5, resamples: 50 });
       expect(report.partial).toBe(true);
       expect(report.error).toMatch(/auth/);
       expect(bad.requests, 'no retries after a 401').toBe(1);
@@ -309,11 +319,11 @@ describe('misbehaving targets end in a clear partial report, not a crash', () =>
     try {
       const tc = new TargetClient(parseTargetSpec(foreignSpec(bad.url), 'test target', ENV));
       const q = querySet();
-      const report = await runRemoteProbe({ client: tc, queries: { ...q, targetIds: q.targetIds.slice(0, 2), labels: q.labels.slice(0, 2), images: q.images.subarray(0, 2 * S * S * 3), captions: q.captions.slice(0, 4), captionToImage: q.captionToImage.slice(0, 4) }, attacks: [], encoding: { format: 'png' }, topK: 5, resamples: 50 });
+      const report = await probeRemote({ client: tc, queries: { ...q, ids: q.ids.slice(0, 2), labels: q.labels!.slice(0, 2), images: q.images.subarray(0, 2 * S * S * 3), captions: q.captions.slice(0, 4), captionToImage: q.captionToImage.slice(0, 4) }, attacks: [], encoding: { format: 'png' }, topK: 5, resamples: 50 });
       expect(report.clean.tr.n).toBe(0);
       expect(report.clean.tr.failed).toBe(2);
       expect(report.clean.ir.failed).toBe(4);
-      expect(report.target_stats.failures.malformed).toBeGreaterThan(0);
+      expect(report.sourceStats!.failures!.malformed).toBeGreaterThan(0);
       expect(checkBars(report, parseFailBelow('clean.tr.r1=1'))).toEqual([expect.stringMatching(/no query answered/)]);
     } finally {
       await bad.close();
@@ -346,8 +356,8 @@ describe('a Manyfold API over HTTP as a foreign target', () => {
         'manyfold target',
         { MF_KEY: KEYS.search },
       );
-      const q: RemoteQuerySet = { size: S, images: images.subarray(0, 6 * S * S * 3), targetIds: items.map((x) => x.id), labels: items.map((x) => x.id), captions: CAPTIONS.slice(0, 6), captionToImage: [0, 1, 2, 3, 4, 5] };
-      const report = await runRemoteProbe({ client: new TargetClient(spec), queries: q, attacks: [], encoding: { format: 'png' }, topK: 6, ks: [1, 5], resamples: 50 });
+      const q: ProbeQuerySet = { size: S, origin: 'six items', images: images.subarray(0, 6 * S * S * 3), ids: items.map((x) => x.id), labels: items.map((x) => x.id), captions: CAPTIONS.slice(0, 6), captionToImage: [0, 1, 2, 3, 4, 5] };
+      const report = await probeRemote({ client: new TargetClient(spec), queries: q, attacks: [], encoding: { format: 'png' }, topK: 6, ks: [1, 5], resamples: 50 });
       expect(report.partial).toBe(false);
       expect(report.clean.tr.n).toBe(6);
       expect(report.clean.ir.n).toBe(6);

@@ -16,8 +16,8 @@ const SUITES = {
   sweep: [1, 2, 4, 8].map((eps) => ({ name: 'pgd', eps, steps: 3 })),
 };
 const DIRS = [
-  ['i2t', 'image→text'],
-  ['t2i', 'text→image'],
+  ['tr', 'image→text'],
+  ['ir', 'text→image'],
 ];
 
 const $ = (id) => /** @type {HTMLElement} */ (document.getElementById(id));
@@ -409,8 +409,8 @@ function updateProbeEl(entry, p) {
   error.textContent = p.error ?? '';
   if (p.summary) {
     const c = p.summary.clean ?? {};
-    const w = p.summary.worstCase ?? {};
-    summary.textContent = `R@1 clean: image→text ${pct(c.i2tR1)}, text→image ${pct(c.t2iR1)} · worst case under attack: image→text ${pct(w.i2tR1)}, text→image ${pct(w.t2iR1)}`;
+    const w = p.summary.robust ?? {};
+    summary.textContent = `R@1 clean: image→text ${pct(c.trR1)}, text→image ${pct(c.irR1)} · worst case under attack: image→text ${pct(w.trR1)}, text→image ${pct(w.irR1)}`;
   } else summary.textContent = live ? 'Running; the report appears here when it finishes.' : '';
   if (p.status === 'succeeded' && entry.status !== 'succeeded') {
     chart.replaceChildren(h('span', { class: 'help', text: 'loading the report…' }));
@@ -481,6 +481,11 @@ async function openReport(id) {
 }
 
 // ------------------------------------------------------------------------------------------ charts
+/** R@1 of a direction's figures (the report's recall.r1 interval), or undefined when not measured */
+function r1Of(d) {
+  return d?.recall?.r1?.mean;
+}
+
 /** ε of an attack in /255 units (the report's resolved config holds it in [0, 1]) */
 function epsOf(a) {
   const e = a.config?.eps;
@@ -499,7 +504,7 @@ function robustnessChart(report, id) {
       if (!a[d]) continue;
       const key = `${a.name} ${label}`;
       if (!groups.has(key)) groups.set(key, { key, name: a.name, dir: d, points: [] });
-      groups.get(key).points.push({ eps: epsOf(a), r1: a[d].R1, r5: a[d].R5, r10: a[d].R10, asr: a[d].asr });
+      groups.get(key).points.push({ eps: epsOf(a), r1: r1Of(a[d]), asr: a[d].asr?.asr });
     }
   }
   const curve = [...groups.values()].some((g) => new Set(g.points.map((p) => p.eps).filter((e) => e !== undefined)).size >= 2);
@@ -511,20 +516,20 @@ function robustnessChart(report, id) {
   if (curve) {
     const series = [...groups.values()]
       .filter((g) => g.points.some((p) => p.eps !== undefined))
-      .map((g) => ({ ...g, points: [{ eps: 0, r1: report.clean?.[g.dir]?.R1 ?? 0, clean: true }, ...g.points.filter((p) => p.eps !== undefined)].sort((a, b) => a.eps - b.eps) }));
+      .map((g) => ({ ...g, points: [{ eps: 0, r1: r1Of(report.clean?.[g.dir]) ?? 0, clean: true }, ...g.points.filter((p) => p.eps !== undefined)].sort((a, b) => a.eps - b.eps) }));
     svg = lineChart(series, titleId, descId);
     for (const g of series) for (const p of g.points) rows.push([g.key, p.clean ? '0 (clean)' : String(p.eps), pct(p.r1)]);
     wrap.append(svg, legend(series.map((g, i) => [g.key, COLORS[i % COLORS.length]])));
     wrap.append(dataTable(['series', 'ε (/255)', 'R@1'], rows));
   } else {
-    const bars = [...groups.values()].map((g) => ({ key: `${g.key}${g.points[0].eps !== undefined ? ` ε${g.points[0].eps}` : ''}`, clean: report.clean?.[g.dir]?.R1 ?? 0, robust: g.points[0].r1 }));
-    for (const [d, label] of DIRS) if (report.worstCase?.[d]) bars.push({ key: `worst case ${label}`, clean: report.clean?.[d]?.R1 ?? 0, robust: report.worstCase[d].R1 });
+    const bars = [...groups.values()].map((g) => ({ key: `${g.key}${g.points[0].eps !== undefined ? ` ε${g.points[0].eps}` : ''}`, clean: r1Of(report.clean?.[g.dir]) ?? 0, robust: g.points[0].r1 ?? 0 }));
+    for (const [d, label] of DIRS) if (report.robust?.[d]) bars.push({ key: `worst case ${label}`, clean: r1Of(report.clean?.[d]) ?? 0, robust: r1Of(report.robust[d]) ?? 0 });
     svg = barChart(bars, titleId, descId);
     for (const b of bars) rows.push([b.key, pct(b.clean), pct(b.robust)]);
     wrap.append(svg, legend([['clean R@1', 'var(--clean)'], ['robust R@1 (under attack)', 'var(--robust)']]));
     wrap.append(dataTable(['attack · direction', 'clean R@1', 'robust R@1'], rows));
   }
-  wrap.append(h('figcaption', { class: 'help', text: `${report.queries?.images ?? 0} image and ${report.queries?.texts ?? 0} text queries; goal: the gold leaves the top-${report.k}; model ${report.model}.` }));
+  wrap.append(h('figcaption', { class: 'help', text: `${report.queries?.images ?? 0} image and ${report.queries?.captions ?? 0} text queries; goal: the gold leaves the top-${report.goalK}; model ${report.source?.name}.` }));
   return wrap;
 }
 

@@ -1,6 +1,6 @@
 /**
  * `manyfold probe --target target.json --queries FILE ...`: robust recall of any retrieval system over HTTP
- * (src/probe/remote.ts), with release-gate exit codes:
+ * (the robust-recall runner of src/eval/robust over the remote source of src/probe/remote.ts), with release-gate exit codes:
  *   0  every --fail-below bar met (or none given)
  *   1  invalid input or an unexpected error (message names the file / flag)
  *   2  invalid configuration (as every manyfold command)
@@ -50,34 +50,29 @@ const flagsSchema = z.object({
 });
 
 export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number> {
-  const [{ loadTargetSpec, TargetClient, redactedSpec }, remote, wire, { readDatasetFile }, imageCache] = await Promise.all([
+  const [{ loadTargetSpec, TargetClient, redactedSpec }, { RemoteRankSource }, robust, wire, { readDatasetFile }, imageCache] = await Promise.all([
     import('../../probe/target/index.js'),
     import('../../probe/remote.js'),
+    import('../../eval/robust/index.js'),
     import('../../probe/wire.js'),
     import('../../data/readers.js'),
     import('../../data/imageCache.js'),
   ]);
   const f = flagsSchema.parse({ limit: o.limit, topK: o.topK, imageSize: o.imageSize, seed: o.seed, resamples: o.resamples });
-  const bars = o.failBelow ? remote.parseFailBelow(o.failBelow) : [];
+  const bars = o.failBelow ? robust.parseFailBelow(o.failBelow) : [];
   const encoding = wire.parseWireEncoding(o.encoding ?? 'png');
   const spec = await loadTargetSpec(o.target);
 
-  // attacks: the default suite depends on what the probe can do (transfer needs a surrogate)
-  const names = (o.attacks ?? (o.surrogate ? 'transfer-coattack,transfer-pgd,transfer-text,blackbox-image,blackbox-text' : 'blackbox-image,blackbox-text'))
-    .split(',')
-    .map((s) => s.trim())
-    .filter(Boolean);
-  for (const n of names) {
-    if (!(remote.REMOTE_ATTACKS as readonly string[]).includes(n)) throw new Error(`--attacks: unknown attack '${n}' (remote attacks: ${remote.REMOTE_ATTACKS.join(', ')})`);
-  }
-  const attacks = names.map((name) => ({
-    name: name as (typeof remote.REMOTE_ATTACKS)[number],
-    ...(o.eps !== undefined ? { eps: o.eps } : {}),
-    ...(o.steps !== undefined ? { steps: o.steps } : {}),
-    ...(o.maxQueries !== undefined ? { maxQueries: o.maxQueries } : {}),
-    ...(o.eot && name === 'transfer-pgd' ? { eot: true } : {}),
-  }));
-  if (o.eot && (encoding.format !== 'jpeg' || !names.includes('transfer-pgd'))) throw new Error('--eot crafts transfer-pgd through JPEG: it needs --encoding jpeg[:Q] and transfer-pgd among --attacks');
+  // attacks: the default suite depends on what the probe can do (transfer needs a surrogate; the target's own
+  // model is out of reach, so no white-box attack applies)
+  const budgets = { eps: o.eps, steps: o.steps, maxQueries: o.maxQueries, eot: o.eot };
+  const attacks = o.attacks
+    ? robust.specsFromList(o.attacks, budgets)
+    : robust.DEFAULT_REMOTE_SUITE.filter((a) => o.surrogate || robust.PROBE_ATTACKS[a.name].threatModel === 'black-box').map((a) => ({
+        ...a,
+        ...robust.specsFromList(a.name, budgets)[0],
+      }));
+  if (o.eot && (encoding.format !== 'jpeg' || !attacks.some((a) => a.eot))) throw new Error('--eot crafts transfer-pgd through JPEG: it needs --encoding jpeg[:Q] and transfer-pgd among --attacks');
 
   // the surrogate (transfer attacks) decides the image size and decode rule; else --image-size, Manyfold's cover
   let surrogate: { encoder: import('../../model/types.js').DualEncoder; tokenizer: import('../../model/types.js').Tokenizer; id: string } | undefined;
@@ -128,36 +123,28 @@ export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number
 
   const client = new TargetClient(spec);
   const log = o.jsonl ? (mkdirSync(dirname(o.jsonl), { recursive: true }), createWriteStream(o.jsonl)) : null;
-  // one bar per stage (clean tr, clean ir, each attack's evaluation), on stderr
-  let bar: { stage: string; p: Progress } | null = null;
-  const onProgress = (stage: string, done: number, total: number) => {
-    if (bar?.stage !== stage) {
-      bar?.p.stop();
-      bar = { stage, p: createProgress(`probe ${stage}`, total) };
-    }
-    bar.p.update(done);
-  };
-  let report: import('../../probe/remote.js').RemoteProbeReport;
+  // one bar over the probe's chunks of work (clean, then each attack), on stderr
+  let bar: Progress | null = null;
+  let report: import('../../eval/robust/index.js').RobustProbeReport;
   try {
-    report = await remote.runRemoteProbe({
-      client,
-      queries: { size: S, images, targetIds: records.map(idOf), labels: records.map((r) => r.where), captions, captionToImage },
+    report = await robust.runRobustProbe({
+      source: new RemoteRankSource(client, encoding),
+      queries: { size: S, images, ids: records.map(idOf), labels: records.map((r) => r.where), captions, captionToImage, origin: `the first ${records.length} images of ${basename(o.queries)}${o.split ? ` (split ${o.split})` : ''}` },
       attacks,
       ...(surrogate ? { surrogate } : {}),
-      encoding,
       topK: f.topK,
       seed: f.seed,
       resamples: f.resamples,
       ...(log ? { onAttempt: (a: object) => log.write(`${JSON.stringify(a)}\n`) } : {}),
-      ...(o.quiet ? {} : { onProgress }),
+      ...(o.quiet ? {} : { onProgress: (p: { stage: string; done: number; total: number }) => (bar ??= createProgress('probe', p.total)).update(p.done, { stage: p.stage }) }),
     });
   } finally {
-    (bar as { p: Progress } | null)?.p.stop();
+    (bar as Progress | null)?.stop();
     surrogate?.encoder.dispose();
     if (log) await new Promise<void>((r) => log.end(r));
   }
   const full = { ...report, targetSpec: redactedSpec(spec) };
-  const md = remote.renderRemoteMarkdown(report);
+  const md = robust.renderRobustMarkdown(report);
   if (o.json) {
     mkdirSync(dirname(o.json), { recursive: true });
     writeFileSync(o.json, `${JSON.stringify(full, null, 2)}\n`);
@@ -167,7 +154,7 @@ export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number
     writeFileSync(o.markdown, md);
   }
   process.stdout.write(md);
-  const failed = remote.checkBars(report, bars);
+  const failed = robust.checkBars(report, bars);
   if (report.partial) {
     process.stderr.write(`manyfold probe: partial report: ${report.error}\n`);
     return EXIT_PARTIAL;

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { intFlag } from '../flags.js';
+import { PROBE_ATTACK_NAMES } from '../../eval/robust/catalog.js';
 
 /**
  * `manyfold probe --url http://127.0.0.1:8080 --key KEY`: start a probe on a Manyfold API, follow it, print the report.
@@ -26,15 +27,15 @@ export function registerProbeCommand(program: Command): void {
     .option('--image-size <n>', 'remote mode without a surrogate: image edge sent (default 224)', intFlag(8))
     .option('--target-id <rule>', 'remote mode: the target id when the queries file has no targetId: stem | filename | path')
     .option('--resamples <n>', 'remote mode: bootstrap resamples for the intervals (default 1000)', intFlag(1))
-    .option('--markdown <file>', 'remote mode: write the Markdown report here')
+    .option('--markdown <file>', 'write the Markdown report here')
     .option('--jsonl <file>', 'remote mode: log every evaluated query (attack, rank before / after, queries used)')
-    .option('--fail-below <bars>', 'remote mode: e.g. robust.tr.r1=30,robust.ir.r1=30: exit 3 when a figure is below its bar')
+    .option('--fail-below <bars>', 'e.g. robust.tr.r1=30,robust.ir.r1=30: exit 3 when a figure is below its bar (both modes)')
     .option('--quiet', 'remote mode: no progress bars')
     .option('--key <key>', 'API key with the probe scope (default: MANYFOLD_API_KEY)')
     .option('--namespace <ns>', 'namespace to sample query items from')
     .option('--sample <n>', 'items to sample from the namespace (searched in the production index, read-only)', intFlag(1))
     .option('--half-width <points>', 'instead of --sample: the 95% interval half-width wanted on R@K (5 -> 385 items)', Number)
-    .option('--attacks <list>', 'comma-separated attacks: pgd,text,charedit,coattack,sga,blackbox-image,blackbox-text; remote: transfer-pgd,transfer-text,transfer-coattack,blackbox-image,blackbox-text')
+    .option('--attacks <list>', `comma-separated attacks of ${PROBE_ATTACK_NAMES.join(', ')} (a Manyfold API: white-box and blackbox-*; --target: transfer-* with --surrogate, blackbox-*)`)
     .option('--eps <n>', 'image budget in /255 units', Number)
     .option('--steps <n>', 'PGD steps', intFlag(0))
     .option('--max-queries <n>', 'black-box queries per item', intFlag(1))
@@ -56,16 +57,9 @@ export function registerProbeCommand(program: Command): void {
       if (!key) throw new Error('--key (or MANYFOLD_API_KEY) is required');
       const base = String(o.url).replace(/\/+$/, '');
       const headers = { authorization: `Bearer ${key}`, 'content-type': 'application/json' };
-      const attacks = o.attacks
-        ? String(o.attacks)
-            .split(',')
-            .map((name) => ({
-              name: name.trim(),
-              ...(o.eps !== undefined && ['pgd', 'coattack', 'sga', 'blackbox-image'].includes(name.trim()) ? { eps: o.eps } : {}),
-              ...(o.steps !== undefined && ['pgd', 'coattack', 'sga'].includes(name.trim()) ? { steps: o.steps } : {}),
-              ...(o.maxQueries !== undefined && name.trim().startsWith('blackbox') ? { maxQueries: o.maxQueries } : {}),
-            }))
-        : undefined;
+      const { specsFromList, renderRobustMarkdown, checkBars, parseFailBelow } = await import('../../eval/robust/index.js');
+      const bars = o.failBelow ? parseFailBelow(o.failBelow) : [];
+      const attacks = o.attacks ? specsFromList(o.attacks, { eps: o.eps, steps: o.steps, maxQueries: o.maxQueries }) : undefined;
       const body = { ...(o.namespace ? { namespace: o.namespace } : {}), ...(o.sample ? { sample: o.sample } : {}), ...(o.halfWidth !== undefined ? { halfWidth: o.halfWidth } : {}), ...(attacks ? { attacks } : {}), ...(o.seed !== undefined ? { seed: o.seed } : {}) };
       const res = await fetch(`${base}/v1/probes`, { method: 'POST', headers, body: JSON.stringify(body) });
       const created = (await res.json()) as { probe?: { id: string }; error?: { message: string } };
@@ -82,15 +76,18 @@ export function registerProbeCommand(program: Command): void {
         if (line !== last) process.stderr.write(`  ${line}\n`);
         last = line;
         if (probe.status === 'succeeded') {
-          const rep = probe.report as { clean: Record<string, { R1: number }>; attacks: { name: string; i2t?: { R1: number; asr: number }; t2i?: { R1: number; asr: number } }[]; worstCase: Record<string, { R1: number } | undefined>; protocol: string };
-          process.stdout.write(`clean R@1: image->text ${rep.clean.i2t.R1}  text->image ${rep.clean.t2i.R1}\n`);
-          for (const a of rep.attacks) {
-            process.stdout.write(`${a.name.padEnd(15)} ${a.i2t ? `i->t R@1 ${a.i2t.R1} (ASR ${a.i2t.asr}%)  ` : ''}${a.t2i ? `t->i R@1 ${a.t2i.R1} (ASR ${a.t2i.asr}%)` : ''}\n`);
-          }
-          process.stdout.write(`worst case R@1: image->text ${rep.worstCase.i2t?.R1 ?? '-'}  text->image ${rep.worstCase.t2i?.R1 ?? '-'}\n${rep.protocol}\n`);
+          const report = probe.report as import('../../eval/robust/index.js').RobustProbeReport;
+          const md = renderRobustMarkdown(report);
+          process.stdout.write(md);
+          if (o.markdown) writeFileSync(o.markdown, md);
           if (o.json) writeFileSync(o.json, `${JSON.stringify(probe, null, 2)}\n`);
           if (o.html) writeFileSync(o.html, await (await fetch(`${base}/v1/probes/${id}?format=html`, { headers })).text());
           process.stdout.write(`report: ${base}/v1/probes/${id}?format=html\n`);
+          const failed = checkBars(report, bars);
+          if (failed.length) {
+            process.stderr.write(`manyfold probe: below the bar:\n${failed.map((x) => `  ${x}`).join('\n')}\n`);
+            process.exitCode = 3;
+          }
           return;
         }
         if (probe.status === 'failed' || probe.status === 'canceled') throw new Error(`probe ${id} ${probe.status}: ${probe.error ?? ''}`);

@@ -10,6 +10,7 @@
  * next query would fail the same way, so the runner stops and reports what it has.
  */
 import { displayUrl, type TargetResponseSpec, type TargetSpec } from './schema.js';
+import { RankSourceError } from '../../eval/robust/rank-source.js';
 
 export type TargetQuery = { kind: 'text'; text: string } | { kind: 'image'; bytes: Uint8Array; mime: 'image/png' | 'image/jpeg' };
 
@@ -23,19 +24,16 @@ export type TargetErrorKind = 'auth' | 'malformed' | 'timeout' | 'rate-limited' 
 
 const FATAL_KINDS: ReadonlySet<TargetErrorKind> = new Set(['auth', 'budget', 'unsupported']);
 
-export class TargetError extends Error {
-  /** true when retrying or continuing is pointless (auth, budget, unsupported): the runner stops and reports partial */
-  readonly fatal: boolean;
-
+/** a target's failure, as the probe runner sees any rank source's (fatal = stop and report partial: auth, budget, unsupported) */
+export class TargetError extends RankSourceError {
   constructor(
-    readonly kind: TargetErrorKind,
+    override readonly kind: TargetErrorKind,
     message: string,
     readonly status?: number,
     options?: { cause?: unknown },
   ) {
-    super(message, options);
+    super(kind, message, FATAL_KINDS.has(kind), options);
     this.name = 'TargetError';
-    this.fatal = FATAL_KINDS.has(kind);
   }
 }
 
