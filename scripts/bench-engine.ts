@@ -1,11 +1,12 @@
 /**
  * Engine benchmark: the dual encoder's image tower, and the full dual-encoder training step, on one backend.
  *
- *   npm run bench:engine -- [--backend auto|wasm|cpu|tensorflow] [--preset tiny] [--batch 64] [--repeats 10]
+ *   npm run bench:engine -- [--backend auto|webgpu|wasm|cpu|tensorflow] [--preset tiny] [--batch 64] [--repeats 10]
  *                           [--warmup 3] [--threads 1] [--captions-per-image 2] [--text-buckets 4] [--json OUT] [--skip-full]
  *                           [--profile [--profile-top 25] [--profile-runs 3]]
  *
- * Cases (each run ends with a dataSync of every output, so queued work is included):
+ * Cases (each run ends with one batched async download of every output, so queued work is included; async
+ * because webgpu in Node has no synchronous read; on wasm/cpu/tensorflow the download is a copy):
  * - forward:    imageTower(x) for x [B,S,S,3]
  * - inputGrad:  d/dx of sum(imageTower(x) * t) for fixed unit vectors t: one PGD step's gradient, w.r.t. the
  *               pixels only (withoutWeightGrads, as the attacks do)
@@ -27,6 +28,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import * as tf from '../src/engine/tf.js';
 import { initBackend, type BackendKind } from '../src/engine/backend.js';
+import { webgpuDeviceErrors } from '../src/engine/webgpu.js';
 import { withoutWeightGrads } from '../src/engine/ops.js';
 import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-encoder.js';
 import type { PresetName } from '../src/model/presets.js';
@@ -86,20 +88,29 @@ const eye = tf.oneHot(tf.range(0, batch, 1, 'int32'), batch);
 const imageVars = [...model.variables.entries()].filter(([n]) => n.startsWith('image.')).map(([, v]) => v);
 const allVars = [...model.variables.values()];
 
-function syncAll(ts: tf.Tensor[]): void {
-  for (const t of ts) t.dataSync();
+async function syncAll(ts: tf.Tensor[]): Promise<void> {
+  await Promise.all(ts.map((t) => t.data()));
 }
 
-const cases: Record<string, () => void> = {
-  forward: () => tf.tidy(() => syncAll([model.imageTower(x)])),
+/** run f, download its outputs, dispose them */
+async function runAndSync(f: () => tf.Tensor[]): Promise<void> {
+  const ts = f();
+  try {
+    await syncAll(ts);
+  } finally {
+    tf.dispose(ts);
+  }
+}
+
+const cases: Record<string, () => Promise<void>> = {
+  forward: () => runAndSync(() => [tf.tidy(() => model.imageTower(x))]),
   inputGrad: () =>
-    tf.tidy(() => {
-      const g = withoutWeightGrads(() =>
-        tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(model.imageTower(xi as tf.Tensor4D), textEmb)))(x),
-      );
-      syncAll([g]);
-    }),
-  trainStep: () => {
+    runAndSync(() => [
+      tf.tidy(() =>
+        withoutWeightGrads(() => tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(model.imageTower(xi as tf.Tensor4D), textEmb)))(x)),
+      ),
+    ]),
+  trainStep: async () => {
     const { value, grads } = tf.variableGrads(
       () =>
         tf.tidy(() => {
@@ -108,23 +119,23 @@ const cases: Record<string, () => void> = {
         }),
       imageVars,
     );
-    syncAll([value, ...Object.values(grads)]);
+    await syncAll([value, ...Object.values(grads)]);
     tf.dispose([value, ...Object.values(grads)]);
   },
-  fullStep: () => {
+  fullStep: async () => {
     const { value, grads } = tf.variableGrads(
       () => multiPositiveInfoNce(model.imageTower(x), model.textTower(idsT), owner, model.logitScale()),
       allVars,
     );
-    syncAll([value, ...Object.values(grads)]);
+    await syncAll([value, ...Object.values(grads)]);
     tf.dispose([value, ...Object.values(grads)]);
   },
-  fullStepBuckets: () => {
+  fullStepBuckets: async () => {
     const { value, grads } = tf.variableGrads(
       () => multiPositiveInfoNce(model.imageTower(x), textTowerBucketed(model, bucketIds), bucketed.owner, model.logitScale()),
       allVars,
     );
-    syncAll([value, ...Object.values(grads)]);
+    await syncAll([value, ...Object.values(grads)]);
     tf.dispose([value, ...Object.values(grads)]);
   },
 };
@@ -162,7 +173,7 @@ interface Result {
 const results: Record<string, Result> = {};
 const order = args['skip-full'] ? ['forward', 'inputGrad', 'trainStep'] : ['forward', 'inputGrad', 'trainStep', 'fullStep', 'fullStepBuckets'];
 // warm up every case first (first calls compile kernels, grow the wasm heap and create cached constants)
-for (const name of order) for (let i = 0; i < warmup; i++) cases[name]();
+for (const name of order) for (let i = 0; i < warmup; i++) await cases[name]();
 const tensorsBefore = tf.memory().numTensors;
 for (const name of order) {
   const f = cases[name];
@@ -171,7 +182,7 @@ for (const name of order) {
   for (let i = 0; i < repeats; i++) {
     const c0 = process.cpuUsage();
     const t0 = performance.now();
-    f();
+    await f();
     runs.push(performance.now() - t0);
     const c = process.cpuUsage(c0);
     cpu.push((c.user + c.system) / 1000);
@@ -221,6 +232,8 @@ const out = {
     ]),
   ),
   tensorLeak: tensorsAfter - tensorsBefore,
+  /** WebGPU validation / OOM errors (a failed kernel leaves garbage instead of throwing); always [] elsewhere */
+  deviceErrors: webgpuDeviceErrors(),
 };
 
 console.log(`backend: ${info.name} (${info.reason})`);
@@ -238,6 +251,7 @@ for (const name of order) {
   );
 }
 if (out.tensorLeak !== 0) console.log(`WARNING: tensor count changed by ${out.tensorLeak} across the benchmark`);
+if (out.deviceErrors.length) console.log(`WARNING: ${out.deviceErrors.length} WebGPU device errors: results are invalid`);
 if (args.profile) await profileCases();
 if (args.json) {
   writeFileSync(args.json, JSON.stringify(out, null, 2) + '\n');
@@ -260,8 +274,8 @@ async function profileCases(): Promise<void> {
   for (const name of order) {
     const kernelsAll: { name: string; inputShapes: (number[] | null)[]; kernelTimeMs: unknown }[] = [];
     for (let r = 0; r < runs; r++) {
-      const p = await tf.profile(() => {
-        cases[name]();
+      const p = await tf.profile(async () => {
+        await cases[name]();
       });
       kernelsAll.push(...(p.kernels as unknown as typeof kernelsAll));
     }

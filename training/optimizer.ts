@@ -80,13 +80,25 @@ export class AdamW {
 
 /** Scales gradients in place so that their global L2 norm is at most maxNorm; returns the norm before clipping. */
 export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): number {
+  const norm = globalNorm(grads);
+  const value = norm.dataSync()[0];
+  norm.dispose();
+  return clipToNorm(grads, value, maxNorm);
+}
+
+/** The global L2 norm of the gradients, as a tensor (so a caller can download it with other values at once). */
+export function globalNorm(grads: Record<string, tf.Tensor>): tf.Scalar {
   const names = Object.keys(grads);
   // per-variable squared sums in their own tidy (one gradient-sized temporary at a time), added in the same order
   const squares = names.map((n) => tf.tidy(() => tf.sum(tf.square(grads[n]))));
-  const norm = tf.tidy(() => tf.sqrt(tf.addN(squares)));
+  const norm = tf.tidy(() => tf.sqrt(tf.addN(squares))) as tf.Scalar;
   for (const t of squares) t.dispose();
-  const value = norm.dataSync()[0];
-  norm.dispose();
+  return norm;
+}
+
+/** clipByGlobalNorm's second half, given the norm already read back as `value`; returns it. */
+export function clipToNorm(grads: Record<string, tf.Tensor>, value: number, maxNorm: number): number {
+  const names = Object.keys(grads);
   if (value > maxNorm && Number.isFinite(value)) {
     const scale = maxNorm / (value + 1e-12);
     for (const n of names) {

@@ -17,7 +17,7 @@ import { readCheckpoint, writeCheckpoint } from './checkpoint.js';
 import { multiPositiveInfoNce } from './losses/clip.js';
 import { contrastiveAgainst, fareLoss, fareObjective } from './losses/adversarial.js';
 import { pgdImages, pgdTokenEmbeddings, substituteWords } from './inner.js';
-import { AdamW, clipByGlobalNorm } from './optimizer.js';
+import { AdamW, clipToNorm, globalNorm } from './optimizer.js';
 import { warmupCosine } from './schedule.js';
 import { hardBatches } from './mining.js';
 import { trainableNames, validateFreezeBlocks } from './freeze.js';
@@ -281,12 +281,14 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
       initId,
       ...(mined ? { minedEpoch: { epoch: mined.epoch, batches: mined.batches.map((b) => Array.from(b)) } } : {}),
     });
-    const saveCheckpoint = () => {
+    const saveCheckpoint = async () => {
       const tensors = new Map<string, tf.Tensor>();
       // frozen weights too: a resumed run rebuilds the model from the config and restores every weight from here
       for (const [name, v] of model.variables) tensors.set(`w/${name}`, v);
       for (const [name, v] of opt.m) tensors.set(`m/${name}`, v);
       for (const [name, v] of opt.v) tensors.set(`v/${name}`, v);
+      // webgpu in Node cannot read GPU data synchronously: download first (writeCheckpoint's reads then hit the copy)
+      if (tf.getBackend() === 'webgpu') await Promise.all([...tensors.values()].map((t) => t.data()));
       writeCheckpoint(ckptPath, state(), tensors);
     };
 
@@ -317,6 +319,8 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
         const lr = warmupCosine(step, totalSteps, config.lr, config.warmupFraction, config.minLrRatio);
         // the gradients summed over the step's micro-batches, by variable name
         const named: Record<string, tf.Tensor> = {};
+        // the micro-batches' losses stay on the device until one batched download with the gradient norm
+        const losses: tf.Scalar[] = [];
         let lossSum = 0;
         let innerMs: number | undefined;
         let wordsChanged: number | undefined;
@@ -324,8 +328,7 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
           for (let k = 0; k < accum; k++) {
             const micro = step * accum + k;
             const r = await microBatchGradients(batches[inEpoch * accum + k], micro);
-            lossSum += r.value.dataSync()[0];
-            r.value.dispose();
+            losses.push(r.value);
             if (r.innerMs !== undefined) innerMs = (innerMs ?? 0) + r.innerMs;
             if (r.wordsChanged !== undefined) wordsChanged = (wordsChanged ?? 0) + r.wordsChanged;
             for (const [vn, g] of Object.entries(r.grads)) {
@@ -348,12 +351,19 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
             }
           }
           opts.onGradients?.(step, named);
-          const gradNorm = clipByGlobalNorm(named, config.gradClip);
+          const norm = globalNorm(named);
+          const [normV, ...lossVs] = await Promise.all([norm.data(), ...losses.map((l) => l.data())]);
+          norm.dispose();
+          tf.dispose(losses.splice(0)); // before StepInfo.numTensors, as when each loss was disposed on reading
+          for (const v of lossVs) lossSum += v[0];
+          const gradNorm = clipToNorm(named, normV[0], config.gradClip);
           opt.apply(named, lr);
           if (scaleVar) tf.tidy(() => scaleVar.assign(tf.clipByValue(scaleVar, 0, maxLogScale)));
           lastLoss = lossSum / accum;
           if (!Number.isFinite(lastLoss)) throw new Error(`loss became ${lastLoss} at step ${step} (lr ${lr}); lower --lr`);
-          const scale = tf.tidy(() => model.logitScale().dataSync()[0]);
+          const scaleT = tf.tidy(() => model.logitScale());
+          const scale = (await scaleT.data())[0];
+          scaleT.dispose();
           step += 1;
           const ms = Date.now() - t0;
           stepMsTotal += ms;
@@ -363,16 +373,17 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
           opts.onStep?.(info);
         } finally {
           for (const g of Object.values(named)) g.dispose();
+          tf.dispose(losses);
         }
         progress.update(step, { epoch: `${epoch + 1}/${config.epochs}`, loss: lastLoss });
         const checkpointed = step % config.checkpointEvery === 0 || inEpoch === perEpoch - 1 || step === totalSteps;
-        if (checkpointed) saveCheckpoint();
+        if (checkpointed) await saveCheckpoint();
         // one turn of the event loop, so a signal handler (which sets shouldStop) runs between steps: the step
         // loop is otherwise synchronous compute and would only see the signal after the last step
         if (opts.shouldStop) await new Promise((r) => setImmediate(r));
         // a graceful stop writes its checkpoint; stopAfterStep stops as if killed (tests of resume)
         const stopRequested = step < totalSteps && Boolean(opts.shouldStop?.());
-        if (stopRequested && !checkpointed) saveCheckpoint();
+        if (stopRequested && !checkpointed) await saveCheckpoint();
         if (stopRequested || (opts.stopAfterStep !== undefined && step >= opts.stopAfterStep)) {
           progress.stop();
           opt.dispose();

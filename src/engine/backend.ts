@@ -6,8 +6,13 @@
  *   are loaded with a dynamic import and may simply be absent.
  * - 'wasm': `@tensorflow/tfjs-backend-wasm` (XNNPACK, SIMD). Its .wasm binaries are read from node_modules on
  *   disk (never fetched). Manyfold's missing-kernel registrations (see kernels.ts) are installed.
+ * - 'webgpu': `@tensorflow/tfjs-backend-webgpu` on Dawn (npm `webgpu`), both optionalDependencies; the adapter
+ *   (hardware APIs first, OpenGL compatibility last) and whether it is a software rasteriser are in the reason
+ *   (see webgpu.ts). An explicit 'webgpu' accepts a software adapter (llvmpipe: correct, slow).
  * - 'cpu': `@tensorflow/tfjs-backend-cpu`, plain JS; the reference in parity tests, slow.
- * - 'auto': 'tensorflow' when it loads, else 'wasm' (else 'cpu' if even wasm fails), with the reason recorded.
+ * - 'auto': 'tensorflow' when it loads, else (opt-in, MANYFOLD_AUTO_WEBGPU=1) 'webgpu' on a hardware adapter
+ *   (never a software one: wasm is faster than a CPU rasteriser), else 'wasm' (else 'cpu' if even wasm fails),
+ *   with the reason recorded.
  *
  * Backends are process-global: initBackend is idempotent. A second call with 'auto' or with the active kind
  * returns the active backend unchanged; a call with a different explicit kind switches to it.
@@ -15,11 +20,12 @@
 import * as tf from './tf.js';
 import '@tensorflow/tfjs-backend-cpu';
 import { registerMissingKernels } from './kernels.js';
+import { BACKEND_KINDS } from '../config.js';
 
-export type BackendKind = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendKind = (typeof BACKEND_KINDS)[number];
 
 export interface BackendInfo {
-  /** tfjs backend name now active: 'tensorflow' | 'wasm' | 'cpu' */
+  /** tfjs backend name now active: 'tensorflow' | 'webgpu' | 'wasm' | 'cpu' */
   name: string;
   /** why this backend was chosen (and why others were not) */
   reason: string;
@@ -84,6 +90,20 @@ async function select(kind: BackendKind, opts: InitBackendOptions): Promise<Back
       const why = await activateWasm(opts);
       return done('wasm', 'wasm', `requested 'wasm'${why}`);
     }
+    case 'webgpu': {
+      const { activateWebgpu, describeAdapter } = await import('./webgpu.js');
+      let adapter;
+      try {
+        adapter = await activateWebgpu();
+      } catch (e) {
+        throw new Error(
+          `Backend 'webgpu' is not available: ${errMsg(e)}. It needs the optionalDependencies 'webgpu' (Dawn) and ` +
+            `'@tensorflow/tfjs-backend-webgpu' and a GPU driver (or Mesa's llvmpipe; see docs/gpu.md), or request ` +
+            `backend 'auto', 'wasm' or 'cpu'.`,
+        );
+      }
+      return done('webgpu', 'webgpu', `requested 'webgpu': ${describeAdapter(adapter)}`);
+    }
     case 'cpu': {
       await activateCpu();
       return done('cpu', 'cpu', "requested 'cpu' (pure JS reference backend; slow)");
@@ -91,20 +111,24 @@ async function select(kind: BackendKind, opts: InitBackendOptions): Promise<Back
     case 'auto': {
       const r = await tryTensorflow(opts);
       if (r.ok) return done('tensorflow', r.name, `auto: loaded native TensorFlow via ${r.module}`);
+      const g = await tryHardwareWebgpu();
+      if (g.ok) {
+        return done('webgpu', 'webgpu', `auto: chose webgpu on a ${g.adapter} because the tensorflow backend is unavailable (${r.why})`);
+      }
       try {
         const why = await activateWasm(opts);
-        return done('wasm', 'wasm', `auto: chose wasm because the tensorflow backend is unavailable (${r.why})${why}`);
+        return done('wasm', 'wasm', `auto: chose wasm because the tensorflow backend is unavailable (${r.why}) and webgpu was not chosen (${g.why})${why}`);
       } catch (e) {
         await activateCpu();
         return done(
           'cpu',
           'cpu',
-          `auto: chose cpu because tensorflow is unavailable (${r.why}) and wasm failed (${errMsg(e)})`,
+          `auto: chose cpu because tensorflow is unavailable (${r.why}), webgpu was not chosen (${g.why}) and wasm failed (${errMsg(e)})`,
         );
       }
     }
     default:
-      throw new Error(`Unknown backend kind '${String(kind)}' (expected auto, tensorflow, wasm or cpu)`);
+      throw new Error(`Unknown backend kind '${String(kind)}' (expected one of ${BACKEND_KINDS.join(', ')})`);
   }
 }
 
@@ -117,6 +141,31 @@ function errMsg(e: unknown): string {
   if (e instanceof Error) return e.message.split('\n')[0];
   if (e && typeof e === 'object' && 'message' in e) return String((e as { message: unknown }).message);
   return String(e);
+}
+
+/**
+ * 'auto's webgpu step, opt-in (MANYFOLD_AUTO_WEBGPU=1) until every command reads tensors asynchronously: Dawn in
+ * Node has no synchronous GPU->CPU read, and artifact saving, eval, embedding and the attacks still read with
+ * dataSync (docs/gpu.md), so an automatic webgpu would let a GPU machine train and then fail at the save. Only a
+ * hardware adapter is activated; probing loads Dawn and asks each of its backends for an adapter (~0.1-0.3 s).
+ */
+export async function tryHardwareWebgpu(): Promise<{ ok: true; adapter: string } | { ok: false; why: string }> {
+  if (process.env.MANYFOLD_AUTO_WEBGPU !== '1') return { ok: false, why: 'webgpu is opt-in for auto (MANYFOLD_AUTO_WEBGPU=1) while some commands still read synchronously; --backend webgpu forces it' };
+  const { discoverWebgpuAdapter, activateWebgpu, describeAdapter, releaseWebgpu } = await import('./webgpu.js');
+  const d = await discoverWebgpuAdapter();
+  if (!d.ok) return { ok: false, why: `webgpu: ${d.why}` };
+  if (d.adapter.software) {
+    // drop Dawn's instance: nothing will use it, and a live one keeps Node from exiting
+    releaseWebgpu();
+    return { ok: false, why: `webgpu found only a ${describeAdapter(d.adapter)}, which auto never picks; use --backend webgpu to force it` };
+  }
+  try {
+    const a = await activateWebgpu();
+    return { ok: true, adapter: describeAdapter(a) };
+  } catch (e) {
+    releaseWebgpu();
+    return { ok: false, why: `webgpu: ${errMsg(e)}` };
+  }
 }
 
 type TfResult = { ok: true; name: string; module: string } | { ok: false; why: string };

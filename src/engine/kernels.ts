@@ -285,3 +285,60 @@ export function makeCpuBridge(kernelName: string): KernelFunc {
     }
   };
 }
+
+/** Minimal view of the webgpu backend used by the AddN replacement. */
+interface WebgpuLikeBackend {
+  device: { limits: { maxStorageBuffersPerShaderStage: number } };
+  disposeData(dataId: object, force?: boolean): boolean;
+}
+
+/**
+ * Kernel fixes for backend 'webgpu' (tfjs-backend-webgpu 4.22). Idempotent; returns the names replaced.
+ *
+ * - AddN (replaced): the stock kernel binds every input as a storage buffer of one shader, so more than
+ *   `maxStorageBuffersPerShaderStage - 1` inputs (7 at WebGPU's default limit, which tfjs does not raise) is a
+ *   pipeline validation error: the output buffer is never written and the result is whatever that pooled buffer
+ *   held before (seen as a global gradient norm of 0, then equal to the previous step's logit scale). The
+ *   trainer's global norm sums one term per variable (85 for the tiny preset). This version sums in chunks that
+ *   fit the limit, then sums the partial sums; tfjs's own Concat splits its inputs the same way.
+ */
+export function registerWebgpuKernels(): string[] {
+  const backendName = 'webgpu';
+  const names = registered.get(backendName) ?? [];
+  registered.set(backendName, names);
+  if (!names.includes('AddN')) {
+    const stock = tf.getKernel('AddN', backendName);
+    if (stock) {
+      tf.unregisterKernel('AddN', backendName);
+      tf.registerKernel({ ...stock, kernelFunc: makeChunkedAddN(stock.kernelFunc) });
+      names.push('AddN');
+    }
+  }
+  return [...names];
+}
+
+function makeChunkedAddN(stock: KernelFunc): KernelFunc {
+  return (args) => {
+    const backend = args.backend as unknown as WebgpuLikeBackend;
+    const maxInputs = Math.max(2, backend.device.limits.maxStorageBuffersPerShaderStage - 1);
+    let level = args.inputs as unknown as TensorInfo[];
+    const made: TensorInfo[] = []; // partial sums this kernel created (freed at the end)
+    while (level.length > maxInputs) {
+      const next: TensorInfo[] = [];
+      for (let i = 0; i < level.length; i += maxInputs) {
+        const chunk = level.slice(i, i + maxInputs);
+        if (chunk.length === 1) {
+          next.push(chunk[0]);
+          continue;
+        }
+        const partial = stock({ ...args, inputs: chunk as unknown as tf.NamedTensorInfoMap }) as TensorInfo;
+        made.push(partial);
+        next.push(partial);
+      }
+      level = next;
+    }
+    const out = stock({ ...args, inputs: level as unknown as tf.NamedTensorInfoMap });
+    for (const t of made) backend.disposeData(t.dataId);
+    return out;
+  };
+}

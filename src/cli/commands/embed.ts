@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { inferenceSchema, loadConfig } from '../../config.js';
+import { BACKEND_KINDS, inferenceSchema, loadConfig } from '../../config.js';
 import { choiceFlag, intFlag, THREADS_FLAG_HELP } from '../flags.js';
 
 export interface EmbedOutput {
@@ -101,7 +101,7 @@ export function registerEmbedCommand(program: Command): void {
     .option('--images <list>', 'comma-separated image files')
     .option('--texts-file <file>', 'JSON file holding an array of strings')
     .option('--json <file>', 'write the JSON here (default: stdout)')
-    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')} (docs/gpu.md)`, choiceFlag(BACKEND_KINDS))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--inference <engine>', 'onnx (onnxruntime-node) | tfjs | auto = onnx where it loads (default auto, as serve)', choiceFlag(inferenceSchema.options))
     .action(async (o: { model: string; images?: string; textsFile?: string; json?: string; backend?: 'auto' | 'tensorflow' | 'wasm' | 'cpu'; threads?: number; inference?: (typeof inferenceSchema.options)[number] }) => {

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig } from '../../config.js';
+import { BACKEND_KINDS, loadConfig } from '../../config.js';
 import { choiceFlag, intFlag, numberFlag, numberListFlag, THREADS_FLAG_HELP } from '../flags.js';
 import { TEXT_LABEL_CHOICES, TEXT_LABELS_HELP, textLabelLexicon, type TextLabelChoice } from '../../eval/text-labels.js';
 
@@ -25,7 +25,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--images <dir>', 'image directory (default: relative to the data file)')
     .option('--json <file>', 'write the results as JSON')
     .option('--export-sims <prefix>', 'write PREFIX.json (ground truth) and PREFIX.bin (float32 image x text similarities)')
-    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')} (docs/gpu.md)`, choiceFlag(BACKEND_KINDS))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
     .option('--attack <list>', 'robust eval: comma list of pgd,text,charedit,coattack,sga,blackbox,transfer:MODEL_DIR')

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { choiceFlag, intFlag, intListFlag, THREADS_FLAG_HELP } from '../flags.js';
 import { ROWS } from '../../../training/experiment-rows.js';
 import { TEXT_LABEL_CHOICES, TEXT_LABELS_HELP } from '../../eval/text-labels.js';
+import { BACKEND_KINDS } from '../../config.js';
 
 export function registerExperimentCommand(program: Command): void {
   program
@@ -20,7 +21,7 @@ export function registerExperimentCommand(program: Command): void {
     .option('--text-candidates <n>', 'override the budget: WordNet candidates per word in MAT training (default 8; the eval attack scores up to 50)', intFlag(1))
     .option('--text-wir <order>', 'override the budget: word order of MAT training substitutions, random (default) | delete (importance, as the eval attack)', choiceFlag(['random', 'delete'] as const))
     .option('--text-labels <name>', `${TEXT_LABELS_HELP}; applies to MAT training and to every text attack of the eval`, choiceFlag(TEXT_LABEL_CHOICES))
-    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')} (docs/gpu.md)`, choiceFlag(BACKEND_KINDS))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--train-only', 'train the selected rows (and the clean base) without robust eval or table, e.g. in a second process while the first evaluates; a later run without it evaluates them')
     .option('--quiet', 'no progress output')
