@@ -6,23 +6,28 @@
  * Environment (sst.config.ts links them):
  *   MANYFOLD_API_KEYS, PINECONE_API_KEY   secrets (SST Secret -> env)
  *   MANYFOLD_INDEX                        'pinecone' (production) or 'memory'; PINECONE_HOST
- *   MODEL_BUCKET + MODEL_PREFIX           S3 location of model artifacts: <prefix>/<id>/manifest.json ...;
- *                                         MODEL_IDS (comma list, first = default) names which ones to serve
+ *   MODEL_BUCKET + MODEL_PREFIX           S3 location of published models (`manyfold publish`, docs/deployment.md):
+ *                                         the catalogue <prefix>/catalog.json lists them, re-read at every
+ *                                         activation; MODEL_IDS (optional comma list, first = default) serves
+ *                                         only those (without a catalogue: <prefix>/<id>/ as published by hand)
+ *   MANYFOLD_S3_ENDPOINT                  optional S3 API endpoint (R2, MinIO, a local server) for both buckets
  *   DATA_BUCKET                           S3 bucket for items, blobs, jobs, re-index progress
  *   REINDEX_QUEUE_URL                     SQS queue of the re-index (DLQ by redrive policy)
  *   local runs/tests: MANYFOLD_MODEL_DIRS (comma list of artifact directories) and MANYFOLD_DATA_DIR instead
  *   of the buckets (no AWS SDK call at all).
- * The AWS SDK v3 ships with the Lambda Node.js runtime; it is imported dynamically only when a bucket or queue
- * is configured, so it is not a dependency of this package.
+ * The AWS SDK v3 (@aws-sdk/client-s3, a dependency; client-sqs ships with the Lambda runtime) is imported only
+ * when a bucket or queue is configured. Credentials: the SDK's standard chain (the function's role on AWS).
  */
 import { handle } from 'hono/aws-lambda';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initBackend } from '../src/engine/backend.js';
 import { createEdgeApi, type EdgeApi } from '../src/edge/api.js';
-import type { BucketLike, BucketListResult } from '../src/edge/bucket.js';
+import type { BucketLike } from '../src/edge/bucket.js';
+import { artifactKey, catalogKey, catalogSources, normalizePrefix, readCatalog } from '../src/edge/bucket-catalog.js';
 import { DirBucket } from '../src/edge/bucket-dir.js';
-import type { EdgeModelSource } from '../src/edge/registry.js';
+import type { S3Bucket } from '../src/edge/bucket-s3.js';
+import type { EdgeModelSources } from '../src/edge/registry.js';
 import { registerReindexRoutes } from '../src/reindex/routes.js';
 import { processMessage, recordDead, type ReindexDeps, type ReindexMessage } from '../src/reindex/pipeline.js';
 
@@ -43,31 +48,9 @@ let booting: Promise<Boot> | undefined;
 type AnyClient = { send(cmd: unknown): Promise<any> };
 const sdk = (name: string): Promise<any> => import(/* @vite-ignore */ name);
 
-async function s3Bucket(bucket: string): Promise<BucketLike> {
-  const m = await sdk('@aws-sdk/client-s3');
-  const c: AnyClient = new m.S3Client({});
-  return {
-    async get(key) {
-      try {
-        const r = await c.send(new m.GetObjectCommand({ Bucket: bucket, Key: key }));
-        const bytes: Uint8Array = await r.Body.transformToByteArray();
-        return { arrayBuffer: async () => bytes.slice().buffer as ArrayBuffer, text: async () => new TextDecoder().decode(bytes) };
-      } catch (e) {
-        if ((e as { name?: string }).name === 'NoSuchKey') return null;
-        throw e;
-      }
-    },
-    async put(key, value) {
-      await c.send(new m.PutObjectCommand({ Bucket: bucket, Key: key, Body: typeof value === 'string' ? value : value instanceof ArrayBuffer ? new Uint8Array(value) : value }));
-    },
-    async delete(keys) {
-      for (const k of Array.isArray(keys) ? keys : [keys]) await c.send(new m.DeleteObjectCommand({ Bucket: bucket, Key: k }));
-    },
-    async list(o = {}): Promise<BucketListResult> {
-      const r = await c.send(new m.ListObjectsV2Command({ Bucket: bucket, Prefix: o.prefix, ContinuationToken: o.cursor, MaxKeys: o.limit }));
-      return { objects: (r.Contents ?? []).map((x: { Key: string }) => ({ key: x.Key })), truncated: Boolean(r.IsTruncated), ...(r.NextContinuationToken ? { cursor: r.NextContinuationToken } : {}) };
-    },
-  };
+async function s3Bucket(bucket: string, env: Env): Promise<S3Bucket> {
+  const { S3Bucket } = await import('../src/edge/bucket-s3.js');
+  return new S3Bucket({ bucket, ...(env.MANYFOLD_S3_ENDPOINT ? { endpoint: env.MANYFOLD_S3_ENDPOINT } : {}) });
 }
 
 async function sqsSender(queueUrl: string): Promise<(msgs: ReindexMessage[]) => Promise<void>> {
@@ -83,29 +66,35 @@ async function sqsSender(queueUrl: string): Promise<(msgs: ReindexMessage[]) => 
 }
 
 // ------------------------------------------------------------------------------------------ boot
-async function modelSources(env: Env): Promise<EdgeModelSource[]> {
+async function modelSources(env: Env): Promise<EdgeModelSources> {
   if (env.MANYFOLD_MODEL_DIRS) {
     return env.MANYFOLD_MODEL_DIRS.split(',').map((dir) => ({ name: dir, read: async (f: string) => new Uint8Array(await readFile(join(dir, f))) }));
   }
-  if (!env.MODEL_BUCKET) throw new Error('set MODEL_BUCKET (+ MODEL_PREFIX, MODEL_IDS) or MANYFOLD_MODEL_DIRS');
-  const b = await s3Bucket(env.MODEL_BUCKET);
-  const prefix = (env.MODEL_PREFIX ?? 'models').replace(/\/$/, '');
-  const ids = (env.MODEL_IDS ?? '').split(',').filter(Boolean);
-  if (!ids.length) throw new Error('MODEL_IDS is empty: name the published artifacts to serve (first = default)');
-  return ids.map((id) => ({
-    name: `s3://${env.MODEL_BUCKET}/${prefix}/${id}/`,
-    read: async (f: string) => {
-      const o = await b.get(`${prefix}/${id}/${f}`);
-      if (!o) throw new Error(`s3://${env.MODEL_BUCKET}/${prefix}/${id}/${f} not found`);
-      return new Uint8Array(await o.arrayBuffer());
-    },
-  }));
+  if (!env.MODEL_BUCKET) throw new Error('set MODEL_BUCKET (+ MODEL_PREFIX; the bucket catalogue lists the models) or MANYFOLD_MODEL_DIRS');
+  const b = await s3Bucket(env.MODEL_BUCKET, env);
+  const prefix = normalizePrefix(env.MODEL_PREFIX ?? 'models');
+  const ids = (env.MODEL_IDS ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const label = b.url().replace(/\/$/, '');
+  return async () => {
+    const catalog = await readCatalog(b, prefix, label);
+    if (catalog) return catalogSources(catalog, b, prefix, label, ids);
+    if (!ids.length) throw new Error(`no model catalogue at ${b.url(catalogKey(prefix))}: publish a model (manyfold publish <artifact> --to s3://${env.MODEL_BUCKET}/${prefix}) or set MODEL_IDS`);
+    // no catalogue: artifacts copied under <prefix>/<id>/ by hand, named by MODEL_IDS
+    return ids.map((id) => ({
+      name: b.url(artifactKey(prefix, id, '')),
+      read: async (f: string) => {
+        const o = await b.get(artifactKey(prefix, id, f));
+        if (!o) throw new Error(`${b.url(artifactKey(prefix, id, f))} not found`);
+        return new Uint8Array(await o.arrayBuffer());
+      },
+    }));
+  };
 }
 
 export async function bootLambda(env: Env = process.env): Promise<Boot> {
   const t0 = Date.now();
   const backend = await initBackend((env.MANYFOLD_BACKEND as 'auto' | 'wasm' | 'cpu' | undefined) ?? 'auto');
-  const bucket = env.MANYFOLD_DATA_DIR ? new DirBucket(env.MANYFOLD_DATA_DIR) : env.DATA_BUCKET ? await s3Bucket(env.DATA_BUCKET) : new DirBucket('/tmp/manyfold-data');
+  const bucket = env.MANYFOLD_DATA_DIR ? new DirBucket(env.MANYFOLD_DATA_DIR) : env.DATA_BUCKET ? await s3Bucket(env.DATA_BUCKET, env) : new DirBucket('/tmp/manyfold-data');
   const edge = await createEdgeApi({ env, bucket, models: await modelSources(env) });
   const enqueue = env.REINDEX_QUEUE_URL ? await sqsSender(env.REINDEX_QUEUE_URL) : undefined;
   const deps = (): ReindexDeps => ({ service: edge.api.service, registry: edge.registry, store: edge.api.service.store, index: edge.index, progress: bucket, ...(enqueue ? { enqueue } : {}) });

@@ -8,9 +8,14 @@
  *                     weights-*.bin), /models/<id>/* (more artifacts), /models.json (the list), and
  *                     /index/snapshot.mfvi (optional memory-index snapshot for small corpora)
  *   DATA              R2 bucket: items, blobs, jobs, re-index progress (memory when unbound: tests, demos)
+ *   MODELS            optional R2 bucket of published models (`manyfold publish --to s3://<bucket>/<MODEL_PREFIX>`
+ *                     via R2's S3 endpoint): its catalogue's models are served first, re-read at each activation
+ *   MODEL_PREFIX      key prefix of the catalogue in MODELS (default 'models')
  *   REINDEX_QUEUE     Cloudflare Queue producer; this Worker is also its consumer (and the DLQ's)
  *   MANYFOLD_API_KEYS secret, `key=scope+scope,...`
- *   MANYFOLD_INDEX    'memory' (default here) or 'pinecone' (+ PINECONE_API_KEY secret, PINECONE_HOST var)
+ *   MANYFOLD_INDEX    'memory' (default here: the snapshot asset, read-only: writes get 409 naming Pinecone) or
+ *                     'pinecone' (+ PINECONE_API_KEY secret, PINECONE_HOST var; index.pinecone.indexes in
+ *                     MANYFOLD_CONFIG for one index per embedding dimension)
  *   MANYFOLD_BACKEND  'auto' (wasm from the bundled module, else cpu), 'wasm' or 'cpu'
  * The tfjs wasm binary is imported as a module (workerd cannot compile wasm from bytes; see src/edge/backend.ts).
  */
@@ -18,12 +23,15 @@ import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.
 import { createEdgeApi, type EdgeApi } from '../src/edge/api.js';
 import { initEdgeBackend, type EdgeBackendInfo } from '../src/edge/backend.js';
 import { MemoryBucket, type BucketLike } from '../src/edge/bucket.js';
+import { catalogThen } from '../src/edge/bucket-catalog.js';
 import { registerReindexRoutes } from '../src/reindex/routes.js';
 import { processQueueBatch, type QueueBatchLike, type ReindexDeps } from '../src/reindex/worker.js';
 
 export interface WorkerEnv {
   ASSETS?: { fetch(input: Request | string): Promise<Response> };
   DATA?: BucketLike;
+  MODELS?: BucketLike;
+  MODEL_PREFIX?: string;
   REINDEX_QUEUE?: { send(body: unknown): Promise<void>; sendBatch(messages: { body: unknown }[]): Promise<void> };
   MANYFOLD_API_KEYS?: string;
   MANYFOLD_INDEX?: string;
@@ -60,14 +68,19 @@ async function boot(env: WorkerEnv): Promise<Isolate> {
   const edge = await createEdgeApi({
     env,
     bucket,
-    models: folders.map((folder) => ({
-      name: `assets:/${folder}/`,
-      read: async (name: string) => {
-        const r = await asset(env, `/${folder}/${name}`);
-        if (!r.ok) throw new Error(`asset /${folder}/${name}: HTTP ${r.status}`);
-        return new Uint8Array(await r.arrayBuffer());
-      },
-    })),
+    models: catalogThen(
+      env.MODELS,
+      env.MODEL_PREFIX ?? 'models',
+      'r2://MODELS',
+      folders.map((folder) => ({
+        name: `assets:/${folder}/`,
+        read: async (name: string) => {
+          const r = await asset(env, `/${folder}/${name}`);
+          if (!r.ok) throw new Error(`asset /${folder}/${name}: HTTP ${r.status}`);
+          return new Uint8Array(await r.arrayBuffer());
+        },
+      })),
+    ),
     snapshot: async () => {
       const r = await asset(env, '/index/snapshot.mfvi');
       return r.ok ? new Uint8Array(await r.arrayBuffer()) : null;

@@ -6,13 +6,21 @@
  *   <out>/models.json   the list of artifact folders, default first
  *   <out>/index/snapshot.mfvi   optional memory-index snapshot (MemoryIndex.toBinary) for small corpora
  * Usage: node --import tsx infra/build-worker-assets.ts --model DIR [--model DIR2 ...] [--snapshot FILE] [--out dist/worker-assets]
+ *        [--asset-limit BYTES]
+ *
+ * Sharding: an artifact whose weight shards exceed the 25 MiB asset limit (saveArtifact's default shard is 32 MiB,
+ * so Manyfold's small preset has one such shard) is re-sharded on copy (src/model/reshard.ts): the same weights,
+ * id and tokenizer in shards of at most the limit, the manifest rewritten and the copy verified (every file's
+ * sha256, the weight table, the tokenizer bytes). Artifacts that already fit are copied as they are.
  *
  * Refusals, all decided before anything is written, each with the measured size and the limit:
  * - memory: a Worker isolate has 128 MiB. Loading an artifact holds its verified file bytes and the float32
  *   tensors built from them at once (src/edge/artifact.ts), so a model needs about twice its weight bytes, and
  *   every model loaded stays resident; on top of that an allowance for the runtime (WORKER_RUNTIME_ALLOWANCE).
  *   Tiny and small presets fit; every pretrained CLIP does not (ViT-B/32 alone is ~600 MB of float32).
- * - assets: 25 MiB per static-asset file; artifact shards must be smaller (saveArtifact shardBytes).
+ * - assets: 25 MiB per static-asset file. Shards are re-sharded (above), but one tensor never spans two shards: a
+ *   tensor above the limit cannot be an asset (ViT-B/32's 49408 x 512 token embedding is 101 MB; it is refused for
+ *   memory anyway). A memory-index snapshot is one file and must fit too.
  * - CLIP-family models: the Worker decodes images with src/edge/sharp-shim.ts, which implements Manyfold's
  *   square resize only, not CLIPImageProcessor's shortest-edge resize and centre crop; serving a CLIP model there
  *   would embed its images differently from the weights' training (and from the Node server).
@@ -21,6 +29,7 @@ import { copyFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { verifyArtifact, type ArtifactManifest } from '../src/model/artifact.js';
+import { largestTensor, reshardArtifact } from '../src/model/reshard.js';
 
 export const ASSET_FILE_LIMIT = 25 * 1024 * 1024;
 export const WORKER_MEMORY_LIMIT = 128 * 1024 * 1024;
@@ -64,8 +73,8 @@ async function measure(modelDir: string): Promise<MeasuredModel> {
   return { dir: modelDir, manifest, files, weightBytes };
 }
 
-/** Every reason these models cannot be Worker assets (empty = they can). */
-export function workerRefusals(models: readonly MeasuredModel[]): string[] {
+/** Every reason these models cannot be Worker assets (empty = they can). `assetLimit`: bytes per asset file. */
+export function workerRefusals(models: readonly MeasuredModel[], assetLimit = ASSET_FILE_LIMIT): string[] {
   const reasons: string[] = [];
   const peak = workerMemoryEstimate(models.map((m) => m.weightBytes));
   if (peak > WORKER_MEMORY_LIMIT) {
@@ -77,10 +86,19 @@ export function workerRefusals(models: readonly MeasuredModel[]): string[] {
     );
   }
   for (const m of models) {
+    // weight shards above the limit are re-sharded on copy; a tensor above it cannot be split, nor can the other files
+    const shards = new Set(m.manifest.weights.map((w) => w.file));
     for (const f of m.files) {
-      if (f.bytes > ASSET_FILE_LIMIT) {
-        reasons.push(`${join(m.dir, f.path)} is ${f.bytes} bytes (${MiB(f.bytes)}); Workers static assets allow ${MiB(ASSET_FILE_LIMIT)} per file (re-save with a smaller shardBytes)`);
+      if (!shards.has(f.path) && f.bytes > assetLimit) {
+        reasons.push(`${join(m.dir, f.path)} is ${f.bytes} bytes (${MiB(f.bytes)}); Workers static assets allow ${MiB(assetLimit)} per file`);
       }
+    }
+    const big = largestTensor(m.manifest);
+    if (big && big.bytes > assetLimit) {
+      reasons.push(
+        `${m.manifest.id}: weight ${big.name} is ${big.bytes} bytes (${MiB(big.bytes)}); Workers static assets allow ${MiB(assetLimit)} per file ` +
+          'and one tensor never spans two shards, so no re-sharding can make it an asset',
+      );
     }
     if (m.manifest.config.family === 'clip') {
       reasons.push(
@@ -92,11 +110,32 @@ export function workerRefusals(models: readonly MeasuredModel[]): string[] {
   return reasons;
 }
 
-export async function buildWorkerAssets(opts: { modelDirs: string[]; outDir: string; snapshot?: string }): Promise<{ files: number; bytes: number; models: string[] }> {
+export interface BuildWorkerAssetsOptions {
+  modelDirs: string[];
+  outDir: string;
+  snapshot?: string;
+  /** bytes per asset file (default ASSET_FILE_LIMIT, Cloudflare's 25 MiB); tests use a small one */
+  assetLimit?: number;
+}
+
+export interface BuildWorkerAssetsResult {
+  files: number;
+  bytes: number;
+  models: string[];
+  /** the models re-sharded on copy: weight shards before and after, and the largest shard written */
+  resharded: { id: string; shardsBefore: number; shardsAfter: number; largestShard: number }[];
+}
+
+export async function buildWorkerAssets(opts: BuildWorkerAssetsOptions): Promise<BuildWorkerAssetsResult> {
   if (opts.modelDirs.length === 0) throw new Error('at least one model artifact is needed');
+  const limit = opts.assetLimit ?? ASSET_FILE_LIMIT;
   const measured: MeasuredModel[] = [];
   for (const dir of opts.modelDirs) measured.push(await measure(dir));
-  const refusals = workerRefusals(measured);
+  const refusals = workerRefusals(measured, limit);
+  const snapshotBytes = opts.snapshot ? (await stat(opts.snapshot)).size : 0;
+  if (snapshotBytes > limit) {
+    refusals.push(`${opts.snapshot} is ${snapshotBytes} bytes (${MiB(snapshotBytes)}); Workers static assets allow ${MiB(limit)} per file: serve a corpus this large from Pinecone`);
+  }
   if (refusals.length) throw new WorkerAssetLimitError(`cannot build Worker assets:\n- ${refusals.join('\n- ')}`);
   const out = resolve(opts.outDir);
   await rm(out, { recursive: true, force: true });
@@ -104,13 +143,26 @@ export async function buildWorkerAssets(opts: { modelDirs: string[]; outDir: str
   let count = 0;
   const folders: string[] = [];
   const models: string[] = [];
+  const resharded: BuildWorkerAssetsResult['resharded'] = [];
   for (const [i, m] of measured.entries()) {
     const folder = i === 0 ? 'model' : `models/${m.manifest.id}`;
-    await mkdir(join(out, folder), { recursive: true });
-    for (const f of m.files) {
-      bytes += f.bytes;
-      count++;
-      await copyFile(join(m.dir, f.path), join(out, folder, f.path));
+    if (m.files.some((f) => f.bytes > limit)) {
+      // re-shard on copy: written and verified by reshardArtifact, then measured like any folder
+      const r = await reshardArtifact(m.dir, join(out, folder), limit);
+      resharded.push({ id: m.manifest.id, shardsBefore: r.shardsBefore, shardsAfter: r.shardsAfter, largestShard: r.largestShard });
+      for (const f of ['manifest.json', ...r.manifest.files.map((x) => x.path)]) {
+        const size = (await stat(join(out, folder, f))).size;
+        if (size > limit) throw new WorkerAssetLimitError(`re-sharded ${join(out, folder, f)} is still ${size} bytes, above ${limit}`);
+        bytes += size;
+        count++;
+      }
+    } else {
+      await mkdir(join(out, folder), { recursive: true });
+      for (const f of m.files) {
+        bytes += f.bytes;
+        count++;
+        await copyFile(join(m.dir, f.path), join(out, folder, f.path));
+      }
     }
     folders.push(folder);
     models.push(m.manifest.id);
@@ -119,20 +171,27 @@ export async function buildWorkerAssets(opts: { modelDirs: string[]; outDir: str
   if (opts.snapshot) {
     await mkdir(join(out, 'index'), { recursive: true });
     await copyFile(opts.snapshot, join(out, 'index', 'snapshot.mfvi'));
-    bytes += (await stat(opts.snapshot)).size;
+    bytes += snapshotBytes;
   }
-  return { files: count + 1 + (opts.snapshot ? 1 : 0), bytes, models };
+  return { files: count + 1 + (opts.snapshot ? 1 : 0), bytes, models, resharded };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { model: { type: 'string', multiple: true }, snapshot: { type: 'string' }, out: { type: 'string' } } });
+  const { values } = parseArgs({ options: { model: { type: 'string', multiple: true }, snapshot: { type: 'string' }, out: { type: 'string' }, 'asset-limit': { type: 'string' } } });
   if (!values.model?.length) {
-    process.stderr.write('usage: infra/build-worker-assets.ts --model DIR [--snapshot FILE] [--out dist/worker-assets]\n');
+    process.stderr.write('usage: infra/build-worker-assets.ts --model DIR [--snapshot FILE] [--out dist/worker-assets] [--asset-limit BYTES]\n');
+    process.exit(2);
+  }
+  const limit = values['asset-limit'] === undefined ? undefined : Number(values['asset-limit']);
+  if (limit !== undefined && !(Number.isSafeInteger(limit) && limit >= 1024)) {
+    process.stderr.write(`--asset-limit: expected an integer number of bytes >= 1024, got "${values['asset-limit']}"\n`);
     process.exit(2);
   }
   try {
-    const r = await buildWorkerAssets({ modelDirs: values.model, outDir: values.out ?? 'dist/worker-assets', ...(values.snapshot ? { snapshot: values.snapshot } : {}) });
-    process.stdout.write(`worker assets: models ${r.models.join(', ')}, ${r.files} files, ${(r.bytes / 1024).toFixed(1)} KiB -> ${values.out ?? 'dist/worker-assets'}\n`);
+    const t0 = performance.now();
+    const r = await buildWorkerAssets({ modelDirs: values.model, outDir: values.out ?? 'dist/worker-assets', ...(values.snapshot ? { snapshot: values.snapshot } : {}), ...(limit ? { assetLimit: limit } : {}) });
+    for (const x of r.resharded) process.stdout.write(`re-sharded ${x.id}: ${x.shardsBefore} -> ${x.shardsAfter} weight shards, largest ${x.largestShard} bytes\n`);
+    process.stdout.write(`worker assets: models ${r.models.join(', ')}, ${r.files} files, ${(r.bytes / 1024).toFixed(1)} KiB -> ${values.out ?? 'dist/worker-assets'} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   } catch (e) {
     if (!(e instanceof WorkerAssetLimitError)) throw e;
     process.stderr.write(`${e.message}\n`);

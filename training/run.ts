@@ -31,6 +31,8 @@ export interface RunTrainingOptions {
   fromScratch?: boolean;
   /** start over: delete a checkpoint (and its metrics) left in `out` by an earlier run */
   overwrite?: boolean;
+  /** largest weight shard of the saved artifact (saveArtifact's shardBytes; default 32 MiB) */
+  shardBytes?: number;
   onStep?: (info: StepInfo) => void;
 }
 
@@ -237,6 +239,7 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
     model: result.model,
     tokenizer: result.tokenizer,
     overwrite: true,
+    ...(opts.shardBytes !== undefined ? { shardBytes: opts.shardBytes } : {}),
     training: {
       data: resolve(config.data.file!),
       dataFingerprint: result.state.dataFingerprint,

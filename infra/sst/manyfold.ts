@@ -1,7 +1,10 @@
 /// <reference path="../../.sst/platform/config.d.ts" />
 /**
  * The AWS components of Manyfold (used by sst.config.ts):
- *   ModelBucket       S3: published model artifacts, <prefix>/<model id>/{manifest.json, tokenizer.json, weights-*.bin}
+ *   ModelBucket       S3: published model artifacts, models/<model id>/{manifest.json, tokenizer.json, weights-*.bin}
+ *                     and the catalogue models/catalog.json the Api discovers them from (`manyfold publish <dir>
+ *                     --to s3://<bucket>/models`, or `manyfold nightly --publish-to`; docs/deployment.md);
+ *                     MODEL_IDS at deploy time (optional) restricts the Api to those ids, first = default
  *   DataBucket        S3: items, blobs, jobs, re-index progress (EdgeStore keys)
  *   PineconeApiKey, ManyfoldApiKeys, GithubToken   SST secrets (`sst secret set NAME value --stage prod`)
  *   ReindexDlq + ReindexQueue   SQS; 3 receives then the DLQ (redrive policy); consumers with partial-batch failures
@@ -29,7 +32,8 @@ export function manyfoldStack() {
     MANYFOLD_LOG_LEVEL: 'info',
     MODEL_BUCKET: modelBucket.name,
     MODEL_PREFIX: 'models',
-    MODEL_IDS: modelIds,
+    // optional filter of the catalogue; unset = every published model, the catalogue's default first
+    ...(modelIds ? { MODEL_IDS: modelIds } : {}),
     DATA_BUCKET: dataBucket.name,
     REINDEX_QUEUE_URL: queue.url,
   };

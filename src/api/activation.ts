@@ -14,8 +14,10 @@
  * rolls it back (drops the partial namespaces, status `rolled-back`). The switch happens only after the
  * verification, so a half-built namespace is never served.
  *
- * A model whose embedding dimension the index cannot hold (a Pinecone index has one dimension, fixed at creation)
- * is refused when the job is asked for (409 index_dimension_mismatch), before any namespace is dropped or written.
+ * A model whose embedding dimension the index cannot hold (a Pinecone index has one dimension, fixed at creation;
+ * with index.pinecone.indexes, no index is mapped to the model's dimension or the mapped one has another) is
+ * refused when the job is asked for (409 index_dimension_mismatch), before any namespace is dropped or written;
+ * so is any activation on an index that takes no writes (the edge's memory snapshot: 409 index_read_only).
  *
  * Counts that lag: Pinecone serverless reports writes in describe_index_stats only after a freshness lag, so one
  * read right after the last upsert would fail a correct job. For an index with a consistency policy (Pinecone:
@@ -29,6 +31,7 @@ import { physicalNamespace, type ActiveModel, type RetrievalService } from './se
 import { newId, type Store, type StoredItem } from './store.js';
 import { ApiError } from './errors.js';
 import type { VectorIndex } from '../index/types.js';
+import { assertIndexWritable } from '../index/index.js';
 // type-only: the Pinecone adapter itself is loaded by createIndex, never by this module (edge bundles)
 import type { EventuallyConsistentCounts } from '../index/pinecone.js';
 
@@ -164,8 +167,12 @@ export class ActivationManager {
     return job;
   }
 
-  /** Loads the target model and checks the index can hold its vectors (throws ApiError 409 if not). */
+  /**
+   * Loads the target model and checks the index can hold its vectors (throws ApiError 409 if not): it takes writes
+   * (not the edge's read-only snapshot) and has room for the model's dimension (Pinecone: the index mapped to it).
+   */
   private async checkTarget(modelId: string): Promise<void> {
+    assertIndexWritable(this.service.index);
     const info = this.registry.info(modelId)!;
     const encoder = await this.registry.get(modelId);
     await this.service.checkIndexDimension({ id: modelId, tag: info.tag, encoder });

@@ -120,6 +120,8 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
   app.onError((err, c) => {
     if (err instanceof ApiError) return fail(c, err.status, err.code, err.message, err.field, err.headers);
     if (isIndexError(err)) {
+      // a write to the edge's read-only memory snapshot: the message names the index to configure
+      if (err.code === 'READ_ONLY') return fail(c, 409, 'index_read_only', err.message, err.field);
       if (err.code === 'BACKEND') {
         logger.error({ reqId: c.get('requestId'), err: err.message }, 'index backend error');
         return fail(c, 503, 'index_unavailable', 'the vector index failed; retry later');

@@ -14,6 +14,7 @@ import type { ManyfoldConfig } from '../config.js';
 import { decodeSpecForModel, specKey, type DecodeSpec } from '../data/imageCache.js';
 import { parseFilter } from '../index/filter.js';
 import { isIndexError } from '../index/errors.js';
+import { assertIndexWritable, checkIndexDimensionRoute } from '../index/index.js';
 import type { Metadata, QueryMatch, VectorIndex, VectorRecord } from '../index/types.js';
 import type { Encoder } from '../model/encoder.js';
 import { ApiError } from './errors.js';
@@ -108,6 +109,12 @@ export class RetrievalService {
    * for them this only catches a namespace left by another model under the same tag.
    */
   async checkIndexDimension(model: ActiveModel): Promise<void> {
+    try {
+      await checkIndexDimensionRoute(this.index, model.encoder.dim); // Pinecone with one index per dimension
+    } catch (e) {
+      if (isIndexError(e) && e.code === 'DIMENSION_MISMATCH') throw new ApiError(409, 'index_dimension_mismatch', `model ${model.id}: ${e.message}`, 'id');
+      throw e;
+    }
     const namespaces = new Set([this.config.server.defaultNamespace, ...(await this.store.namespaces())]);
     for (const ns of namespaces) {
       for (const target of ['images', 'texts'] as const) {
@@ -188,6 +195,7 @@ export class RetrievalService {
     // decode every image first: a bad image fails the whole request before anything is written
     const decoded = new Map<string, Map<string, Uint8Array>>();
     const targets = this.writeTargets();
+    assertIndexWritable(this.index); // the edge's memory snapshot: 409 before any blob is stored
     // models that decode alike share the pixels (same spec key); a CLIP and a Manyfold model of one size do not
     const specs = new Map<string, DecodeSpec>();
     const keyOf = new Map<ActiveModel, string>();

@@ -10,6 +10,21 @@ export function intFlag(min = Number.MIN_SAFE_INTEGER) {
   };
 }
 
+/**
+ * A size in bytes: an integer, or one with a binary unit (KiB, MiB, GiB; K, M, G mean the same), e.g. --shard-bytes 24MiB.
+ */
+export function bytesFlag(min = 1) {
+  const units: Record<string, number> = { '': 1, b: 1, k: 1024, kib: 1024, m: 1024 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gib: 1024 ** 3 };
+  return (value: string): number => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([a-z]*)\s*$/i.exec(value);
+    const unit = m ? units[m[2].toLowerCase()] : undefined;
+    if (!m || unit === undefined) throw new InvalidArgumentError(`expected bytes (an integer, or with KiB / MiB / GiB), got "${value}"`);
+    const n = Math.floor(Number(m[1]) * unit);
+    if (n < min) throw new InvalidArgumentError(`expected at least ${min} bytes, got ${n}`);
+    return n;
+  };
+}
+
 export function numberFlag(opts: { min?: number; exclusiveMin?: boolean } = {}) {
   return (value: string): number => {
     const n = Number(value);

@@ -10,6 +10,7 @@ import { registerNightlyCommand } from './commands/nightly.js';
 import { registerEmbedCommand } from './commands/embed.js';
 import { registerImportCommand } from './commands/import.js';
 import { registerExportCommand } from './commands/export.js';
+import { registerPublishCommand } from './commands/publish.js';
 
 const program = new Command();
 program
@@ -28,6 +29,7 @@ registerNightlyCommand(program);
 registerEmbedCommand(program);
 registerImportCommand(program);
 registerExportCommand(program);
+registerPublishCommand(program);
 
 program.exitOverride();
 try {

@@ -4,8 +4,11 @@
  * them to the unchanged `createApp`:
  *   config    one zod schema (src/config.ts): defaults <- MANYFOLD_CONFIG (JSON) <- MANYFOLD_* variables
  *   registry  EdgeRegistry: artifacts read through callbacks (static assets, R2, S3), sha256-verified
- *   index     Pinecone (MANYFOLD_INDEX=pinecone, PINECONE_API_KEY + PINECONE_HOST) or the memory adapter,
- *             optionally loaded from a snapshot (MemoryIndex.toBinary) for small corpora
+ *   index     Pinecone (MANYFOLD_INDEX=pinecone, PINECONE_API_KEY + PINECONE_HOST, and/or index.pinecone.indexes
+ *             in MANYFOLD_CONFIG for models of several dimensions), built by the one createIndex; or the memory
+ *             adapter, loaded from a snapshot (MemoryIndex.toBinary) and READ-ONLY: every isolate / container holds
+ *             its own copy, so a write would reach one copy and vanish with it. Writes (ingest, activation,
+ *             re-index, probes with supplied pairs) are refused with 409 naming the index to configure.
  *   store     EdgeStore over a BucketLike (R2, S3, memory)
  *   keys      MANYFOLD_API_KEYS only (no key is generated at the edge: there is nowhere to print it)
  *   logger    consoleLogger (JSON lines)
@@ -14,19 +17,21 @@
 import type { Logger } from 'pino';
 import { createApp, type ManyfoldApi } from '../api/app.js';
 import { parseApiKeys } from '../api/auth.js';
-import { loadConfig, type ManyfoldConfig } from '../config.js';
+import { loadConfig, mergeLayers, type ManyfoldConfig } from '../config.js';
+import { createIndex } from '../index/index.js';
 import { MemoryIndex } from '../index/memory.js';
 import type { VectorIndex } from '../index/types.js';
 import type { BucketLike } from './bucket.js';
 import { consoleLogger, type LevelName } from './logger.js';
-import { EdgeRegistry, type EdgeModelSource } from './registry.js';
+import { EdgeRegistry, type EdgeModelSources } from './registry.js';
 import { EdgeStore } from './store.js';
 
 export type EdgeEnv = Record<string, unknown>;
 
 export interface EdgeApiOptions {
   env: EdgeEnv;
-  models: EdgeModelSource[];
+  /** fixed sources, or a discovery function (a bucket catalogue) re-read at each registry scan */
+  models: EdgeModelSources;
   bucket: BucketLike;
   /** memory-index snapshot bytes (MemoryIndex.toBinary), or null for an empty index */
   snapshot?: () => Promise<Uint8Array | null>;
@@ -44,20 +49,28 @@ export interface EdgeApi {
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 
+/** What a refused write at the edge says: why the snapshot cannot take it, and which index to configure. */
+export const EDGE_READ_ONLY_MESSAGE =
+  'the memory index at the edge is a read-only snapshot (every Worker isolate or Lambda container holds its own copy, so a write would reach one copy ' +
+  'and be lost with it): configure a shared index for ingest, activation, re-index and probes with supplied pairs: MANYFOLD_INDEX=pinecone with ' +
+  'PINECONE_API_KEY and PINECONE_HOST (or index.pinecone in MANYFOLD_CONFIG; index.pinecone.indexes maps embedding dimensions to Pinecone indexes)';
+
 /** MANYFOLD_CONFIG (JSON) + MANYFOLD_INDEX / MANYFOLD_LOG_LEVEL / MANYFOLD_BACKEND / PINECONE_* -> config */
 export function edgeConfig(env: EdgeEnv): ManyfoldConfig {
   const file = str(env.MANYFOLD_CONFIG) ? (JSON.parse(str(env.MANYFOLD_CONFIG)!) as Record<string, unknown>) : {};
   const kind = str(env.MANYFOLD_INDEX);
   const apiKey = str(env.PINECONE_API_KEY);
   const host = str(env.PINECONE_HOST);
+  const pinecone = { ...(apiKey ? { apiKey } : {}), ...(host ? { host } : {}) };
   const overrides: Record<string, unknown> = {
     ...(str(env.MANYFOLD_LOG_LEVEL) ? { server: { logLevel: env.MANYFOLD_LOG_LEVEL } } : {}),
-    ...(kind || (apiKey && host) ? { index: { ...(kind ? { kind } : {}), ...(apiKey && host ? { pinecone: { apiKey, host } } : {}) } } : {}),
+    ...(kind || apiKey || host ? { index: { ...(kind ? { kind } : {}), ...(apiKey || host ? { pinecone } : {}) } } : {}),
     ...(str(env.MANYFOLD_API_KEYS) ? { auth: { keys: env.MANYFOLD_API_KEYS } } : {}),
   };
   const e: Record<string, string | undefined> = {};
   if (str(env.MANYFOLD_BACKEND)) e.MANYFOLD_BACKEND = str(env.MANYFOLD_BACKEND);
-  return loadConfig({ env: e, overrides: { ...file, ...overrides } });
+  // deep: a secret PINECONE_API_KEY joins index.pinecone.indexes given in MANYFOLD_CONFIG instead of replacing it
+  return loadConfig({ env: e, overrides: mergeLayers(file, overrides) });
 }
 
 export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
@@ -68,12 +81,12 @@ export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
   const keys = parseApiKeys(config.auth.keys);
   let index: VectorIndex;
   if (config.index.kind === 'pinecone') {
-    if (!config.index.pinecone) throw new Error('MANYFOLD_INDEX=pinecone needs PINECONE_API_KEY and PINECONE_HOST');
-    const { PineconeIndex } = await import('../index/pinecone.js');
-    index = new PineconeIndex(config.index.pinecone);
+    if (!config.index.pinecone) throw new Error('MANYFOLD_INDEX=pinecone needs PINECONE_API_KEY and PINECONE_HOST (or index.pinecone.indexes in MANYFOLD_CONFIG)');
+    index = await createIndex({ kind: 'pinecone', pinecone: config.index.pinecone });
   } else if (config.index.kind === 'memory') {
     const snap = opts.snapshot ? await opts.snapshot() : null;
-    index = snap ? MemoryIndex.fromBinary(snap) : new MemoryIndex();
+    const readOnly = { readOnly: EDGE_READ_ONLY_MESSAGE };
+    index = snap ? MemoryIndex.fromBinary(snap, readOnly) : new MemoryIndex(readOnly);
   } else {
     throw new Error(`index kind ${config.index.kind} is not available in this runtime (use memory or pinecone)`);
   }

@@ -6,7 +6,9 @@ export type IndexErrorCode =
   /** vector length differs from the namespace's (or Pinecone index's) dimension */
   | 'DIMENSION_MISMATCH'
   /** the backing store failed (Pinecone after its retries, LanceDB I/O) */
-  | 'BACKEND';
+  | 'BACKEND'
+  /** a write to an index that only serves reads (the memory snapshot at the edge); the message names the index to configure */
+  | 'READ_ONLY';
 
 /**
  * The one error type adapters throw for caller mistakes and backend failures. `field` names the offending

@@ -6,6 +6,7 @@
  * Snapshots: `toJSON()`/`MemoryIndex.fromJSON()` (vectors base64, little-endian float32) and
  * `toBinary()`/`MemoryIndex.fromBinary()` (compact: magic "MFVI", u32 version, u32 header length, JSON header,
  * padding to 4 bytes, then each namespace's float32 LE matrix). Both validate everything they load.
+ * `readOnly` (the edge's snapshot): every write throws IndexError READ_ONLY with the given message.
  */
 import { IndexError } from './errors.js';
 import { evaluateFilter, parseFilter } from './filter.js';
@@ -117,11 +118,32 @@ function snapshotError(message: string): IndexError {
   return new IndexError('INVALID_ARGUMENT', `invalid memory-index snapshot: ${message}`, { field: 'snapshot' });
 }
 
+export interface MemoryIndexOptions {
+  /**
+   * Refuse every write (upsert, delete, dropNamespace) with IndexError READ_ONLY carrying this message. The edge
+   * runtimes serve a snapshot this way: each Worker isolate / Lambda container holds its own copy, so a write
+   * would be seen by one copy only and lost with it; the message says which shared index to configure instead.
+   */
+  readOnly?: string;
+}
+
 export class MemoryIndex implements VectorIndex {
   readonly kind = 'memory';
   private readonly stores = new Map<string, Store>();
+  /** why writes are refused, when they are (see MemoryIndexOptions.readOnly) */
+  readonly readOnly?: string;
+
+  constructor(options: MemoryIndexOptions = {}) {
+    if (options.readOnly !== undefined) this.readOnly = options.readOnly;
+  }
+
+  /** throws IndexError READ_ONLY when this index refuses writes */
+  assertWritable(): void {
+    if (this.readOnly !== undefined) throw new IndexError('READ_ONLY', this.readOnly, { field: 'index.kind' });
+  }
 
   async upsert(namespace: string, records: readonly VectorRecord[]): Promise<void> {
+    this.assertWritable();
     validateNamespace(namespace);
     const existing = this.stores.get(namespace);
     const { records: prepared, dimension } = prepareRecords(records, existing?.dim);
@@ -168,6 +190,7 @@ export class MemoryIndex implements VectorIndex {
   }
 
   async delete(namespace: string, ids: readonly string[]): Promise<void> {
+    this.assertWritable();
     validateNamespace(namespace);
     const valid = validateIds(ids);
     const store = this.stores.get(namespace);
@@ -186,6 +209,7 @@ export class MemoryIndex implements VectorIndex {
   }
 
   async dropNamespace(namespace: string): Promise<void> {
+    this.assertWritable();
     validateNamespace(namespace);
     this.stores.delete(namespace);
   }
@@ -212,12 +236,12 @@ export class MemoryIndex implements VectorIndex {
     };
   }
 
-  static fromJSON(json: unknown): MemoryIndex {
+  static fromJSON(json: unknown, options: MemoryIndexOptions = {}): MemoryIndex {
     const snap = json as Partial<MemorySnapshotJSON> | null;
     if (!snap || snap.format !== 'manyfold.memory-index' || snap.version !== 1 || !Array.isArray(snap.namespaces)) {
       throw snapshotError('expected {format: "manyfold.memory-index", version: 1, namespaces: [...]}');
     }
-    const index = new MemoryIndex();
+    const index = new MemoryIndex(options);
     for (const ns of snap.namespaces) {
       let bytes: Uint8Array;
       try {
@@ -255,7 +279,7 @@ export class MemoryIndex implements VectorIndex {
     return out;
   }
 
-  static fromBinary(bytes: Uint8Array): MemoryIndex {
+  static fromBinary(bytes: Uint8Array, options: MemoryIndexOptions = {}): MemoryIndex {
     if (!(bytes instanceof Uint8Array) || bytes.length < 12 || MAGIC.some((b, i) => bytes[i] !== b)) throw snapshotError('bad magic');
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     if (view.getUint32(4, true) !== 1) throw snapshotError(`unsupported version ${view.getUint32(4, true)}`);
@@ -268,7 +292,7 @@ export class MemoryIndex implements VectorIndex {
       throw snapshotError('header is not JSON');
     }
     if (!Array.isArray(header.namespaces)) throw snapshotError('header has no namespaces');
-    const index = new MemoryIndex();
+    const index = new MemoryIndex(options);
     let off = (12 + headerLen + 3) & ~3;
     for (const ns of header.namespaces as { name: unknown; dimension: unknown; ids: unknown; metadata: unknown }[]) {
       off = index.loadNamespace(ns.name, ns.dimension, ns.ids, ns.metadata, bytes, off);

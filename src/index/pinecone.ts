@@ -3,6 +3,8 @@
  *
  * - Target: one index by `host` (its data-plane URL). `https://...svc.pinecone.io` for the service; a host
  *   written `http://127.0.0.1:PORT` is used as is, with no control-plane call (tests use a local emulator).
+ *   Models of several dimensions need one index each: `indexes` (dimension -> index name) makes createIndex build
+ *   a PineconeRoutedIndex (pinecone-routed.ts) over one PineconeIndex per dimension.
  *   The index must use metric `cosine` (or `dotproduct`: vectors are L2-normalised before upsert and query,
  *   so both give the cosine); `euclidean` would return distances, not similarities.
  * - Upserts are split into requests of at most 1,000 records and 2,000,000 bytes of JSON body (Pinecone's
@@ -43,8 +45,8 @@ export interface RetryInfo {
 
 export interface PineconeIndexOptions {
   apiKey: string;
-  /** the index host: `https://<index>-<project>.svc.<env>.pinecone.io`, or `http://127.0.0.1:PORT` */
-  host: string;
+  /** the index host: `https://<index>-<project>.svc.<env>.pinecone.io`, or `http://127.0.0.1:PORT` (required unless `indexes` is given) */
+  host?: string;
   /** attempts per request including the first; default 5 */
   maxAttempts?: number;
   /** default 250 ms */
@@ -70,6 +72,13 @@ export interface PineconeIndexOptions {
   consistencyInitialDelayMs?: number;
   /** largest backoff delay between count polls (the delay doubles up to it); default 8,000 ms */
   consistencyMaxDelayMs?: number;
+  /**
+   * one Pinecone index per embedding dimension: dimension -> index name, resolved by describe_index (see
+   * pinecone-routed.ts); `host` is then the default index for a dimension with no entry, and may be left out
+   */
+  indexes?: Record<string, string>;
+  /** control plane for describe_index; default https://api.pinecone.io (tests: a local stand-in) */
+  controllerHost?: string;
 }
 
 /**
@@ -92,7 +101,7 @@ export interface EventuallyConsistentCounts {
   namespaceCounts(namespaces: readonly string[]): Promise<Record<string, number>>;
 }
 
-function consistencyPolicy(options: PineconeIndexOptions): ConsistencyPolicy {
+export function consistencyPolicy(options: PineconeIndexOptions): ConsistencyPolicy {
   const pick = (value: number | undefined, fallback: number, field: string, min: number): number => {
     if (value === undefined) return fallback;
     if (!Number.isFinite(value) || value < min) {
@@ -136,6 +145,20 @@ function retryAfterMs(res: Response): number | undefined {
   if (Number.isFinite(secs)) return Math.max(0, secs * 1000);
   const date = Date.parse(h);
   return Number.isFinite(date) ? Math.max(0, date - Date.now()) : undefined;
+}
+
+/** the retrying fetch an adapter's SDK client uses, from the adapter's options (defaults: 5 attempts, 250 ms .. 10 s, 30 s per attempt) */
+export function retryingFetchFor(options: PineconeIndexOptions): typeof fetch {
+  return createRetryingFetch({
+    fetch: options.fetch,
+    maxAttempts: Math.max(1, Math.floor(options.maxAttempts ?? 5)),
+    baseDelayMs: options.baseDelayMs ?? 250,
+    maxDelayMs: options.maxDelayMs ?? 10_000,
+    timeoutMs: options.timeoutMs ?? 30_000,
+    sleep: options.sleep,
+    random: options.random,
+    onRetry: options.onRetry,
+  });
 }
 
 /** fetch with retries on 429/5xx/timeouts/network errors, exponential backoff with jitter, attempt limit */
@@ -257,19 +280,9 @@ export class PineconeIndex implements VectorIndex, EventuallyConsistentCounts {
     this.consistency = consistencyPolicy(options);
     this.maxBatchRecords = Math.min(PINECONE_MAX_BATCH_RECORDS, Math.max(1, options.maxBatchRecords ?? PINECONE_MAX_BATCH_RECORDS));
     this.maxBatchBytes = Math.min(PINECONE_MAX_REQUEST_BYTES, Math.max(1024, options.maxBatchBytes ?? PINECONE_MAX_REQUEST_BYTES));
-    const fetchApi = createRetryingFetch({
-      fetch: options.fetch,
-      maxAttempts: Math.max(1, Math.floor(options.maxAttempts ?? 5)),
-      baseDelayMs: options.baseDelayMs ?? 250,
-      maxDelayMs: options.maxDelayMs ?? 10_000,
-      timeoutMs: options.timeoutMs ?? 30_000,
-      sleep: options.sleep,
-      random: options.random,
-      onRetry: options.onRetry,
-    });
     const pc = new Pinecone({
       apiKey: options.apiKey,
-      fetchApi,
+      fetchApi: retryingFetchFor(options),
       maxRetries: 0,
       ...(options.sourceTag ? { sourceTag: options.sourceTag } : {}),
     });
@@ -366,6 +379,12 @@ export class PineconeIndex implements VectorIndex, EventuallyConsistentCounts {
     const s = await this.call('describe_index_stats', () => this.index.describeIndexStats());
     const count = s.namespaces?.[namespace]?.recordCount ?? 0;
     return s.dimension !== undefined && s.dimension > 0 ? { count, dimension: s.dimension } : { count };
+  }
+
+  /** the index's dimension from describe_index_stats (undefined when it reports none) */
+  async dimension(): Promise<number | undefined> {
+    const s = await this.call('describe_index_stats', () => this.index.describeIndexStats());
+    return s.dimension !== undefined && s.dimension > 0 ? s.dimension : undefined;
   }
 
   /** one describe_index_stats for all of them, so each poll of a verification is a single request */

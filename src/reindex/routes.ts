@@ -9,6 +9,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { requireScope, type ApiKeyEntry } from '../api/auth.js';
 import { ApiError } from '../api/errors.js';
+import { assertIndexWritable } from '../index/index.js';
 import { activateReindexed, planReindex, reindexStatus, type ReindexDeps } from './pipeline.js';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,80}$/;
@@ -28,9 +29,12 @@ export function registerReindexRoutes(app: OpenAPIHono<any>, deps: () => Reindex
       throw new ApiError(422, 'validation_error', 'batchSize: expected an integer 1..256', 'batchSize');
     }
     const d = deps();
+    assertIndexWritable(d.index); // the edge's read-only memory snapshot: 409 before a plan is written
     await d.registry.scan();
     if (!d.registry.has(body.model)) throw new ApiError(404, 'not_found', `unknown model ${body.model}`, 'model');
     if (body.model === d.service.active.id) throw new ApiError(409, 'already_active', `model ${body.model} is already active`, 'model');
+    // a model of a dimension the index has no room for (Pinecone: no index mapped to it): 409 before anything is dropped
+    await d.service.checkIndexDimension({ id: body.model, tag: d.registry.info(body.model)!.tag, encoder: await d.registry.get(body.model) });
     const plan = await planReindex(d, body.model, body.batchSize ? { batchSize: body.batchSize as number } : {});
     return c.json({ plan }, 202);
   });

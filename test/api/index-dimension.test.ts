@@ -11,6 +11,8 @@ import { importClipCheckpoint } from '../../src/model/clip/import.js';
 import { readManifest } from '../../src/model/artifact.js';
 import { buildTinyCheckpoint } from '../reference/build-checkpoints.js';
 import { PineconeEmulator } from '../index/pinecone-emulator.js';
+import { PineconeControlEmulator } from '../index/pinecone-control-emulator.js';
+import { loadConfig } from '../../src/config.js';
 import { CAPTIONS, KEYS, client, makeModels, png, rmrf, start, tmp } from './helpers.js';
 
 let root: string;
@@ -94,5 +96,101 @@ describe('index dimension vs the model (Pinecone: local emulator test/index/pine
     }
     expect(upserts(emu).length).toBeGreaterThan(0);
     await emu.stop();
+  });
+});
+
+/** index.pinecone.indexes: one Pinecone index per dimension, each a local data-plane emulator, names resolved by a local describe_index stand-in */
+describe('one Pinecone index per dimension (local emulators + local describe_index stand-in, not the live service)', () => {
+  const routed = (control: string, indexes: Record<string, string>) => ({
+    index: { kind: 'pinecone', pinecone: { apiKey: 'test-key', controllerHost: control, indexes, consistencyTimeoutMs: 0 } },
+  });
+  const writes = (emu: PineconeEmulator) => emu.requests.filter((r) => r.path === '/vectors/upsert' || r.path === '/vectors/delete');
+
+  it('each model writes to the index of its dimension: ingest on the 1st, blue/green activation of the CLIP model fills the 2nd and search moves there', async () => {
+    const small = new PineconeEmulator({ dimension: manyfold.dim });
+    const wide = new PineconeEmulator({ dimension: clip.dim });
+    const control = new PineconeControlEmulator();
+    control.register('mf-small', { host: await small.start(), dimension: manyfold.dim });
+    control.register('mf-clip', { host: await wide.start(), dimension: clip.dim });
+    const srv = await start({ modelDir: models, dataDir: join(root, 'data-routed'), overrides: routed(await control.start(), { [manyfold.dim]: 'mf-small', [clip.dim]: 'mf-clip' }) });
+    try {
+      const call = client(srv.url);
+      const img = (await png(20, 14, [200, 30, 30])).toString('base64');
+      expect((await call('POST', '/v1/items', { key: KEYS.write, json: { items: [{ id: 'x', image: img, captions: [CAPTIONS[0]] }] } })).status).toBe(200);
+      const tagOf = (id: string) => srv.api.service.registry.info(id)!.tag;
+      expect(small.count(`default--${tagOf(manyfold.id)}--img`)).toBe(1);
+      expect(upserts(wide)).toEqual([]);
+      const act = await call('POST', `/v1/models/${clip.id}/activate`, { key: KEYS.admin });
+      expect(act.status, act.text).toBe(202);
+      await srv.api.activation.settle();
+      const job = await call('GET', `/v1/jobs/${act.body.job.id}`, { key: KEYS.admin });
+      expect(job.body.job?.status ?? job.body.status, job.text).toBe('succeeded');
+      expect(wide.count(`default--${tagOf(clip.id)}--img`)).toBe(1);
+      expect(wide.count(`default--${tagOf(clip.id)}--txt`)).toBe(1);
+      expect(small.count(`default--${tagOf(clip.id)}--img`)).toBe(0);
+      const s = await call('POST', '/v1/search', { key: KEYS.search, json: { text: CAPTIONS[0], target: 'texts', topK: 1 } });
+      expect(s.body).toMatchObject({ model: clip.id, results: [{ id: 'x' }] });
+      expect(control.requests).toEqual(expect.arrayContaining(['GET /indexes/mf-small', 'GET /indexes/mf-clip']));
+    } finally {
+      await srv.close();
+      await Promise.all([small.stop(), wide.stop(), control.stop()]);
+    }
+  });
+
+  it("activating a model whose dimension has no index: 409 naming the missing indexes entry, nothing dropped or written", async () => {
+    const small = new PineconeEmulator({ dimension: manyfold.dim });
+    const control = new PineconeControlEmulator();
+    control.register('mf-small', { host: await small.start(), dimension: manyfold.dim });
+    const srv = await start({ modelDir: models, dataDir: join(root, 'data-routed-missing'), overrides: routed(await control.start(), { [manyfold.dim]: 'mf-small' }) });
+    try {
+      const call = client(srv.url);
+      const img = (await png(20, 14, [30, 30, 200])).toString('base64');
+      expect((await call('POST', '/v1/items', { key: KEYS.write, json: { items: [{ id: 'z', image: img, captions: [CAPTIONS[2]] }] } })).status).toBe(200);
+      small.clearRequests();
+      const r = await call('POST', `/v1/models/${clip.id}/activate`, { key: KEYS.admin });
+      expect(r.status, r.text).toBe(409);
+      expect(r.body.error.code).toBe('index_dimension_mismatch');
+      expect(r.body.error.message).toContain(`model ${clip.id}: no Pinecone index for ${clip.dim}-dimensional embeddings (index.pinecone.indexes maps ${manyfold.dim}: mf-small)`);
+      expect(r.body.error.message).toContain(`add it as index.pinecone.indexes["${clip.dim}"]`);
+      expect(writes(small)).toEqual([]);
+      expect(srv.api.activation.running).toBeUndefined();
+    } finally {
+      await srv.close();
+      await Promise.all([small.stop(), control.stop()]);
+    }
+  });
+
+  it('an index whose describe_index dimension differs from its key: the server refuses to start, before any upsert', async () => {
+    const small = new PineconeEmulator({ dimension: manyfold.dim + 1 });
+    const control = new PineconeControlEmulator();
+    control.register('mf-small', { host: await small.start(), dimension: manyfold.dim + 1 });
+    try {
+      await expect(start({ modelDir: join(models, 'a-manyfold'), dataDir: join(root, 'data-routed-wrong'), overrides: routed(await control.start(), { [manyfold.dim]: 'mf-small' }) })).rejects.toThrow(
+        `Pinecone index "mf-small" (index.pinecone.indexes["${manyfold.dim}"]) holds ${manyfold.dim + 1}-dimensional vectors, not ${manyfold.dim}`,
+      );
+      expect(control.requests).toContain('GET /indexes/mf-small');
+      expect(writes(small)).toEqual([]);
+    } finally {
+      await Promise.all([small.stop(), control.stop()]);
+    }
+  });
+
+  it('configuration: bad dimension keys, bad index names and a section with neither host nor indexes name the field', () => {
+    const bad = (pinecone: Record<string, unknown>) => () => loadConfig({ env: {}, overrides: { index: { kind: 'pinecone', pinecone: { apiKey: 'k', ...pinecone } } } });
+    expect(bad({ indexes: { abc: 'mf-small' } })).toThrow(/index\.pinecone\.indexes\.abc: keys are embedding dimensions/);
+    expect(bad({ indexes: { 64: 'Not_A_Name' } })).toThrow(/index\.pinecone\.indexes\.64: a Pinecone index name/);
+    expect(bad({})).toThrow(/index\.pinecone\.host: required unless indexes maps at least one dimension/);
+    expect(loadConfig({ env: {}, overrides: { index: { kind: 'pinecone', pinecone: { apiKey: 'k', indexes: { 64: 'mf-64', 512: 'mf-512' } } } } }).index.pinecone?.indexes).toEqual({ 64: 'mf-64', 512: 'mf-512' });
+  });
+
+  it('at the edge, index.pinecone.indexes from MANYFOLD_CONFIG joins the PINECONE_API_KEY secret (deep merge, not replaced)', async () => {
+    const { edgeConfig } = await import('../../src/edge/api.js');
+    const config = edgeConfig({
+      MANYFOLD_CONFIG: JSON.stringify({ index: { pinecone: { indexes: { 64: 'mf-64' }, consistencyTimeoutMs: 5000 } } }),
+      MANYFOLD_INDEX: 'pinecone',
+      PINECONE_API_KEY: 'secret-key',
+    });
+    expect(config.index).toMatchObject({ kind: 'pinecone', pinecone: { apiKey: 'secret-key', indexes: { 64: 'mf-64' }, consistencyTimeoutMs: 5000 } });
+    expect(config.index.pinecone?.host).toBeUndefined();
   });
 });

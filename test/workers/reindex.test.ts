@@ -1,6 +1,9 @@
 /**
- * The queue-driven re-index inside workerd: Cloudflare Queues simulated by miniflare deliver the producer's
- * batches to the Worker's queue() consumer; a poisoned batch goes through retries to the dead-letter queue.
+ * The queue-driven re-index inside workerd (project workerd-pinecone): Cloudflare Queues simulated by miniflare
+ * deliver the producer's batches to the Worker's queue() consumer; a poisoned batch goes through retries to the
+ * dead-letter queue. The Worker runs with MANYFOLD_INDEX=pinecone against the local Pinecone emulator
+ * (test/index/pinecone-emulator.ts, started by test/workers/vitest.config.ts and reached over 127.0.0.1: a
+ * stand-in for the service, which is not reachable here): the edge's memory snapshot takes no writes.
  */
 import { env, SELF } from 'cloudflare:test';
 import { encode as encodePng } from 'fast-png';
@@ -38,7 +41,15 @@ async function waitFor(runId: string, until: (s: any) => boolean, timeoutMs = 90
   }
 }
 
-describe('re-index through Cloudflare Queues (miniflare)', () => {
+/** the emulator's own counts, read over its HTTP API as any Pinecone client would */
+async function pineconeCounts(): Promise<Record<string, number>> {
+  const r = await fetch(`${env.PINECONE_HOST}/describe_index_stats`, { method: 'POST', headers: { 'api-key': env.PINECONE_API_KEY, 'content-type': 'application/json' }, body: '{}' });
+  expect(r.status).toBe(200);
+  const body = (await r.json()) as { namespaces: Record<string, { vectorCount: number }> };
+  return Object.fromEntries(Object.entries(body.namespaces).map(([k, v]) => [k, v.vectorCount]));
+}
+
+describe('re-index through Cloudflare Queues (miniflare) into Pinecone (local emulator over HTTP, not the live service)', () => {
   it('producer -> consumers -> verified namespace -> activate; throughput reported', async () => {
     const N = 120;
     for (let at = 0; at < N; at += 40) {
@@ -47,6 +58,11 @@ describe('re-index through Cloudflare Queues (miniflare)', () => {
     }
     const before = await call('GET', '/v1/models', ADMIN);
     const candidate = before.body.models.find((m: any) => !m.active).id;
+    // ingest wrote to the shared index (every isolate sees it), not to a per-isolate memory copy: the active
+    // model's two namespaces (bulk--<tag>--img / --txt) hold every image and caption
+    const bulk = (counts: Record<string, number>) => Object.entries(counts).filter(([k]) => k.startsWith('bulk--'));
+    const ingested = bulk(await pineconeCounts());
+    expect(ingested.map(([k, n]) => [k.slice(k.lastIndexOf('--')), n]).sort()).toEqual([['--img', N], ['--txt', 2 * N]]);
     expect((await call('POST', '/v1/reindex', ADMIN, { model: before.body.active })).status).toBe(409);
     const started = await call('POST', '/v1/reindex', ADMIN, { model: candidate, batchSize: 16 });
     expect(started.status).toBe(202);
@@ -59,6 +75,9 @@ describe('re-index through Cloudflare Queues (miniflare)', () => {
     expect(status.state).toBe('complete');
     expect(status.batches).toEqual({ total: plan.totalBatches, done: plan.totalBatches, dead: 0 });
     for (const v of status.verification) expect(v.actual).toEqual(v.expected);
+    // the candidate's own namespaces, next to the active model's, hold the re-embedded records
+    const added = bulk(await pineconeCounts()).filter(([k]) => !ingested.some(([old]) => old === k));
+    expect(added.map(([k, n]) => [k.slice(k.lastIndexOf('--')), n]).sort()).toEqual([['--img', N], ['--txt', 2 * N]]);
     console.log(`[workerd] re-index: ${status.items.done} items in ${plan.totalBatches} batches of ${plan.batchSize}, ${status.elapsedSeconds} s -> ${status.itemsPerSecond} items/s (1M items: ~${(1e6 / status.itemsPerSecond / 3600).toFixed(1)} h on one consumer)`);
     const act = await call('POST', `/v1/reindex/${plan.runId}/activate`, ADMIN, {});
     expect(act.status).toBe(200);

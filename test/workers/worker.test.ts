@@ -1,6 +1,8 @@
 /**
- * Runs INSIDE workerd (npm run test:workers): functions/worker.ts with the tiny model and the memory-index
- * snapshot from test/workers/fixture.ts served as static assets, R2 and Queues simulated by miniflare.
+ * Runs INSIDE workerd (npm run test:workers, project workerd-memory): functions/worker.ts with the tiny model and
+ * the memory-index snapshot from test/workers/fixture.ts served as static assets, R2 and Queues simulated by
+ * miniflare. The snapshot is read-only at the edge: writes are refused with 409 (ingest into Pinecone is tested
+ * in test/workers/reindex.test.ts, project workerd-pinecone).
  */
 import { env, SELF } from 'cloudflare:test';
 import { encode as encodePng } from 'fast-png';
@@ -124,18 +126,26 @@ describe('the Manyfold API inside workerd', () => {
     expect(ok.body.results[0].id).toBe('cap0');
   });
 
-  it('ingest (R2 store) then search the new items', async () => {
-    const items = [
-      { id: 'red', image: solidPng([220, 30, 30], 48), captions: ['a red square'], metadata: { color: 'red' } },
-      { id: 'green', image: solidPng([30, 200, 40], 48), captions: ['a green square'], metadata: { color: 'green' } },
+  it('writes to the read-only memory snapshot (ingest, activation, re-index, probe pairs): 409 naming Pinecone, nothing stored, reads unchanged', async () => {
+    const item = { id: 'red', image: solidPng([220, 30, 30], 48), captions: ['a red square'], metadata: { color: 'red' } };
+    const models = await call('GET', '/v1/models', { key: KEYS.admin });
+    const candidate = models.body.models.find((m: any) => !m.active).id;
+    const refused = [
+      await call('POST', '/v1/items', { key: KEYS.write, json: { items: [item], namespace: 'ingest' } }),
+      await call('POST', `/v1/models/${candidate}/activate`, { key: KEYS.admin }),
+      await call('POST', '/v1/reindex', { key: KEYS.admin, json: { model: candidate } }),
+      await call('POST', '/v1/probes', { key: KEYS.admin, json: { pairs: [{ image: item.image, captions: item.captions }] } }),
     ];
-    const w = await call('POST', '/v1/items', { key: KEYS.write, json: { items, namespace: 'ingest' } });
-    expect(w.status).toBe(200);
-    expect(w.body.items.map((i: any) => i.status)).toEqual(['created', 'created']);
-    const s = await call('POST', '/v1/search', { key: KEYS.search, json: { image: solidPng([30, 200, 40], 64), target: 'images', topK: 1, namespace: 'ingest' } });
-    expect(s.body.results[0]).toMatchObject({ id: 'green', metadata: { color: 'green' } });
-    const f = await call('POST', '/v1/search', { key: KEYS.search, json: { text: 'a red square', target: 'texts', topK: 1, namespace: 'ingest', filter: { color: 'red' } } });
-    expect(f.body.results[0].id).toBe('red');
-    expect((await env.DATA.list({ prefix: 'items/ingest/' })).objects).toHaveLength(2);
+    for (const r of refused) {
+      expect(r.status, JSON.stringify(r.body)).toBe(409);
+      expect(r.body.error.code).toBe('index_read_only');
+      expect(r.body.error.message).toContain('read-only snapshot');
+      expect(r.body.error.message).toContain('MANYFOLD_INDEX=pinecone with PINECONE_API_KEY and PINECONE_HOST');
+    }
+    // nothing reached R2 (no item, no blob, no job, no re-index plan) and the active model is unchanged
+    for (const prefix of ['items/', 'blobs/', 'jobs/', 'reindex/', 'probes/']) expect((await env.DATA.list({ prefix })).objects, prefix).toHaveLength(0);
+    expect((await call('GET', '/edge/info')).body.model).toBe(env.TEST_MODEL_ID);
+    const s = await call('POST', '/v1/search', { key: KEYS.search, json: { text: 'a red circle next to a small blue square', target: 'texts', topK: 1, namespace: 'snap' } });
+    expect(s.body.results[0].id).toBe('cap0');
   });
 });

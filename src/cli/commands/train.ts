@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { TEXT_LABEL_CHOICES } from '../../eval/text-labels.js';
-import { augmentNameSchema, loadConfig, presetSchema, textAttackSchema, trainSchema } from '../../config.js';
-import { choiceFlag, intFlag, numberFlag, THREADS_FLAG_HELP } from '../flags.js';
+import { BACKEND_KINDS, augmentNameSchema, loadConfig, presetSchema, textAttackSchema, trainSchema } from '../../config.js';
+import { choiceFlag, intFlag, numberFlag, THREADS_FLAG_HELP, bytesFlag } from '../flags.js';
 import type { StepInfo } from '../../../training/trainer.js';
 
 /** comma-separated --augment list, validated against the schema's names */
@@ -87,12 +87,13 @@ Example (robust fine-tuning of an imported CLIP checkpoint):
     .option('--weight-decay <x>', 'AdamW weight decay', numberFlag({ min: 0 }))
     .option('--checkpoint-every <n>', 'checkpoint every N steps', intFlag(1))
     .option('--seed <n>', 'seed for init, batches, sampling, augmentation and inner attacks', intFlag(0))
-    .option('--backend <name>', 'auto | tensorflow | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')} (docs/gpu.md)`, choiceFlag(BACKEND_KINDS))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--config <file>', 'JSON config file (flags override it)')
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
     .option('--resume', 'continue from the checkpoint in --out')
     .option('--overwrite', 'start over: delete a checkpoint (and metrics.jsonl) an earlier run left in --out')
+    .option('--shard-bytes <size>', 'largest weight shard of the saved artifact, e.g. 24MiB (default 32MiB; Cloudflare Workers assets allow 25 MiB per file)', bytesFlag(4))
     .option('--log-steps', 'print every optimizer step as a JSON line on stderr (the metrics.jsonl record: step, loss, lr, scale, gradNorm, ms, ...)')
     .option('--no-eval', 'do not evaluate on the test split at the end')
     .option('--quiet', 'no progress output')
@@ -161,6 +162,7 @@ Example (robust fine-tuning of an imported CLIP checkpoint):
         out: o.out,
         resume: Boolean(o.resume),
         overwrite: Boolean(o.overwrite),
+        ...(o.shardBytes !== undefined ? { shardBytes: o.shardBytes as number } : {}),
         evaluate: o.eval !== false,
         quiet: Boolean(o.quiet),
         fromScratch: Boolean(o.fromScratch),

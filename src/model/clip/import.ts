@@ -43,6 +43,8 @@ export const importOptionsSchema = z
     format: z.enum(['auto', 'hf', 'open_clip']).default('auto'),
     activation: z.enum(['quick_gelu', 'gelu']).optional(),
     overwrite: z.boolean().default(false),
+    /** largest weight shard of the artifact (saveArtifact's shardBytes; default 32 MiB) */
+    shardBytes: z.number().int().min(4).optional(),
     /** progress and notes (default: stderr) */
     log: z.custom<(line: string) => void>((v) => typeof v === 'function').optional(),
     /** print progress lines when the checkpoint is at least this many bytes (default 64 MiB) */
@@ -389,6 +391,7 @@ export async function importClipCheckpoint(options: ImportOptions): Promise<Impo
       training: { method: 'pretrained', imported: { format: det.format } },
       source,
       overwrite: o.overwrite,
+      ...(o.shardBytes !== undefined ? { shardBytes: o.shardBytes } : {}),
       ...(o.created ? { created: o.created } : {}),
       onTensor: showProgress
         ? (p) => {
