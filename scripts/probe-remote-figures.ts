@@ -59,7 +59,7 @@ const server = await startServer({
   dataDir: join(work, 'data'),
   port: 0,
   host: '127.0.0.1',
-  env: { MANYFOLD_API_KEYS: `${KEY}:admin,search,write,probe` },
+  env: { MANYFOLD_API_KEYS: `${KEY}=admin` },
   logger: pino({ level: 'warn' }),
   overrides: { limits: { ratePerSecond: 1e6, rateBurst: 1e6 } },
 });

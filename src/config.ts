@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { DIMENSION_KEY, PINECONE_INDEX_NAME } from './index/pinecone-names.js';
+import { probeAttackSpecSchema } from './eval/robust/catalog.js';
 
 /**
  * The one configuration schema. Every entry point (CLI, server, nightly job, worker) builds its configuration
@@ -7,7 +9,9 @@ import { z } from 'zod';
  * the result here, so a bad value is reported once, with the path of the offending field.
  */
 
-export const backendSchema = z.enum(['auto', 'tensorflow', 'wasm', 'cpu']);
+/** The tfjs backends `--backend` accepts (src/engine/backend.ts): the one list of them. */
+export const BACKEND_KINDS = ['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'] as const;
+export const backendSchema = z.enum(BACKEND_KINDS);
 /** the engine serve and embed embed with (model/load-encoder.ts) */
 export const inferenceSchema = z.enum(['auto', 'tfjs', 'onnx']);
 export const presetSchema = z.enum(['tiny', 'small', 'base']);
@@ -160,13 +164,27 @@ export const serverSchema = z
   .strict();
 
 /**
- * Pinecone: the index host and key, and how long a blue/green activation waits for describe_index_stats to
+ * Pinecone: the key, the index host, and how long a blue/green activation waits for describe_index_stats to
  * report the re-embedded counts (serverless stats lag the writes by seconds; src/index/pinecone.ts).
+ * A Pinecone index has one dimension, so models of several sizes need `indexes`: embedding dimension -> index name
+ * (resolved and checked with describe_index before any write; src/index/pinecone-routed.ts); `host` is then the
+ * default index for dimensions without an entry, and optional.
  */
 export const pineconeConfigSchema = z
   .object({
     apiKey: z.string().min(1),
-    host: z.string().min(1),
+    host: z.string().min(1).optional(),
+    indexes: z
+      .record(z.string(), z.string().regex(PINECONE_INDEX_NAME, 'a Pinecone index name: lower-case letters, digits and "-", 1-45 characters'))
+      // checked here rather than as the record's key schema: zod reports a bad key only as "Invalid key in record"
+      .superRefine((m, ctx) => {
+        for (const k of Object.keys(m)) {
+          if (!DIMENSION_KEY.test(k)) ctx.addIssue({ code: 'custom', path: [k], message: 'keys are embedding dimensions (positive integers)' });
+        }
+      })
+      .optional(),
+    /** the control plane describe_index is asked (default https://api.pinecone.io) */
+    controllerHost: z.string().url().optional(),
     /** activation's count verification gives up after this long (0 = read the counts once, no waiting) */
     consistencyTimeoutMs: z.number().int().min(0).max(3_600_000).default(60_000),
     /** first backoff delay between count polls; each next delay doubles up to consistencyMaxDelayMs */
@@ -177,6 +195,10 @@ export const pineconeConfigSchema = z
   .refine((p) => p.consistencyMaxDelayMs >= p.consistencyInitialDelayMs, {
     path: ['consistencyMaxDelayMs'],
     message: 'must be >= consistencyInitialDelayMs',
+  })
+  .refine((p) => p.host !== undefined || Object.keys(p.indexes ?? {}).length > 0, {
+    path: ['host'],
+    message: 'required unless indexes maps at least one dimension to an index name',
   });
 
 /** The vector index the API serves from (see src/index/README.md). */
@@ -236,24 +258,38 @@ export const nightlySchema = z
     adminKey: z.string().min(8).optional(),
     /** directory the server scans for artifacts (its <data>/models): published artifacts are copied here */
     publishDir: z.string().min(1).optional(),
+    /**
+     * train step: fine-tune from the production model ('active': the nightly recipe's MAT + N:N fine-tune keeps
+     * improving what is deployed) unless train.init names a model; 'none' trains from train.init or scratch
+     */
+    initFrom: z.enum(['active', 'none']).default('active'),
     /** held-out split of the data file used by the gate, and how many of its images (fixed: first N) */
     evalSplit: z.string().min(1).default('test'),
-    evalLimit: positiveInt.default(64),
-    /** the fixed attack suite of the gate */
-    attacks: z.array(z.string().min(1)).min(1).default(['pgd', 'text']),
-    eps255: z.array(z.number().positive()).min(1).default([2]),
-    attackSteps: positiveInt.default(5),
+    evalLimit: positiveInt.default(200),
+    /** the fixed attack suite of the gate (the probe catalogue: src/eval/robust/catalog.ts), budgets in /255 */
+    attacks: z.array(probeAttackSpecSchema).min(1).default([
+      { name: 'pgd', eps: 2, steps: 5 },
+      { name: 'text', maxWordsChanged: 1 },
+    ]),
     evalSeed: z.number().int().min(0).default(0),
-    /** gate: the candidate's robust R@1 (worst case over the suite, mean of TR and IR, in points) may be at most
-     * this much below the active model's */
-    robustR1Tolerance: z.number().min(0).default(1),
-    /** gate: the candidate's clean R@1 (mean of TR and IR, points) may drop at most this much */
+    /** bootstrap resamples of the gate's paired intervals */
+    resamples: z.number().int().min(100).max(100_000).default(1000),
+    /**
+     * gate: promote only when the paired 95% interval of (candidate - production) robust R@1 (worst case over the
+     * suite, mean of TR and IR, points) lies above -tolerance and is at most +-tolerance wide
+     */
+    robustR1Tolerance: z.number().positive().default(3),
+    /** gate: the paired interval of the clean R@1 change (mean of TR and IR, points) must lie above -this */
     cleanR1MaxDrop: z.number().min(0).default(3),
     /** activation job polling */
     pollMs: positiveInt.default(250),
     jobTimeoutMs: positiveInt.default(30 * 60_000),
-    /** smoke: a text query that must return at least one result from the new model */
-    smokeQuery: z.string().min(1).default('a red circle'),
+    /** smoke: an attack probe through the API (POST /v1/probes) against the newly active model */
+    smokeSample: positiveInt.default(16),
+    smokeAttacks: z.array(probeAttackSpecSchema).min(1).default([
+      { name: 'pgd', eps: 2, steps: 3 },
+      { name: 'text', maxWordsChanged: 1 },
+    ]),
   })
   .strict();
 

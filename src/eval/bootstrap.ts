@@ -104,3 +104,26 @@ export function bootstrapPairedDiffCI(a: ArrayLike<number>, b: ArrayLike<number>
   for (let q = 0; q < a.length; q++) d[q] = a[q] - b[q];
   return bootstrapMeanCI(d, opts);
 }
+
+/**
+ * Percentile bootstrap CI of the average of several groups' means, each group resampled on its own (stratified):
+ * e.g. the mean of TR and IR R@1, whose queries are image and caption queries in different numbers. With paired
+ * differences as values (candidate minus production per query), this is the paired interval of the difference.
+ */
+export function bootstrapStratifiedMeanCI(groups: readonly ArrayLike<number>[], opts: BootstrapOptions = {}): ConfidenceInterval {
+  if (groups.length === 0 || groups.some((g) => g.length === 0)) throw new Error('bootstrap: every group needs values');
+  const r = resolve(opts);
+  const vs = groups.map((g) => Float64Array.from(g as ArrayLike<number>));
+  const means = new Float64Array(r.B);
+  for (let b = 0; b < r.B; b++) {
+    let total = 0;
+    for (const v of vs) {
+      let s = 0;
+      for (let j = 0; j < v.length; j++) s += v[r.rng.int(v.length)];
+      total += s / v.length;
+    }
+    means[b] = total / vs.length;
+  }
+  const observed = vs.reduce((a, v) => a + mean(v), 0) / vs.length;
+  return interval(means, observed, vs.reduce((a, v) => a + v.length, 0), r);
+}

@@ -1,4 +1,6 @@
-/** The few admin calls the nightly job makes to the running API (blue/green activation, smoke). */
+/** The few admin calls the nightly job makes to the running API (blue/green activation, the smoke probe). */
+import type { ProbeAttackSpec, RobustProbeReport } from '../eval/robust/index.js';
+
 export class ApiClient {
   constructor(
     readonly url: string,
@@ -43,6 +45,23 @@ export class ApiClient {
       if (r.status !== 200) throw new Error(`GET /v1/jobs/${jobId}: HTTP ${r.status}`);
       if (r.body.job.status !== 'running') return { status: r.body.job.status, ...(r.body.job.error ? { error: r.body.job.error } : {}) };
       if (Date.now() - t0 > timeoutMs) throw new Error(`activation job ${jobId} still running after ${timeoutMs} ms`);
+      await new Promise((ok) => setTimeout(ok, pollMs));
+    }
+  }
+
+  /** POST /v1/probes and wait for its report; a failed or canceled probe throws with the server's error */
+  async probe(body: { sample: number; attacks: readonly ProbeAttackSpec[]; seed: number }, pollMs: number, timeoutMs: number): Promise<RobustProbeReport> {
+    const created = await this.call<any>('POST', '/v1/probes', body);
+    if (created.status !== 202) throw new Error(`POST /v1/probes: HTTP ${created.status} ${JSON.stringify(created.body)}`);
+    const id = created.body.probe.id as string;
+    const t0 = Date.now();
+    for (;;) {
+      const r = await this.call<any>('GET', `/v1/probes/${encodeURIComponent(id)}`);
+      if (r.status !== 200) throw new Error(`GET /v1/probes/${id}: HTTP ${r.status}`);
+      const p = r.body.probe;
+      if (p.status === 'succeeded') return p.report as RobustProbeReport;
+      if (p.status === 'failed' || p.status === 'canceled') throw new Error(`smoke probe ${id} ${p.status}${p.error ? `: ${p.error}` : ''}`);
+      if (Date.now() - t0 > timeoutMs) throw new Error(`smoke probe ${id} still ${p.status} after ${timeoutMs} ms`);
       await new Promise((ok) => setTimeout(ok, pollMs));
     }
   }

@@ -5,17 +5,23 @@
  *
  *   train     training/run.ts runTraining with resume (its own checkpoints make the step itself resumable);
  *             or a given candidate artifact (--candidate DIR: promote a model trained elsewhere)
- *   eval      robust eval (src/eval/robust.ts) of the candidate AND the active model on the same fixed
- *             held-out split (first evalLimit images of evalSplit) with the same fixed attack suite and seed
- *   gate      pass iff robust R@1 (worst case over the suite, mean of TR/IR) >= active - robustR1Tolerance
- *             and clean R@1 (mean of TR/IR) >= active - cleanR1MaxDrop; a failed gate ends the run
- *             `rejected` (exit 10) and production is never touched
- *   publish   copy the artifact into publishDir/<id>/ atomically (temp dir + rename) and verify every sha256
+ *             (nightly.initFrom 'active': a fine-tune of the production model, e.g. the MAT + N:N recipe of
+ *             training/recipes/nightly.json)
+ *   eval      the one robust-recall runner (src/eval/robust) over the candidate AND the active model in memory, on
+ *             the same fixed held-out split (first evalLimit images of evalSplit), attack suite and seed, keeping
+ *             every query's rank
+ *   gate      nightly/gate.ts: the paired bootstrap interval of (candidate - production) robust R@1 must lie above
+ *             -robustR1Tolerance and be at most that wide, and the clean change above -cleanR1MaxDrop; a failed
+ *             gate ends the run `rejected` (exit 10) and production is never touched
+ *   publish   copy the artifact into publishDir/<id>/ atomically (temp dir + rename) and verify every sha256;
+ *             with publishTo, also upload it to S3 / R2 and list it in the bucket catalogue (src/publish), which
+ *             the Lambda / Worker API re-reads when the reindex step asks it to activate the model
  *   reindex   POST /v1/models/{id}/activate on the running server: its blue/green job re-embeds every item
  *             into the new model's namespace, verifies the counts and only then switches (atomic); the job id
  *             is saved before waiting, so a rerun resumes waiting on the same job
  *   activate  GET /v1/models confirms the new model is the active one
- *   smoke     /ready, and a text search answered by the new model with results
+ *   smoke     /ready, then an attack probe through the API (POST /v1/probes, smokeSample items of the production
+ *             gallery, smokeAttacks) answered by the new model; its report lands in the state
  * A failure in reindex leaves the old model active (the server never switched): `rolled-back` (exit 11).
  * A failure in activate or smoke re-activates the previous model (blue/green again) and waits: `rolled-back`
  * (exit 11), or `rollback-failed` (exit 12) if that fails too. Dry run: train, eval and gate only.
@@ -26,11 +32,12 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ManyfoldConfig } from '../config.js';
 import { initBackend } from '../engine/backend.js';
-import { evaluateRobust, type RobustReport } from '../eval/robust.js';
+import { MemoryRankSource, probeFromSplit, runRobustProbe, type RobustProbeReport } from '../eval/robust/index.js';
 import { loadArtifact, readManifest, verifyArtifact } from '../model/artifact.js';
 import { Encoder } from '../model/encoder.js';
 import { ApiClient } from './client.js';
-import { readState, STEPS, writeState, type GateMetrics, type Outcome, type RunState, type StepName } from './state.js';
+import { decideGate, gateMetrics } from './gate.js';
+import { readState, STEPS, writeState, type Outcome, type RunState, type StepName } from './state.js';
 
 export const EXIT = { ok: 0, failed: 1, usage: 2, rejected: 10, rolledBack: 11, rollbackFailed: 12, crashInjected: 70 } as const;
 
@@ -51,6 +58,8 @@ export interface NightlyOptions {
   runId?: string;
   /** promote this artifact instead of training */
   candidateDir?: string;
+  /** upload the artifact to this bucket too (s3://bucket/prefix; R2 via its S3 endpoint): src/publish/publish.ts */
+  publishTo?: { to: string; endpoint?: string; region?: string };
   /** more directories searched for the active model's artifact (besides publishDir) */
   modelDirs?: string[];
   dryRun?: boolean;
@@ -110,33 +119,7 @@ function summarize(s: RunState, stateDir: string, exitCode: number): NightlySumm
   };
 }
 
-/** gate metrics of a robust report: clean R@1 and the worst-case robust R@1, each the mean of TR and IR */
-export function gateMetrics(r: RobustReport): GateMetrics {
-  const clean = (r.clean.tr.r1 + r.clean.ir.r1) / 2;
-  let robust = Infinity;
-  let over = '';
-  const entries: [string, { tr: { r1: number }; ir: { r1: number } }][] = Object.keys(r.worst).length ? Object.entries(r.worst) : Object.entries(r.attacks);
-  for (const [k, e] of entries) {
-    const v = (e.tr.r1 + e.ir.r1) / 2;
-    if (v < robust) {
-      robust = v;
-      over = k;
-    }
-  }
-  return { cleanR1: round(clean), robustR1: round(robust === Infinity ? clean : robust), robustOver: over || 'clean' };
-}
-
-const round = (x: number) => Math.round(x * 100) / 100;
-
-export function decideGate(cand: GateMetrics, active: GateMetrics, t: { robustR1Tolerance: number; cleanR1MaxDrop: number }): { pass: boolean; reasons: string[] } {
-  const reasons: string[] = [];
-  const dr = round(active.robustR1 - cand.robustR1);
-  const dc = round(active.cleanR1 - cand.cleanR1);
-  if (dr > t.robustR1Tolerance) reasons.push(`robust R@1 dropped ${dr} points (${active.robustR1} -> ${cand.robustR1}; tolerance ${t.robustR1Tolerance})`);
-  if (dc > t.cleanR1MaxDrop) reasons.push(`clean R@1 dropped ${dc} points (${active.cleanR1} -> ${cand.cleanR1}; allowed ${t.cleanR1MaxDrop})`);
-  if (!reasons.length) reasons.push(`robust R@1 ${active.robustR1} -> ${cand.robustR1}, clean R@1 ${active.cleanR1} -> ${cand.cleanR1}: within thresholds`);
-  return { pass: reasons.length === 1 && reasons[0].endsWith('within thresholds'), reasons };
-}
+export { decideGate, gateMetrics };
 
 async function findArtifact(id: string, dirs: string[]): Promise<string | undefined> {
   for (const d of dirs) {
@@ -160,7 +143,7 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
   const stateDir = resolve(nc.stateDir);
   const runId = opts.runId ?? new Date().toISOString().slice(0, 10);
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(runId)) throw new NightlyUsageError(`bad run id ${runId}`);
-  if (!opts.dryRun && (!nc.serverUrl || !nc.adminKey || !nc.publishDir)) throw new NightlyUsageError('nightly needs nightly.serverUrl, nightly.adminKey and nightly.publishDir (or --dry-run)');
+  if (!opts.dryRun && (!nc.serverUrl || !nc.adminKey || (!nc.publishDir && !opts.publishTo))) throw new NightlyUsageError('nightly needs nightly.serverUrl, nightly.adminKey and nightly.publishDir or --publish-to (or --dry-run)');
   if (!opts.candidateDir && !config.data.file) throw new NightlyUsageError('nightly needs a data file (--data) to train and evaluate on');
   if (!config.data.file) throw new NightlyUsageError('nightly needs a data file (--data) for the held-out evaluation split');
 
@@ -175,6 +158,15 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
   const save = () => writeState(stateDir, state);
   const client = nc.serverUrl && nc.adminKey ? new ApiClient(nc.serverUrl, nc.adminKey) : undefined;
   const runDir = join(stateDir, runId);
+  /** the production model and its artifact (the gate compares against it; the recipe fine-tunes it) */
+  const activeArtifact = async (): Promise<{ id: string; dir: string } | undefined> => {
+    const activeId = client ? await client.activeModel() : undefined;
+    if (!activeId) return undefined;
+    const dirs = [...(nc.publishDir ? [nc.publishDir] : []), ...(opts.modelDirs ?? [])];
+    const dir = await findArtifact(activeId, dirs);
+    if (!dir) throw new NightlyUsageError(`the active model ${activeId} has no artifact in ${dirs.join(', ')}: cannot gate against it`);
+    return { id: activeId, dir };
+  };
 
   // GPU path: say which backend runs and why (e.g. tensorflow requested but tfjs-node-gpu absent)
   try {
@@ -212,41 +204,58 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
         state.candidate = { id: m.id, dir: resolve(opts.candidateDir), source: 'given' };
         return;
       }
-      const r = await opts.training.runTraining({ config, out: join(runDir, 'train'), resume: true, evaluate: false, quiet: true, ...(opts.stopAfterStep ? { stopAfterStep: opts.stopAfterStep } : {}) });
+      // the nightly recipe fine-tunes production: its artifact is the init unless train.init names another
+      let trainConfig = config;
+      if (nc.initFrom === 'active' && !config.train.init) {
+        const act = await activeArtifact();
+        if (act) {
+          trainConfig = { ...config, train: { ...config.train, init: act.dir } };
+          log(`  fine-tuning the active model ${act.id}`);
+        }
+      }
+      const r = await opts.training.runTraining({ config: trainConfig, out: join(runDir, 'train'), resume: true, evaluate: false, quiet: true, ...(opts.stopAfterStep ? { stopAfterStep: opts.stopAfterStep } : {}) });
       if (!r.finished || !r.manifest) throw new Error('training stopped before the end (rerun to resume from its checkpoint)');
       state.candidate = { id: r.manifest.id, dir: resolve(r.modelDir), source: 'trained' };
     });
 
     // ------------------------------------------------------------------ eval
     await step('eval', async () => {
-      const activeId = client ? await client.activeModel() : undefined;
-      const activeDir = activeId ? await findArtifact(activeId, [...(nc.publishDir ? [nc.publishDir] : []), ...(opts.modelDirs ?? [])]) : undefined;
-      if (activeId && !activeDir) throw new NightlyUsageError(`the active model ${activeId} has no artifact in ${[nc.publishDir, ...(opts.modelDirs ?? [])].join(', ')}: cannot gate against it`);
-      if (activeId && activeDir) state.active = { id: activeId, dir: activeDir };
+      const act = await activeArtifact();
+      if (act) state.active = act;
       const { loadSplit } = opts.training;
-      const evalOne = async (dir: string, name: string): Promise<{ m: GateMetrics; protocol: string }> => {
+      const evalOne = async (dir: string, name: string): Promise<RobustProbeReport> => {
         const a = await loadArtifact(dir);
         try {
           const split = await loadSplit(config, nc.evalSplit, a.manifest.config, true);
-          const enc = new Encoder(a.model, a.tokenizer, a.manifest);
-          const r = await evaluateRobust(enc, split, { attacks: nc.attacks, eps255: nc.eps255, steps: nc.attackSteps, limit: nc.evalLimit, seed: nc.evalSeed, sanity: false, examples: 0, resamples: 200, modelName: name });
+          const { queries, gallery } = probeFromSplit(split, nc.evalLimit);
+          const source = await MemoryRankSource.create(new Encoder(a.model, a.tokenizer, a.manifest), gallery);
+          const report = await runRobustProbe({ source, queries, attacks: nc.attacks, seed: nc.evalSeed, resamples: nc.resamples, keepRanks: true });
           const { writeJsonAtomic } = await import('../api/store.js');
-          await writeJsonAtomic(join(runDir, `eval-${name}.json`), r.report);
-          return { m: gateMetrics(r.report), protocol: r.report.robust.protocol };
+          await writeJsonAtomic(join(runDir, `eval-${name}.json`), report);
+          return report;
         } finally {
           a.model.dispose();
         }
       };
       const cand = await evalOne(state.candidate!.dir, 'candidate');
-      const act = state.active ? await evalOne(state.active.dir, 'active') : { m: { cleanR1: 0, robustR1: 0, robustOver: 'none (no active model)' }, protocol: '' };
-      state.eval = { candidate: cand.m, active: act.m, protocol: `${nc.evalSplit} split, first ${nc.evalLimit} images, attacks ${nc.attacks.join('+')} at eps ${nc.eps255.join('/')}/255, ${nc.attackSteps} steps, seed ${nc.evalSeed}; ${cand.protocol}` };
-      log(`  candidate ${state.candidate!.id}: clean R@1 ${cand.m.cleanR1}, robust R@1 ${cand.m.robustR1} (${cand.m.robustOver}); active ${state.active?.id ?? '-'}: clean ${act.m.cleanR1}, robust ${act.m.robustR1}`);
+      const prod = state.active ? await evalOne(state.active.dir, 'active') : undefined;
+      const cm = gateMetrics(cand);
+      const pm = prod ? gateMetrics(prod) : { cleanR1: 0, robustR1: 0, robustOver: 'none (no active model)' };
+      state.eval = {
+        candidate: cm,
+        active: pm,
+        items: { images: cand.queries.images, captions: cand.queries.captions },
+        protocol: `${nc.evalSplit} split, first ${cand.queries.images} images and their ${cand.queries.captions} captions, attacks ${nc.attacks.map((a) => a.name).join('+')}, seed ${nc.evalSeed}. ${cand.protocol}`,
+      };
+      log(`  candidate ${state.candidate!.id}: clean R@1 ${cm.cleanR1}, robust R@1 ${cm.robustR1}; active ${state.active?.id ?? '-'}: clean ${pm.cleanR1}, robust ${pm.robustR1}`);
     });
 
     // ------------------------------------------------------------------ gate
     await step('gate', async () => {
       const t = { robustR1Tolerance: nc.robustR1Tolerance, cleanR1MaxDrop: nc.cleanR1MaxDrop };
-      state.gate = { ...decideGate(state.eval!.candidate, state.eval!.active, t), thresholds: t };
+      const { readFile } = await import('node:fs/promises');
+      const read = async (name: string) => JSON.parse(await readFile(join(runDir, `eval-${name}.json`), 'utf8')) as RobustProbeReport;
+      state.gate = decideGate(await read('candidate'), state.active ? await read('active') : undefined, t, { seed: nc.evalSeed, resamples: nc.resamples });
       log(`  gate: ${state.gate.pass ? 'PASS' : 'REJECT'}: ${state.gate.reasons.join('; ')}`);
     });
     if (!state.gate!.pass) return await finish('rejected');
@@ -255,12 +264,12 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
 
     // ------------------------------------------------------------------ publish
     await step('publish', async () => {
-      const target = resolve(nc.publishDir!, state.candidate!.id);
-      if (existsSync(join(target, 'manifest.json'))) {
+      const target = nc.publishDir ? resolve(nc.publishDir, state.candidate!.id) : state.candidate!.dir;
+      if (nc.publishDir && existsSync(join(target, 'manifest.json'))) {
         const m = await verifyArtifact(target); // an earlier (crashed) run published it: check, keep
         if (m.id !== state.candidate!.id) throw new Error(`${target} holds model ${m.id}, not ${state.candidate!.id}`);
-      } else {
-        await mkdir(nc.publishDir!, { recursive: true });
+      } else if (nc.publishDir) {
+        await mkdir(nc.publishDir, { recursive: true });
         const tmp = resolve(nc.publishDir!, `.${state.candidate!.id}.${process.pid}.tmp`);
         await rm(tmp, { recursive: true, force: true });
         await cp(state.candidate!.dir, tmp, { recursive: true });
@@ -268,7 +277,9 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
         await rename(tmp, target);
       }
       const m = await verifyArtifact(target);
-      state.published = { id: m.id, dir: target, files: m.files.length, bytes: m.files.reduce((a, f) => a + f.bytes, 0) };
+      // uploads are content-addressed and never overwrite: a rerun after a crash verifies what is there and completes
+      const remote = opts.publishTo ? await (await import('../publish/publish.js')).publishArtifact(target, opts.publishTo.to, { ...opts.publishTo, log: (l) => log(`  ${l}`) }) : undefined;
+      state.published = { id: m.id, dir: target, files: m.files.length, bytes: m.files.reduce((a, f) => a + f.bytes, 0), ...(remote ? { remote: remote.url } : {}) };
     });
 
     // ------------------------------------------------------------------ reindex (blue/green job on the server)
@@ -313,15 +324,11 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
       await step('smoke', async () => {
         const ready = await api.call('GET', '/ready');
         if (ready.status !== 200) throw new Error(`/ready: HTTP ${ready.status}`);
-        let hits = 0;
-        for (const target of ['images', 'texts']) {
-          const s = await api.call<any>('POST', '/v1/search', { text: nc.smokeQuery, target, topK: 3 });
-          if (s.status !== 200) throw new Error(`smoke search (${target}): HTTP ${s.status}`);
-          if (s.body.model !== state.candidate!.id) throw new Error(`smoke search answered by ${s.body.model}, expected ${state.candidate!.id}`);
-          hits += s.body.results.length;
-        }
-        if (hits === 0) throw new Error('smoke search returned no results from the new model');
-        state.smoke = { ok: true, detail: `${hits} results for ${JSON.stringify(nc.smokeQuery)} from ${state.candidate!.id}` };
+        const report = await api.probe({ sample: nc.smokeSample, attacks: nc.smokeAttacks, seed: nc.evalSeed }, nc.pollMs, nc.jobTimeoutMs);
+        if (report.source.name !== state.candidate!.id) throw new Error(`the smoke probe ran on ${report.source.name}, expected ${state.candidate!.id}`);
+        if (report.partial || report.clean.tr.n === 0 || report.clean.ir.n === 0) throw new Error(`the smoke probe measured nothing${report.error ? `: ${report.error}` : ''}`);
+        const m = gateMetrics(report);
+        state.smoke = { ok: true, detail: `probe of ${report.queries.images} production items on ${state.candidate!.id}: clean R@1 ${m.cleanR1}, robust R@1 ${m.robustR1} (${m.robustOver})`, probe: { clean: m.cleanR1, robust: m.robustR1, images: report.queries.images, captions: report.queries.captions } };
       });
     } catch (e) {
       if (e instanceof CrashInjected) throw e;

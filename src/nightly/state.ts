@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../api/store.js';
+import type { GateDecision } from './gate.js';
 
 export const STEPS = ['train', 'eval', 'gate', 'publish', 'reindex', 'activate', 'smoke'] as const;
 export type StepName = (typeof STEPS)[number];
@@ -22,11 +23,11 @@ export interface RunState {
   done: Partial<Record<StepName, string>>;
   candidate?: { id: string; dir: string; source: 'trained' | 'given' };
   active?: { id: string; dir: string };
-  eval?: { candidate: GateMetrics; active: GateMetrics; protocol: string };
-  gate?: { pass: boolean; reasons: string[]; thresholds: { robustR1Tolerance: number; cleanR1MaxDrop: number } };
-  published?: { id: string; dir: string; files: number; bytes: number };
+  eval?: { candidate: GateMetrics; active: GateMetrics; items: { images: number; captions: number }; protocol: string };
+  gate?: GateDecision;
+  published?: { id: string; dir: string; files: number; bytes: number; remote?: string };
   activation?: { jobId: string; from: string; to: string; status?: string };
-  smoke?: { ok: boolean; detail: string };
+  smoke?: { ok: boolean; detail: string; probe?: { clean: number; robust: number; images: number; captions: number } };
   rollback?: { jobId?: string; to: string; status: string; reason: string };
   outcome?: Outcome;
   error?: string;

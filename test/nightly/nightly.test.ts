@@ -1,15 +1,16 @@
 /**
  * The nightly job end to end against a real Node server (LanceDB index, blue/green activation): a measurably
  * worse candidate is rejected with production untouched; a trained candidate is deployed; a crash injected
- * after every step followed by a rerun ends with exactly one model fully active; a failing smoke rolls back.
- * Tiny data (generated scenes), few steps, a 1-attack suite on 16 held-out images.
+ * after every step followed by a rerun ends with exactly one model fully active; a failing smoke rolls back; the
+ * trained candidate fine-tunes the active model (nightly.initFrom 'active') and the smoke step is an attack probe
+ * through the API. Tiny data (generated scenes), few steps, a 1-attack suite on 16 held-out images.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig, type ManyfoldConfig } from '../../src/config.js';
 import { generateScenes } from '../../src/data/scenes/generate.js';
-import { evaluateRobust } from '../../src/eval/robust.js';
+import { MemoryRankSource, probeFromSplit, runRobustProbe } from '../../src/eval/robust/index.js';
 import { loadArtifact } from '../../src/model/artifact.js';
 import { Encoder } from '../../src/model/encoder.js';
 import { CrashInjected, gateMetrics, runNightly, type NightlyOptions } from '../../src/nightly/job.js';
@@ -26,7 +27,7 @@ let best: (typeof models)[number];
 let worst: (typeof models)[number];
 const logs: string[] = [];
 
-const EVAL = { evalSplit: 'test', evalLimit: 16, attacks: ['pgd'], eps255: [2], attackSteps: 2, evalSeed: 0, pollMs: 50 };
+const EVAL = { evalSplit: 'test', evalLimit: 16, attacks: [{ name: 'pgd', eps: 2, steps: 2 }], evalSeed: 0, resamples: 200, pollMs: 50, smokeSample: 3, smokeAttacks: [{ name: 'pgd', eps: 2, steps: 1 }] };
 
 function config(nightly: Record<string, unknown> = {}, train: Record<string, unknown> = {}): ManyfoldConfig {
   return loadConfig({
@@ -71,9 +72,10 @@ beforeAll(async () => {
   for (const m of made) {
     const a = await loadArtifact(m.dir);
     const split = await training.loadSplit(cfg0, 'test', 32, true);
-    const r = await evaluateRobust(new Encoder(a.model, a.tokenizer, a.manifest), split, { attacks: EVAL.attacks, eps255: EVAL.eps255, steps: EVAL.attackSteps, limit: EVAL.evalLimit, seed: 0, sanity: false, examples: 0, resamples: 200 });
+    const { queries, gallery } = probeFromSplit(split, EVAL.evalLimit);
+    const r = await runRobustProbe({ source: await MemoryRankSource.create(new Encoder(a.model, a.tokenizer, a.manifest), gallery), queries, attacks: EVAL.attacks as never, seed: 0, resamples: 200 });
     a.model.dispose();
-    const g2 = gateMetrics(r.report);
+    const g2 = gateMetrics(r);
     models.push({ ...m, robust: g2.robustR1, clean: g2.cleanR1 });
   }
   const order = [...models].sort((x, y) => y.robust - x.robust || y.clean - x.clean);
@@ -95,16 +97,20 @@ afterAll(async () => {
 describe('manyfold nightly', () => {
   it('rejects a measurably worse candidate: exit 10, nothing published, production untouched', async () => {
     const before = await active();
-    const s = await runNightly(opts({ config: config({ robustR1Tolerance: 0, cleanR1MaxDrop: 0 }), runId: 'reject', candidateDir: worst.dir }));
+    const s = await runNightly(opts({ config: config({ robustR1Tolerance: 0.5, cleanR1MaxDrop: 0 }), runId: 'reject', candidateDir: worst.dir }));
     expect(s.outcome).toBe('rejected');
     expect(s.exitCode).toBe(10);
     expect(s.gate!.pass).toBe(false);
     expect(s.eval!.active.robustR1 >= s.eval!.candidate.robustR1).toBe(true);
+    // the paired interval of candidate - production, over the same 16 images and their captions
+    expect(s.eval!.items).toEqual({ images: 16, captions: 80 });
+    expect(s.gate!.paired!.robust.mean).toBeLessThanOrEqual(0);
+    expect(s.gate!.paired!.robust.lo).toBeLessThanOrEqual(s.gate!.paired!.robust.mean);
     expect(existsSync(join(root, 'data', 'models', worst.id))).toBe(false);
     expect(await active()).toBe(before);
     await expectConsistent([before]);
     // rerun: same answer, nothing done again
-    expect((await runNightly(opts({ config: config({ robustR1Tolerance: 0, cleanR1MaxDrop: 0 }), runId: 'reject', candidateDir: worst.dir }))).exitCode).toBe(10);
+    expect((await runNightly(opts({ config: config({ robustR1Tolerance: 0.5, cleanR1MaxDrop: 0 }), runId: 'reject', candidateDir: worst.dir }))).exitCode).toBe(10);
     console.log(`[nightly] rejected ${worst.id}: ${s.gate!.reasons.join('; ')}`);
   });
 
@@ -125,6 +131,10 @@ describe('manyfold nightly', () => {
     expect(s.backend!.name).toBe('wasm');
     expect(Object.keys(s.steps)).toEqual(['train', 'eval', 'gate', 'publish', 'reindex', 'activate', 'smoke']);
     expect(await expectConsistent([s.candidate!.id])).not.toBe(before);
+    // the recipe fine-tuned production, and the smoke step probed the new model through the API
+    expect(logs.join('\n')).toContain(`fine-tuning the active model ${before}`);
+    expect(s.smoke!.probe).toMatchObject({ images: 3, captions: 6 });
+    expect(s.smoke!.detail).toContain(s.candidate!.id);
     console.log(`[nightly] deployed ${s.candidate!.id} in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${s.gate!.reasons.join('; ')}; smoke: ${s.smoke!.detail}`);
   });
 

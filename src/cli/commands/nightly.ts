@@ -5,9 +5,10 @@
  * the gate, 11 rolled back, 12 rollback failed, 1 failed (rerun resumes), 2 usage or configuration error.
  */
 import type { Command } from 'commander';
-import { ConfigError, loadConfig } from '../../config.js';
+import { BACKEND_KINDS, ConfigError, loadConfig } from '../../config.js';
 import { EXIT, NightlyUsageError, runNightly } from '../../nightly/job.js';
 import { choiceFlag, intFlag, numberFlag } from '../flags.js';
+import { destinationFlag, endpointFlag } from './publish.js';
 
 export function registerNightlyCommand(program: Command): void {
   program
@@ -19,6 +20,9 @@ export function registerNightlyCommand(program: Command): void {
     .option('--server <url>', 'the running API (nightly.serverUrl)')
     .option('--key <key>', 'admin API key (nightly.adminKey; or env MANYFOLD_ADMIN_KEY)')
     .option('--publish-dir <dir>', "directory the server scans for artifacts, e.g. its <data>/models (nightly.publishDir)")
+    .option('--publish-to <s3-url>', 'also upload the artifact to S3 / R2 and list it in the bucket catalogue that Lambda and the Worker serve (as manyfold publish)', destinationFlag('--publish-to'))
+    .option('--publish-endpoint <url>', 'S3 API endpoint of --publish-to (R2, MinIO)', endpointFlag('--publish-endpoint'))
+    .option('--publish-region <name>', 'region of --publish-to (R2: auto)')
     .option('--models <dirs>', 'comma-separated extra directories holding the active model artifact')
     .option('--state-dir <dir>', 'run state directory (nightly.stateDir, default runs/nightly)')
     .option('--run-id <id>', 'run id (default: today, UTC): a rerun with the same id resumes')
@@ -29,9 +33,10 @@ export function registerNightlyCommand(program: Command): void {
     .option('--init <model>', 'fine-tune from this artifact')
     .option('--method <name>', 'clean | tecoa | fare | mat', choiceFlag(['clean', 'tecoa', 'fare', 'mat'] as const))
     .option('--eval-limit <n>', 'held-out images in the gate (nightly.evalLimit)', intFlag(1))
-    .option('--robust-tolerance <x>', 'allowed robust R@1 drop, points (nightly.robustR1Tolerance)', numberFlag({ min: 0 }))
+    .option('--robust-tolerance <x>', 'the paired interval of the robust R@1 change must lie above -x and be at most +-x wide, points (nightly.robustR1Tolerance)', numberFlag({ min: 0, exclusiveMin: true }))
+    .option('--init-from <what>', 'active (fine-tune the production model, default) | none (nightly.initFrom)', choiceFlag(['active', 'none'] as const))
     .option('--clean-max-drop <x>', 'allowed clean R@1 drop, points (nightly.cleanR1MaxDrop)', numberFlag({ min: 0 }))
-    .option('--backend <name>', 'auto | tensorflow (GPU via tfjs-node-gpu) | wasm | cpu', choiceFlag(['auto', 'tensorflow', 'wasm', 'cpu'] as const))
+    .option('--backend <name>', `${BACKEND_KINDS.join(' | ')} (docs/gpu.md)`, choiceFlag(BACKEND_KINDS))
     .option('--seed <n>', 'training seed', intFlag(0))
     .option('--dry-run', 'train, evaluate and gate only: never publish or touch the server')
     .action(async (o) => {
@@ -51,6 +56,7 @@ export function registerNightlyCommand(program: Command): void {
               publishDir: o.publishDir,
               stateDir: o.stateDir,
               evalLimit: o.evalLimit,
+              initFrom: o.initFrom,
               robustR1Tolerance: o.robustTolerance,
               cleanR1MaxDrop: o.cleanMaxDrop,
             },
@@ -64,6 +70,7 @@ export function registerNightlyCommand(program: Command): void {
           ...(o.runId ? { runId: o.runId } : {}),
           ...(o.candidate ? { candidateDir: o.candidate } : {}),
           ...(o.models ? { modelDirs: String(o.models).split(',') } : {}),
+          ...(o.publishTo ? { publishTo: { to: o.publishTo as string, ...(o.publishEndpoint ? { endpoint: o.publishEndpoint as string } : {}), ...(o.publishRegion ? { region: o.publishRegion as string } : {}) } } : {}),
           ...(crash ? { crashAfter: crash } : {}),
           dryRun: Boolean(o.dryRun),
         });

@@ -6,3 +6,4 @@ export * from './runner.js';
 export * from './render.js';
 export * from './gate.js';
 export { MemoryRankSource, type MemoryGallery } from './sources/memory.js';
+export { probeFromSplit } from './split.js';

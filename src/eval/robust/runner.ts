@@ -93,6 +93,8 @@ export interface RobustProbeOptions {
   beforeChunk?: () => Promise<void> | void;
   onProgress?: (p: ProbeProgress) => void;
   onAttempt?: (a: AttemptRecord) => void;
+  /** keep every query's clean and robust (worst-case) rank in the report: paired comparisons of two models */
+  keepRanks?: boolean;
   /** each chunk's raw attack output (float pixels before quantisation, final texts), for measurements beside the wire */
   onAttackOutput?: (name: ProbeAttackName, chunk: number, result: AttackResult) => void;
 }
@@ -142,6 +144,8 @@ export interface RobustProbeReport {
   /** per direction: a hit only when a hit clean and under every attack covering it (absent: no attack did) */
   robust: { tr?: DirectionFigures; ir?: DirectionFigures };
   sourceStats?: SourceStats & { timeShare: number };
+  /** per query (keepRanks): clean rank and worst rank over clean and every attack of its direction; null = failed */
+  ranks?: { clean: { tr: Rank[]; ir: Rank[] }; robust: { tr: Rank[]; ir: Rank[] } };
   protocol: string;
   startedAt: string;
   finishedAt: string;
@@ -386,13 +390,14 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
     if (r.ir && !fig.ir) fig.ir = { ...recallFigures(r.ir, ks, boot), asr: successRate(cleanIr, r.ir, goalK) };
   });
 
-  const robustOf = (dir: Direction, clean: Rank[]): DirectionFigures | undefined => {
+  const worstOf = (dir: Direction, clean: Rank[]): Rank[] | undefined => {
     const lists = attackRanks.map((r) => r[dir]).filter((l): l is Rank[] => l !== undefined);
-    if (lists.length === 0) return undefined;
-    return recallFigures(worstCase([clean, ...lists]), ks, boot);
+    return lists.length === 0 ? undefined : worstCase([clean, ...lists]);
   };
-  const robustTr = robustOf('tr', cleanTr);
-  const robustIr = robustOf('ir', cleanIr);
+  const worstTr = worstOf('tr', cleanTr);
+  const worstIr = worstOf('ir', cleanIr);
+  const robustTr = worstTr && recallFigures(worstTr, ks, boot);
+  const robustIr = worstIr && recallFigures(worstIr, ks, boot);
   const wallMs = Math.round(performance.now() - t0);
   const stats = source.stats?.();
   return {
@@ -414,6 +419,7 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
     attacks: figures,
     robust: { ...(robustTr ? { tr: robustTr } : {}), ...(robustIr ? { ir: robustIr } : {}) },
     ...(stats ? { sourceStats: { ...stats, timeShare: wallMs > 0 ? Math.round((stats.latencyMs.mean * stats.latencyMs.count * 1000) / wallMs) / 1000 : 0 } } : {}),
+    ...(opts.keepRanks ? { ranks: { clean: { tr: cleanTr, ir: cleanIr }, robust: { tr: worstTr ?? cleanTr, ir: worstIr ?? cleanIr } } } : {}),
     protocol: protocolText(source, { topK, goalK, seed, resamples: boot.resamples, chunkImages, origin: qs.origin, surrogate: opts.surrogate?.id }),
     startedAt,
     finishedAt: new Date().toISOString(),
