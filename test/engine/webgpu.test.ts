@@ -11,7 +11,7 @@ import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import * as tf from '../../src/engine/tf.js';
 import { initBackend, tryHardwareWebgpu } from '../../src/engine/backend.js';
 import { dawnCandidates, discoverWebgpuAdapter, isSoftwareAdapter, releaseWebgpu, webgpuDeviceErrors } from '../../src/engine/webgpu.js';
-import { compareSteps, dualEncoderStep, type StepSnapshot } from '../../src/engine/webgpu/parity.js';
+import { compareSteps, dualEncoderStep, type StepSnapshot } from '../../training/backend-parity.js';
 import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
 import { multiPositiveInfoNce } from '../../training/losses/clip.js';
 import { AdamW } from '../../training/optimizer.js';

@@ -1,6 +1,6 @@
 /** The probe's attack catalogue, spec validation, the /255 conversion, suite checks and the rank metrics. */
 import { describe, expect, it } from 'vitest';
-import { checkSuite, probeAttackSpecSchema, recallFigures, recipeOptions, specsFromList, successRate, worstCase, PROBE_ATTACKS } from '../../src/eval/robust/index.js';
+import { checkSuite, probeAttackSpecSchema, recallFigures, recipeOptions, runRobustProbe, specsFromList, successRate, worstCase, PROBE_ATTACKS, type ProbeQuerySet, type RankSource } from '../../src/eval/robust/index.js';
 
 describe('catalogue', () => {
   it('every attack describes itself: recipe, threat model, modalities', () => {
@@ -59,5 +59,43 @@ describe('rank metrics', () => {
       [0, null, 2],
       [1, 4, null],
     ])).toEqual([1, 4, 2]);
+  });
+});
+
+describe('runner over a loader of query images (large probes)', () => {
+  const S = 2;
+  const per = S * S * 3;
+  /** a rank source whose answer for an image query is the id written in its first pixel */
+  const source: RankSource = {
+    kind: 'remote',
+    name: 'fake',
+    imageTransport: 'raw',
+    searchImage: async (rgb) => [{ id: `item${rgb[0]}` }],
+    searchText: async (text) => [{ id: text.replace('caption of ', '') }],
+  };
+  const queries = (images: ProbeQuerySet['images'], n: number): ProbeQuerySet => ({
+    size: S,
+    images,
+    ids: Array.from({ length: n }, (_, i) => `item${i}`),
+    captions: Array.from({ length: n }, (_, i) => `caption of item${i}`),
+    captionToImage: Array.from({ length: n }, (_, i) => i),
+    origin: 'synthetic',
+  });
+
+  it('asks for one chunk of images at a time and measures the same ranks as with the images in memory', async () => {
+    const n = 40;
+    const all = new Uint8Array(n * per);
+    for (let i = 0; i < n; i++) all[i * per] = i;
+    const asked: [number, number][] = [];
+    const loader = async (first: number, count: number) => (asked.push([first, count]), all.slice(first * per, (first + count) * per));
+    const lazy = await runRobustProbe({ source, queries: queries(loader, n), attacks: [], chunkImages: 16, resamples: 100 });
+    const held = await runRobustProbe({ source, queries: queries(all, n), attacks: [], chunkImages: 16, resamples: 100 });
+    expect(asked).toEqual([[0, 16], [16, 16], [32, 8]]);
+    expect(lazy.clean).toEqual(held.clean);
+    expect(lazy.clean.tr.recall.r1.mean).toBe(100);
+  });
+
+  it('a loader that returns the wrong number of values is named, not trusted', async () => {
+    await expect(runRobustProbe({ source, queries: queries(async () => new Uint8Array(5), 3), attacks: [], resamples: 100 })).rejects.toThrow(/loader gave 5 values for rows 0\.\.2/);
   });
 });

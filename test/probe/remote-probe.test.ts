@@ -319,7 +319,7 @@ describe('misbehaving targets end in a clear partial report, not a crash', () =>
     try {
       const tc = new TargetClient(parseTargetSpec(foreignSpec(bad.url), 'test target', ENV));
       const q = querySet();
-      const report = await probeRemote({ client: tc, queries: { ...q, ids: q.ids.slice(0, 2), labels: q.labels!.slice(0, 2), images: q.images.subarray(0, 2 * S * S * 3), captions: q.captions.slice(0, 4), captionToImage: q.captionToImage.slice(0, 4) }, attacks: [], encoding: { format: 'png' }, topK: 5, resamples: 50 });
+      const report = await probeRemote({ client: tc, queries: { ...q, ids: q.ids.slice(0, 2), labels: q.labels!.slice(0, 2), images: images.subarray(0, 2 * S * S * 3), captions: q.captions.slice(0, 4), captionToImage: q.captionToImage.slice(0, 4) }, attacks: [], encoding: { format: 'png' }, topK: 5, resamples: 50 });
       expect(report.clean.tr.n).toBe(0);
       expect(report.clean.tr.failed).toBe(2);
       expect(report.clean.ir.failed).toBe(4);

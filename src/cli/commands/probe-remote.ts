@@ -96,30 +96,39 @@ export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number
     return o.targetId === 'path' ? r.imageId : o.targetId === 'filename' ? file : file.slice(0, file.length - extname(file).length);
   };
   const per = S * S * 3;
-  const images = new Uint8Array(records.length * per);
   const captions: string[] = [];
   const captionToImage: number[] = [];
   for (const [i, r] of records.entries()) {
-    let bytes: Uint8Array | undefined;
-    for (const p of r.imagePaths) {
-      try {
-        bytes = new Uint8Array(await readFile(p));
-        break;
-      } catch {
-        /* next candidate */
-      }
-    }
-    if (!bytes) throw new Error(`${r.where}: image not found (tried ${r.imagePaths.join(', ')})`);
-    try {
-      images.set(await imageCache.decodeImage(bytes, decodeSpec), i * per);
-    } catch (e) {
-      throw new Error(`${r.where}: cannot decode ${r.imagePaths[0]}: ${(e as Error).message}`);
-    }
     for (const c of r.captions) {
       captions.push(c);
       captionToImage.push(i);
     }
   }
+  /** images are read and decoded one chunk at a time (a 10k-query probe at 224 px would hold 1.5 GB at once) */
+  const loadRows = async (first: number, count: number): Promise<Uint8Array> => {
+    const rows = new Uint8Array(count * per);
+    for (let k = 0; k < count; k++) {
+      const r = records[first + k];
+      let bytes: Uint8Array | undefined;
+      for (const p of r.imagePaths) {
+        try {
+          bytes = new Uint8Array(await readFile(p));
+          break;
+        } catch {
+          /* next candidate */
+        }
+      }
+      if (!bytes) throw new Error(`${r.where}: image not found (tried ${r.imagePaths.join(', ')})`);
+      try {
+        rows.set(await imageCache.decodeImage(bytes, decodeSpec), k * per);
+      } catch (e) {
+        throw new Error(`${r.where}: cannot decode ${r.imagePaths[0]}: ${(e as Error).message}`);
+      }
+    }
+    return rows;
+  };
+  // a missing or broken image fails before any query is sent, naming the row
+  for (let s = 0; s < records.length; s += 64) await loadRows(s, Math.min(64, records.length - s));
 
   const client = new TargetClient(spec);
   const log = o.jsonl ? (mkdirSync(dirname(o.jsonl), { recursive: true }), createWriteStream(o.jsonl)) : null;
@@ -129,7 +138,7 @@ export async function runRemoteProbeCommand(o: RemoteProbeFlags): Promise<number
   try {
     report = await robust.runRobustProbe({
       source: new RemoteRankSource(client, encoding),
-      queries: { size: S, images, ids: records.map(idOf), labels: records.map((r) => r.where), captions, captionToImage, origin: `the first ${records.length} images of ${basename(o.queries)}${o.split ? ` (split ${o.split})` : ''}` },
+      queries: { size: S, images: loadRows, ids: records.map(idOf), labels: records.map((r) => r.where), captions, captionToImage, origin: `the first ${records.length} images of ${basename(o.queries)}${o.split ? ` (split ${o.split})` : ''}` },
       attacks,
       ...(surrogate ? { surrogate } : {}),
       topK: f.topK,

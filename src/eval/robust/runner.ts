@@ -32,8 +32,11 @@ import { RankSourceError, type RankSource, type SourceHit, type SourceStats, typ
 export interface ProbeQuerySet {
   /** image edge S */
   size: number;
-  /** 8-bit RGB, row-major [N, S, S, 3] */
-  images: Uint8Array;
+  /**
+   * 8-bit RGB, row-major [N, S, S, 3], or a loader of `count` rows from `first` (large probes: only a chunk of
+   * images is held at a time)
+   */
+  images: Uint8Array | ImageRows;
   /** per image: the system's id of its item (the gold answer of both directions) */
   ids: readonly string[];
   /** per image: where it came from (file:line, item id), for the attempt log; default the id */
@@ -44,6 +47,9 @@ export interface ProbeQuerySet {
   /** how the set was drawn, for the report ('sampled with seed 0 from namespace "default"') */
   origin: string;
 }
+
+/** `count` query images from row `first`, 8-bit RGB [count, S, S, 3] */
+export type ImageRows = (first: number, count: number) => Promise<Uint8Array>;
 
 export interface Surrogate {
   encoder: DualEncoder;
@@ -203,7 +209,15 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
   const nI = qs.ids.length;
   const nC = qs.captions.length;
   if (nI === 0) throw new Error('the query set has no images');
-  if (qs.images.length !== nI * per) throw new Error(`query images: expected ${nI} x ${S} x ${S} x 3 values, got ${qs.images.length}`);
+  const held = qs.images;
+  if (typeof held !== 'function' && held.length !== nI * per) throw new Error(`query images: expected ${nI} x ${S} x ${S} x 3 values, got ${held.length}`);
+  /** the chunk's images, checked: a loader that returns the wrong size is named, not trusted */
+  const rowsOf = async (first: number, count: number): Promise<Uint8Array> => {
+    if (typeof held !== 'function') return held.subarray(first * per, (first + count) * per);
+    const rows = await held(first, count);
+    if (rows.length !== count * per) throw new Error(`query images: the loader gave ${rows.length} values for rows ${first}..${first + count - 1}, expected ${count} x ${S} x ${S} x 3`);
+    return rows;
+  };
   if (qs.captionToImage.length !== nC) throw new Error('query captions: captionToImage needs one entry per caption');
   checkSuite(opts.attacks, { source: source.kind, whiteBox: source.whiteBox !== undefined, surrogate: opts.surrogate !== undefined, jpeg: source.jpegQuality !== undefined });
 
@@ -276,7 +290,6 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
     });
   };
   const labelOf = (row: number) => qs.labels?.[row] ?? qs.ids[row];
-  const rgbOf = (row: number) => qs.images.subarray(row * per, (row + 1) * per);
 
   const cleanTr: Rank[] = new Array(nI).fill(null);
   const cleanIr: Rank[] = new Array(nC).fill(null);
@@ -292,7 +305,7 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
       g = await schedule(async () => {
         const imageEmb = new Float32Array(nI * m.encoder.config.embedDim);
         for (const c of chunks) {
-          const px = Float32Array.from(qs.images.subarray(c.images[0] * per, (c.images[c.images.length - 1] + 1) * per), (v) => v / 255);
+          const px = Float32Array.from(await rowsOf(c.images[0], c.images.length), (v) => v / 255);
           imageEmb.set(embedImageRows(m.encoder, px, c.images.length, S), c.images[0] * m.encoder.config.embedDim);
         }
         return { imageEmb, textEmb: embedTextRows(m.encoder, m.tokenizer, qs.captions), dim: m.encoder.config.embedDim };
@@ -305,7 +318,8 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
   try {
     for (const c of chunks) {
       await step('clean');
-      await measure('clean', 'tr', c.images, (j) => searchImage(rgbOf(c.images[j])), cleanTr, (j) => labelOf(c.images[j]), null, null);
+      const rgb = await rowsOf(c.images[0], c.images.length);
+      await measure('clean', 'tr', c.images, (j) => searchImage(rgb.subarray(j * per, (j + 1) * per)), cleanTr, (j) => labelOf(c.images[j]), null, null);
       await measure('clean', 'ir', c.captions, (j) => searchText(qs.captions[c.captions[j]]), cleanIr, (j) => qs.captions[c.captions[j]], null, null);
       progress.done++;
     }
@@ -327,7 +341,7 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
         const c = chunks[ci];
         const first = c.images[0];
         const local = (row: number) => row - first;
-        const pixels = Float32Array.from(qs.images.subarray(first * per, (c.images[c.images.length - 1] + 1) * per), (v) => v / 255);
+        const pixels = Float32Array.from(await rowsOf(first, c.images.length), (v) => v / 255);
         const attack = attackByName(info.recipe, recipeOptions(spec, chunkSeed(seed, a, ci), { ...(source.jpegQuality !== undefined ? { eotJpegQuality: source.jpegQuality } : {}) }));
         let result: AttackResult;
         let perItemQueries: { images: number[] | null; captions: number[] | null } = { images: null, captions: null };
