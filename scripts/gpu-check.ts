@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
 import { initBackend } from '../src/engine/backend.js';
-import { compareSteps, dualEncoderStep } from '../src/engine/webgpu/parity.js';
+import { compareSteps, dualEncoderStep } from '../training/backend-parity.js';
 import { releaseWebgpu, webgpuDeviceErrors } from '../src/engine/webgpu.js';
 
 /** Same bounds as test/engine/webgpu.test.ts (observed on llvmpipe: loss 5e-7, gradients 2e-6). */

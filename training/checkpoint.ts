@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fstatSync, fsyncSync, mkdirSync, openSync, readSync, renameSync, writeSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import { tf } from '../src/engine/tf.js';
+import { writeFileAtomicSync } from '../src/util/atomic.js';
 
 /**
  * A training checkpoint is one file: 'MFCK' | u32 header length | JSON header | float32 payload.
- * It is written to a temporary file, fsynced and renamed over the previous checkpoint, so a process killed at any
- * moment leaves either the old or the new checkpoint, never a torn one; the header carries the payload's sha256.
+ * It is written to a temporary file, fsynced and renamed over the previous checkpoint (src/util/atomic.ts), so a
+ * process killed at any moment leaves either the old or the new checkpoint, never a torn one; the header carries
+ * the payload's sha256.
  */
 const MAGIC = 'MFCK';
 
@@ -23,7 +24,7 @@ export interface CheckpointHeader<S> {
   payloadSha256: string;
 }
 
-/** bytes written or read per system call: bounds the transient copies, whatever the model size */
+/** bytes read per system call: bounds the transient copies, whatever the model size */
 const IO_CHUNK = 64 << 20;
 
 function bytesOf(t: tf.Tensor): Buffer {
@@ -36,7 +37,6 @@ function bytesOf(t: tf.Tensor): Buffer {
  * pass hashes them for the header, a second writes them. Each pass copies one tensor out of the backend at a time.
  */
 export function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, tf.Tensor>): void {
-  mkdirSync(dirname(path), { recursive: true });
   const entries: CheckpointTensor[] = [];
   let total = 0;
   for (const [name, t] of tensors) {
@@ -58,19 +58,11 @@ export function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, 
   prefix.writeUInt32LE(headerBytes.length, 4);
   // float32 payload aligned to 4 bytes
   const pad = Buffer.alloc((4 - ((8 + headerBytes.length) % 4)) % 4, 0x20);
-  const tmp = `${path}.tmp-${process.pid}`;
-  const fd = openSync(tmp, 'w');
-  try {
-    const write = (part: Buffer) => {
-      for (let off = 0; off < part.length; ) off += writeSync(fd, part, off, Math.min(IO_CHUNK, part.length - off));
-    };
-    for (const part of [prefix, headerBytes, pad]) write(part);
-    for (const t of tensors.values()) write(bytesOf(t));
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
+  function* parts(): Generator<Uint8Array> {
+    yield* [prefix, headerBytes, pad];
+    for (const t of tensors.values()) yield bytesOf(t); // one tensor out of the backend at a time
   }
-  renameSync(tmp, path);
+  writeFileAtomicSync(path, parts());
 }
 
 export interface LoadedCheckpoint<S> {

@@ -2,11 +2,8 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ManyfoldConfig, TrainConfig } from '../src/config.js';
 import { initBackend } from '../src/engine/backend.js';
-import { loadDataset } from '../src/data/load.js';
-import type { DecodeModelConfig } from '../src/data/imageCache.js';
 import { readDatasetFile } from '../src/data/readers.js';
-import { loadProgressBar } from '../src/data/progress.js';
-import type { DatasetSplit } from '../src/data/types.js';
+import { loadSplit } from '../src/data/split.js';
 import { evaluateClean, formatCleanSummary, type CleanEvalSummary } from '../src/eval/evaluate.js';
 import { loadArtifact, readManifest, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
@@ -69,31 +66,8 @@ export function formatAugmentSummary(a: AugmentSummary): string {
   return lines.join('\n');
 }
 
-/**
- * One split of the configured data set, decoded for a model: `model` (a model's config) decodes as that model's
- * family wants (an imported CLIP model: CLIPImageProcessor's shortest-edge resize and centre crop), a bare size
- * with Manyfold's rule.
- */
-export async function loadSplit(config: ManyfoldConfig, split: string, model: number | DecodeModelConfig, quiet = false): Promise<DatasetSplit> {
-  const file = config.data.file;
-  if (!file) throw new Error('no data file: pass --data FILE (Karpathy JSON or JSONL manifest)');
-  const bar = loadProgressBar(`load ${split}`, quiet);
-  try {
-    const data = await loadDataset(file, {
-      ...(typeof model === 'number' ? { size: model } : { model }),
-      split,
-      imagesDir: config.data.imagesDir,
-      onBadRow: config.data.onBadRow,
-      cacheDir: config.data.cacheDir,
-      onProgress: bar.onProgress,
-      onWarning: (m) => process.stderr.write(`warning: ${m}\n`),
-    });
-    if (data.skipped.length) process.stderr.write(`${split}: skipped ${data.skipped.length} bad rows (first: ${data.skipped[0].where}: ${data.skipped[0].reason})\n`);
-    return data;
-  } finally {
-    bar.stop();
-  }
-}
+// lives in src/data (src/ needs it without training/); re-exported for the callers that import it from here
+export { loadSplit };
 
 /**
  * Caption length, in tokens, the memory estimate assumes: a high percentile of the split's captions, from word

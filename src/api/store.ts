@@ -1,5 +1,5 @@
 /**
- * Persistence under the data directory (plain files, each written atomically: temp file + rename):
+ * Persistence under the data directory (plain files, each written atomically and flushed: src/util/atomic.ts):
  *
  *   <data>/items/<ns>/<sha256(id)[0:32]>.json   one item: id, captions, metadata, image reference, content hash
  *   <data>/blobs/<sha[0:2]>/<sha256>             image bytes, content-addressed (re-embedding needs them)
@@ -13,9 +13,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Metadata } from '../index/types.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 
 export interface StoredImage {
   sha256: string;
@@ -40,19 +41,6 @@ export interface ServerState {
   active?: string;
   previous?: string;
   switchedAt?: string;
-}
-
-let tmpN = 0;
-export async function writeJsonAtomic(file: string, value: unknown): Promise<void> {
-  await mkdir(dirname(file), { recursive: true });
-  const tmp = `${file}.${process.pid}.${++tmpN}.tmp`;
-  try {
-    await writeFile(tmp, typeof value === 'string' ? value : `${JSON.stringify(value)}\n`);
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw e;
-  }
 }
 
 async function readJson<T>(file: string): Promise<T | undefined> {
@@ -145,10 +133,7 @@ export class Store {
   async putBlob(sha: string, bytes: Uint8Array): Promise<void> {
     const f = this.blobFile(sha);
     if (existsSync(f)) return;
-    await mkdir(dirname(f), { recursive: true });
-    const tmp = `${f}.${process.pid}.${++tmpN}.tmp`;
-    await writeFile(tmp, bytes);
-    await rename(tmp, f);
+    await writeFileAtomic(f, bytes);
   }
 
   async getBlob(sha: string): Promise<Buffer> {
@@ -180,7 +165,7 @@ export class Store {
   }
 
   async putText(kind: 'jobs' | 'probes', id: string, ext: string, text: string): Promise<void> {
-    await writeJsonAtomic(this.docFile(kind, id, ext), text);
+    await writeFileAtomic(this.docFile(kind, id, ext), text);
   }
 
   async getText(kind: 'jobs' | 'probes', id: string, ext: string): Promise<string | undefined> {

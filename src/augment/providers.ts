@@ -12,7 +12,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import sharp from 'sharp';
-import { writeFileAtomic } from '../data/imageCache.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { DatasetSplit, SceneGraph } from '../data/types.js';
 import { Rng } from '../util/rng.js';
 import type { Augmenter, Pair } from './types.js';

@@ -33,10 +33,11 @@
  * mtime would be missed; pass verifyHashes to always hash.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import sharp from 'sharp';
+import { writeFileAtomic } from '../util/atomic.js';
 import { crc32 } from './crc32.js';
 
 /** Manyfold's own resize modes (see the module comment); CLIP models are decoded by the 'clip' spec instead */
@@ -217,25 +218,15 @@ async function decodeClip(bytes: Uint8Array, spec: ClipDecodeSpec): Promise<Uint
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-let tmpCounter = 0;
-
-/** Writes `data` to `path` atomically (temp file in the same directory, then rename). */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.${process.pid}.${++tmpCounter}.tmp`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true }).catch(() => undefined);
-    throw err;
-  }
-}
+/**
+ * Cache files are checked when read (header + CRC-32; the stat index is a best-effort accelerator) and
+ * recomputed when bad, so they skip the per-file flush: decoding a data set writes thousands of them.
+ */
+const CACHE_WRITE = { fsync: false } as const;
 
 export type CacheLookup = { status: 'hit'; pixels: Uint8Array } | { status: 'missing' } | { status: 'corrupt'; reason: string };
 
 export class ImageTensorCache {
-  private readonly madeDirs = new Set<string>();
-
   constructor(readonly dir: string) {}
 
   entryPath(sha: string, spec: DecodeSpec): string {
@@ -266,11 +257,6 @@ export class ImageTensorCache {
 
   async put(sha: string, spec: DecodeSpec, pixels: Uint8Array): Promise<void> {
     const path = this.entryPath(sha, spec);
-    const dir = dirname(path);
-    if (!this.madeDirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
-      this.madeDirs.add(dir);
-    }
     const out = new Uint8Array(HEADER + pixels.length);
     const view = new DataView(out.buffer);
     view.setUint32(0, MAGIC, true);
@@ -280,7 +266,7 @@ export class ImageTensorCache {
     view.setUint32(12, spec.size, true);
     view.setUint32(16, crc32(pixels), true);
     out.set(pixels, HEADER);
-    await writeFileAtomic(path, out);
+    await writeFileAtomic(path, out, CACHE_WRITE);
   }
 }
 
@@ -328,8 +314,7 @@ export class StatIndex {
     if (!this.dirty) return;
     const onDisk = await StatIndex.read(this.file);
     for (const [k, v] of this.entries) onDisk.set(k, v);
-    await mkdir(dirname(this.file), { recursive: true });
-    await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: Object.fromEntries(onDisk) }));
+    await writeFileAtomic(this.file, JSON.stringify({ version: 1, entries: Object.fromEntries(onDisk) }), CACHE_WRITE);
     this.entries = onDisk;
     this.dirty = false;
   }

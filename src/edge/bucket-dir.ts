@@ -1,9 +1,8 @@
 /** DirBucket: a BucketLike over a local directory (Node only): local runs of the Lambda handler and SQS consumer. */
-import { mkdir, readdir, readFile, rm, writeFile, rename } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { readdir, readFile, rm } from 'node:fs/promises';
+import { join, relative, sep } from 'node:path';
+import { writeFileAtomic } from '../util/atomic.js';
 import type { BucketLike, BucketListResult, BucketObject } from './bucket.js';
-
-let n = 0;
 
 export class DirBucket implements BucketLike {
   constructor(readonly dir: string) {}
@@ -22,12 +21,9 @@ export class DirBucket implements BucketLike {
     }
   }
   async put(key: string, value: ArrayBuffer | ArrayBufferView | string): Promise<void> {
-    const f = this.file(key);
-    await mkdir(dirname(f), { recursive: true });
-    const tmp = `${f}.${process.pid}.${++n}.tmp`;
     const data = typeof value === 'string' ? value : value instanceof ArrayBuffer ? new Uint8Array(value) : new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
-    await writeFile(tmp, data);
-    await rename(tmp, f);
+    // durable like an acknowledged object-store put
+    await writeFileAtomic(this.file(key), data);
   }
   async delete(keys: string | string[]): Promise<void> {
     for (const k of Array.isArray(keys) ? keys : [keys]) await rm(this.file(k), { force: true });

@@ -10,11 +10,10 @@
  * Both files are written to temporary names and renamed into place. readSims validates the JSON (zod), the .bin
  * size and the ground truth's index ranges.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
-import * as path from 'node:path';
 import { z } from 'zod';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 
 export const SIMS_FORMAT = 'manyfold-sims/1';
 
@@ -50,17 +49,6 @@ export interface ExportedSims {
 
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
-async function writeAtomic(file: string, data: Uint8Array | string): Promise<void> {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    await fs.writeFile(tmp, data);
-    await fs.rename(tmp, file);
-  } catch (e) {
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
-    throw e;
-  }
-}
-
 /** Write PREFIX.json and PREFIX.bin; returns their paths. */
 export async function exportSims(
   prefix: string,
@@ -94,9 +82,8 @@ export async function exportSims(
   }
   const json = `${prefix}.json`;
   const bin = `${prefix}.bin`;
-  await fs.mkdir(path.dirname(path.resolve(json)), { recursive: true });
-  await writeAtomic(bin, bytes);
-  await writeAtomic(json, `${JSON.stringify(doc)}\n`);
+  await writeFileAtomic(bin, bytes);
+  await writeJsonAtomic(json, doc);
   return { json, bin };
 }
 

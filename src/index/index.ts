@@ -17,6 +17,8 @@ export { MemoryIndex, type MemorySnapshotJSON } from './memory.js';
 export type { LanceDbIndex, LanceDbIndexOptions, AnnIndexType } from './lancedb.js';
 export type { PineconeIndex, PineconeIndexOptions, RetryInfo } from './pinecone.js';
 export type { PineconeRoutedIndex } from './pinecone-routed.js';
+import { createPineconeIndex } from './pinecone-factory.js';
+export { createPineconeIndex };
 
 export interface IndexConfig {
   kind: IndexKind;
@@ -47,31 +49,11 @@ export async function createIndex(config: IndexConfig): Promise<VectorIndex> {
     }
     case 'pinecone': {
       if (!config.pinecone) throw new IndexError('INVALID_ARGUMENT', 'index kind "pinecone" needs pinecone: {apiKey, host} (or pinecone.indexes)', { field: 'pinecone' });
-      if (Object.keys(config.pinecone.indexes ?? {}).length > 0) {
-        const { PineconeRoutedIndex } = await import('./pinecone-routed.js');
-        return new PineconeRoutedIndex(config.pinecone);
-      }
-      const { PineconeIndex } = await import('./pinecone.js');
-      return new PineconeIndex(config.pinecone);
+      return createPineconeIndex(config.pinecone);
     }
     default:
       throw new IndexError('INVALID_ARGUMENT', `unknown index kind ${JSON.stringify((config as { kind: unknown }).kind)}`, { field: 'kind' });
   }
 }
 
-/**
- * Throws IndexError READ_ONLY (the API answers 409) when the index refuses writes: the memory snapshot the edge
- * runtimes serve. Call it before the first side effect of a write path, so a refused request changes nothing.
- */
-export function assertIndexWritable(index: VectorIndex): void {
-  (index as { assertWritable?: () => void }).assertWritable?.();
-}
-
-/**
- * Where the index keeps one backend index per embedding dimension (Pinecone with index.pinecone.indexes), resolves
- * and checks the one for `dim`, throwing IndexError DIMENSION_MISMATCH that names the config key when there is none
- * or its dimension differs. Indexes without such routing take any dimension per namespace: nothing to check here.
- */
-export async function checkIndexDimensionRoute(index: VectorIndex, dim: number): Promise<void> {
-  await (index as { checkDimension?: (dim: number) => Promise<void> }).checkDimension?.(dim);
-}
+export { assertIndexWritable, checkIndexDimensionRoute } from './capabilities.js';

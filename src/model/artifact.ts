@@ -20,8 +20,8 @@
  *   JSON and every tensor's name, shape and bytes. It does not depend on sharding, timestamps or training notes,
  *   so retraining to identical weights gives the same id.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { constants as fsConstants, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -32,6 +32,7 @@ import { createDualEncoder } from './dual-encoder.js';
 import { validateModelConfig } from './presets.js';
 import { tokenizerFromJSON } from './tokenizer.js';
 import { formatZodIssues } from '../util/zod.js';
+import { writeDirAtomic, writeJsonAtomic } from '../util/atomic.js';
 
 export const ARTIFACT_FORMAT = 'manyfold-model/1';
 export const MANIFEST_FILE = 'manifest.json';
@@ -216,20 +217,6 @@ async function writeFileSynced(file: string, data: Uint8Array | string): Promise
   }
 }
 
-async function syncDir(dir: string): Promise<void> {
-  // fsync a directory so renames inside it are durable; not supported everywhere (e.g. Windows): best effort
-  try {
-    const fh = await fs.open(dir, fsConstants.O_RDONLY);
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    /* best effort */
-  }
-}
-
 async function exists(p: string): Promise<boolean> {
   try {
     await fs.lstat(p);
@@ -237,10 +224,6 @@ async function exists(p: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-function tmpSibling(target: string, tag: string): string {
-  return path.join(path.dirname(target), `.${path.basename(target)}.${tag}-${process.pid}-${randomBytes(4).toString('hex')}`);
 }
 
 /**
@@ -395,77 +378,59 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
   const idHash = opts.id === undefined ? contentIdHasher(config, tokJson) : null;
 
   // 2. write into a temporary sibling (hashing on the way), then rename
-  const tmp = tmpSibling(target, 'tmp');
-  await fs.mkdir(path.dirname(target), { recursive: true });
-  await fs.mkdir(tmp);
-  try {
-    const files: FileEntry[] = [];
-    await writeFileSynced(path.join(tmp, TOKENIZER_FILE), tokBytes);
-    files.push({ path: TOKENIZER_FILE, bytes: tokBytes.byteLength, sha256: sha256(tokBytes) });
-    let doneTensors = 0;
-    let doneBytes = 0;
-    for (const s of shards) {
-      const h = createHash('sha256');
-      const fh = await fs.open(path.join(tmp, s.file), 'w');
-      try {
-        for (const t of s.tensors) {
-          const values = typeof t.data === 'function' ? await t.data() : t.data;
-          if (!(values instanceof Float32Array)) throw new ArtifactError(`saveArtifact: weight ${t.name} is not a Float32Array`);
-          if (values.length !== numel(t.shape)) {
-            throw new ArtifactError(`saveArtifact: weight ${t.name} has ${values.length} values for shape [${t.shape.join(', ')}]`);
+  return writeDirAtomic(
+    target,
+    async (tmp) => {
+      const files: FileEntry[] = [];
+      await writeFileSynced(path.join(tmp, TOKENIZER_FILE), tokBytes);
+      files.push({ path: TOKENIZER_FILE, bytes: tokBytes.byteLength, sha256: sha256(tokBytes) });
+      let doneTensors = 0;
+      let doneBytes = 0;
+      for (const s of shards) {
+        const h = createHash('sha256');
+        const fh = await fs.open(path.join(tmp, s.file), 'w');
+        try {
+          for (const t of s.tensors) {
+            const values = typeof t.data === 'function' ? await t.data() : t.data;
+            if (!(values instanceof Float32Array)) throw new ArtifactError(`saveArtifact: weight ${t.name} is not a Float32Array`);
+            if (values.length !== numel(t.shape)) {
+              throw new ArtifactError(`saveArtifact: weight ${t.name} has ${values.length} values for shape [${t.shape.join(', ')}]`);
+            }
+            const bytes = floatsToBytes(values);
+            idHash?.add(t.name, t.shape, bytes);
+            h.update(bytes);
+            await fh.write(bytes);
+            doneTensors++;
+            doneBytes += bytes.byteLength;
+            opts.onTensor?.({ tensors: doneTensors, bytes: doneBytes, totalTensors: tensors.length, totalBytes, name: t.name });
           }
-          const bytes = floatsToBytes(values);
-          idHash?.add(t.name, t.shape, bytes);
-          h.update(bytes);
-          await fh.write(bytes);
-          doneTensors++;
-          doneBytes += bytes.byteLength;
-          opts.onTensor?.({ tensors: doneTensors, bytes: doneBytes, totalTensors: tensors.length, totalBytes, name: t.name });
+          await fh.sync();
+        } finally {
+          await fh.close();
         }
-        await fh.sync();
-      } finally {
-        await fh.close();
+        files.push({ path: s.file, bytes: s.bytes, sha256: h.digest('hex') });
       }
-      files.push({ path: s.file, bytes: s.bytes, sha256: h.digest('hex') });
-    }
-    const id = opts.id ?? idHash!.digest();
+      const id = opts.id ?? idHash!.digest();
 
-    const manifest = {
-      format: ARTIFACT_FORMAT,
-      id,
-      created: (opts.created ?? new Date()).toISOString(),
-      config,
-      tokenizer: { file: TOKENIZER_FILE, vocabSize: tokenizer.vocabSize, maxLen: tokenizer.maxLen },
-      dims: { embed: config.embedDim, imageSize: config.image.size },
-      training: { ...training },
-      metrics: { ...metrics },
-      ...(opts.source ? { source: opts.source } : {}),
-      files,
-      weights,
-    };
-    const checked = parseManifest(manifest, MANIFEST_FILE); // never write a manifest we could not read back
-    await writeFileSynced(path.join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
-    await syncDir(tmp);
-
-    if (overwrite && (await exists(target))) {
-      const old = tmpSibling(target, 'old');
-      await fs.rename(target, old);
-      try {
-        await fs.rename(tmp, target);
-      } catch (e) {
-        await fs.rename(old, target).catch(() => undefined); // put the previous artifact back
-        throw e;
-      }
-      await fs.rm(old, { recursive: true, force: true });
-    } else {
-      await fs.rename(tmp, target);
-    }
-    await syncDir(path.dirname(target));
-    return checked;
-  } catch (e) {
-    await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-    throw e;
-  }
+      const manifest = {
+        format: ARTIFACT_FORMAT,
+        id,
+        created: (opts.created ?? new Date()).toISOString(),
+        config,
+        tokenizer: { file: TOKENIZER_FILE, vocabSize: tokenizer.vocabSize, maxLen: tokenizer.maxLen },
+        dims: { embed: config.embedDim, imageSize: config.image.size },
+        training: { ...training },
+        metrics: { ...metrics },
+        ...(opts.source ? { source: opts.source } : {}),
+        files,
+        weights,
+      };
+      const checked = parseManifest(manifest, MANIFEST_FILE); // never write a manifest we could not read back
+      await writeFileSynced(path.join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 2)}\n`);
+      return checked;
+    },
+    { overwrite },
+  );
 }
 
 // ---------------------------------------------------------------------------------------------- read
@@ -830,14 +795,6 @@ export async function updateManifestMetrics(dir: string, metrics: Metrics, opts:
   const prev = (raw.metrics ?? {}) as Metrics;
   raw.metrics = opts.replace ? { ...metrics } : { ...prev, ...metrics };
   const checked = parseManifest(raw, file);
-  const tmp = path.join(dir, `.${MANIFEST_FILE}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-  try {
-    await writeFileSynced(tmp, `${JSON.stringify(raw, null, 2)}\n`);
-    await fs.rename(tmp, file);
-  } catch (e) {
-    await fs.rm(tmp, { force: true }).catch(() => undefined);
-    throw e;
-  }
-  await syncDir(dir);
+  await writeJsonAtomic(file, raw, { indent: 2 });
   return checked;
 }

@@ -27,14 +27,16 @@
  * (exit 11), or `rollback-failed` (exit 12) if that fails too. Dry run: train, eval and gate only.
  * See docs/operations.md for the exit codes and the summary format.
  */
-import { cp, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { cp, readdir } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ManyfoldConfig } from '../config.js';
 import { initBackend } from '../engine/backend.js';
+import { loadSplit } from '../data/split.js';
 import { MemoryRankSource, probeFromSplit, runRobustProbe, type RobustProbeReport } from '../eval/robust/index.js';
 import { loadArtifact, readManifest, verifyArtifact } from '../model/artifact.js';
 import { Encoder } from '../model/encoder.js';
+import { writeDirAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { ApiClient } from './client.js';
 import { decideGate, gateMetrics } from './gate.js';
 import { readState, STEPS, writeState, type Outcome, type RunState, type StepName } from './state.js';
@@ -70,10 +72,10 @@ export interface NightlyOptions {
   /** train step: stop after this many steps (tests) */
   stopAfterStep?: number;
   /**
-   * training/run.ts, injected by the caller (src/cli/commands/nightly.ts, scripts/nightly.ts): src/ never
-   * imports training/ (DESIGN.md rules of the house)
+   * training/run.ts, injected by the caller (src/cli/commands/nightly.ts, scripts/nightly.ts): src/ imports
+   * training/ for types only (.dependency-cruiser.cjs, rule src-not-to-training)
    */
-  training: Pick<typeof import('../../training/run.js'), 'runTraining' | 'loadSplit'>;
+  training: Pick<typeof import('../../training/run.js'), 'runTraining'>;
   log?: (line: string) => void;
 }
 
@@ -182,7 +184,6 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
     await save();
     const s = summarize(state, stateDir, EXIT_OF[outcome]);
     await writeState(stateDir, state);
-    const { writeJsonAtomic } = await import('../api/store.js');
     await writeJsonAtomic(join(runDir, 'summary.json'), s);
     return s;
   };
@@ -222,7 +223,6 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
     await step('eval', async () => {
       const act = await activeArtifact();
       if (act) state.active = act;
-      const { loadSplit } = opts.training;
       const evalOne = async (dir: string, name: string): Promise<RobustProbeReport> => {
         const a = await loadArtifact(dir);
         try {
@@ -230,7 +230,6 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
           const { queries, gallery } = probeFromSplit(split, nc.evalLimit);
           const source = await MemoryRankSource.create(new Encoder(a.model, a.tokenizer, a.manifest), gallery);
           const report = await runRobustProbe({ source, queries, attacks: nc.attacks, seed: nc.evalSeed, resamples: nc.resamples, keepRanks: true });
-          const { writeJsonAtomic } = await import('../api/store.js');
           await writeJsonAtomic(join(runDir, `eval-${name}.json`), report);
           return report;
         } finally {
@@ -269,12 +268,10 @@ export async function runNightly(opts: NightlyOptions): Promise<NightlySummary> 
         const m = await verifyArtifact(target); // an earlier (crashed) run published it: check, keep
         if (m.id !== state.candidate!.id) throw new Error(`${target} holds model ${m.id}, not ${state.candidate!.id}`);
       } else if (nc.publishDir) {
-        await mkdir(nc.publishDir, { recursive: true });
-        const tmp = resolve(nc.publishDir!, `.${state.candidate!.id}.${process.pid}.tmp`);
-        await rm(tmp, { recursive: true, force: true });
-        await cp(state.candidate!.dir, tmp, { recursive: true });
-        await verifyArtifact(tmp);
-        await rename(tmp, target);
+        await writeDirAtomic(target, async (tmp) => {
+          await cp(state.candidate!.dir, tmp, { recursive: true });
+          await verifyArtifact(tmp);
+        });
       }
       const m = await verifyArtifact(target);
       // uploads are content-addressed and never overwrite: a rerun after a crash verifies what is there and completes

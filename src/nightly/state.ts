@@ -1,7 +1,7 @@
 /** The nightly run's state file: one JSON document per run, rewritten atomically after every step. */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../api/store.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 import type { GateDecision } from './gate.js';
 
 export const STEPS = ['train', 'eval', 'gate', 'publish', 'reindex', 'activate', 'smoke'] as const;

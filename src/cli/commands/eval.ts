@@ -58,7 +58,7 @@ export function registerEvalCommand(program: Command): void {
         import('../../model/encoder.js'),
         import('../../eval/evaluate.js'),
         import('../../eval/export-sims.js'),
-        import('../../../training/run.js'),
+        import('../../data/split.js'),
       ]);
       await initBackend(config.backend, { threads: config.threads });
       const modelDir = resolveModelDir(o.model);
@@ -132,7 +132,7 @@ async function robustAction(o: RobustFlags): Promise<void> {
     import('../../model/encoder.js'),
     import('../../eval/robust.js'),
     import('../../eval/report/index.js'),
-    import('../../../training/run.js'),
+    import('../../data/split.js'),
     import('../../util/progress.js'),
   ]);
   const backend = await initBackend(config.backend, { threads: config.threads });

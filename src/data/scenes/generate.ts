@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { BoundedTasks } from '../../util/bounded.js';
 import { Rng } from '../../util/rng.js';
-import { writeFileAtomic } from '../imageCache.js';
+import { writeFileAtomic } from '../../util/atomic.js';
 import type { SceneGraph, SceneObject } from '../types.js';
 import { captionsForScene, tokenize } from './captions.js';
 import { sceneKey } from './match.js';
@@ -346,8 +346,9 @@ export async function generateScenes(opts: GenerateScenesOptions): Promise<Gener
           .png({ compressionLevel: 6, adaptiveFiltering: false })
           .toBuffer();
         // atomic, because seeds of one experiment run as parallel processes that may generate the same
-        // directory at once: a reader must never see a PNG that the other process has just truncated
-        await writeFileAtomic(join(imagesDir, filename), png);
+        // directory at once: a reader must never see a PNG that the other process has just truncated.
+        // Not flushed one by one: thousands of images, and a rerun with the seed renders the same bytes
+        await writeFileAtomic(join(imagesDir, filename), png, { fsync: false });
         opts.onProgress?.(++done, total);
       });
       if (tasks.failed) break;

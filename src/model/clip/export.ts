@@ -7,10 +7,10 @@
  * verified (every file's sha256) and read one weight at a time; the safetensors file is streamed, so peak memory
  * is a few tensors, not the model. The directory is written beside the target and renamed into place.
  */
-import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs/promises';
 import * as path from 'node:path';
 import { z } from 'zod';
+import { writeDirAtomic } from '../../util/atomic.js';
 import { ArtifactError, openArtifactWeights } from '../artifact.js';
 import { clipTokenizerFromJSON, exportClipTokenizerFiles } from '../clip-tokenizer.js';
 import type { ModelConfig } from '../types.js';
@@ -120,43 +120,28 @@ export async function exportClipCheckpoint(options: ExportOptions): Promise<Expo
     files[HF_PREPROCESSOR_FILE] = json(hfPreprocessorJson(config));
     Object.assign(files, exportClipTokenizerFiles(tok));
 
-    const tmp = path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    await fs.mkdir(tmp);
-    try {
-      for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(tmp, name), text);
-      // every tensor in rule order (a rule's sources are adjacent: q, k, v are produced together)
-      const decls: TensorDecl[] = [...extras.map((e) => e.decl)];
-      for (const r of rules) for (const s of r.sources) decls.push({ name: s.key, shape: s.shape, dtype });
-      const writer = await createSafetensorsWriter(path.join(tmp, weightsFile), decls, o.format === 'hf' ? { format: 'pt' } : undefined);
-      try {
-        for (const e of extras) await writer.write(e.decl.name, e.data);
-        for (const r of rules) {
-          const parts = r.backward(await art.read(r.target));
-          for (let i = 0; i < parts.length; i++) await writer.write(r.sources[i].key, parts[i]);
-        }
-        await writer.close();
-      } catch (e) {
-        await writer.abort();
-        throw e;
-      }
-      if (o.overwrite && (await exists(target))) {
-        const old = `${tmp}.old`;
-        await fs.rename(target, old);
+    await writeDirAtomic(
+      target,
+      async (tmp) => {
+        for (const [name, text] of Object.entries(files)) await fs.writeFile(path.join(tmp, name), text);
+        // every tensor in rule order (a rule's sources are adjacent: q, k, v are produced together)
+        const decls: TensorDecl[] = [...extras.map((e) => e.decl)];
+        for (const r of rules) for (const s of r.sources) decls.push({ name: s.key, shape: s.shape, dtype });
+        const writer = await createSafetensorsWriter(path.join(tmp, weightsFile), decls, o.format === 'hf' ? { format: 'pt' } : undefined);
         try {
-          await fs.rename(tmp, target);
+          for (const e of extras) await writer.write(e.decl.name, e.data);
+          for (const r of rules) {
+            const parts = r.backward(await art.read(r.target));
+            for (let i = 0; i < parts.length; i++) await writer.write(r.sources[i].key, parts[i]);
+          }
+          await writer.close();
         } catch (e) {
-          await fs.rename(old, target).catch(() => undefined);
+          await writer.abort();
           throw e;
         }
-        await fs.rm(old, { recursive: true, force: true });
-      } else {
-        await fs.rename(tmp, target);
-      }
-    } catch (e) {
-      await fs.rm(tmp, { recursive: true, force: true }).catch(() => undefined);
-      throw e;
-    }
+      },
+      { overwrite: o.overwrite },
+    );
     const seconds = (performance.now() - t0) / 1000;
     const parameters = want.reduce((s, w) => s + w.shape.reduce((a, b) => a * b, 1), 0);
     const written = [weightsFile, ...Object.keys(files)].sort();

@@ -4,11 +4,11 @@
  * from fixed seeds, read back with one batched async download (webgpu in Node has no synchronous read).
  * Shared by test/engine/webgpu.test.ts and scripts/gpu-check.ts, so CI and a GPU machine check the same thing.
  */
-import * as tf from '../tf.js';
-import { createDualEncoder, modelConfigFromPreset } from '../../model/dual-encoder.js';
-import { multiPositiveInfoNce } from '../../../training/losses/clip.js';
-import { Rng } from '../../util/rng.js';
-import { opCacheTensorCount } from '../ops.js';
+import * as tf from '../src/engine/tf.js';
+import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-encoder.js';
+import { multiPositiveInfoNce } from './losses/clip.js';
+import { Rng } from '../src/util/rng.js';
+import { opCacheTensorCount } from '../src/engine/ops.js';
 
 export const PARITY_VOCAB = 300;
 export const PARITY_BATCH = 6;

@@ -1,0 +1,15 @@
+/**
+ * Pinecone as the index: one index, or one per embedding dimension (index.pinecone.indexes). Separate from
+ * createIndex so the edge runtimes can build it without bundling the LanceDB adapter.
+ */
+import type { PineconeIndexOptions } from './pinecone.js';
+import type { VectorIndex } from './types.js';
+
+export async function createPineconeIndex(options: PineconeIndexOptions): Promise<VectorIndex> {
+  if (Object.keys(options.indexes ?? {}).length > 0) {
+    const { PineconeRoutedIndex } = await import('./pinecone-routed.js');
+    return new PineconeRoutedIndex(options);
+  }
+  const { PineconeIndex } = await import('./pinecone.js');
+  return new PineconeIndex(options);
+}
