@@ -13,6 +13,9 @@
  *   MANYFOLD_S3_ENDPOINT                  optional S3 API endpoint (R2, MinIO, a local server) for both buckets
  *   DATA_BUCKET                           S3 bucket for items, blobs, jobs, re-index progress
  *   REINDEX_QUEUE_URL                     SQS queue of the re-index (DLQ by redrive policy)
+ *   JOBS_QUEUE_URL                        SQS queue of probes and activations ({kind, id}, src/api/background.ts),
+ *                                         consumed by `jobsConsumer` (a function of its own: a frozen API container
+ *                                         runs nothing after its response); unset (local runs): in-process
  *   local runs/tests: MANYFOLD_MODEL_DIRS (comma list of artifact directories) and MANYFOLD_DATA_DIR instead
  *   of the buckets (no AWS SDK call at all).
  * The AWS SDK v3 (@aws-sdk/client-s3, a dependency; client-sqs ships with the Lambda runtime) is imported only
@@ -22,6 +25,7 @@ import { handle } from 'hono/aws-lambda';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { initBackend } from '../src/engine/backend.js';
+import { edgeRunner, failJob, parseJobMessage, runJob, type JobMessage } from '../src/api/background.js';
 import { createEdgeApi, type EdgeApi } from '../src/edge/api.js';
 import type { BucketLike } from '../src/edge/bucket.js';
 import { artifactKey, catalogKey, catalogSources, normalizePrefix, readCatalog } from '../src/edge/bucket-catalog.js';
@@ -53,14 +57,15 @@ async function s3Bucket(bucket: string, env: Env): Promise<S3Bucket> {
   return new S3Bucket({ bucket, ...(env.MANYFOLD_S3_ENDPOINT ? { endpoint: env.MANYFOLD_S3_ENDPOINT } : {}) });
 }
 
-async function sqsSender(queueUrl: string): Promise<(msgs: ReindexMessage[]) => Promise<void>> {
+/** sends JSON message bodies to an SQS queue, 10 per SendMessageBatch (the SQS limit) */
+async function sqsSender<T>(queueUrl: string, what: string): Promise<(msgs: T[]) => Promise<void>> {
   const m = await sdk('@aws-sdk/client-sqs');
   const c: AnyClient = new m.SQSClient({});
   return async (msgs) => {
     for (let at = 0; at < msgs.length; at += 10) {
       const chunk = msgs.slice(at, at + 10);
       const r = await c.send(new m.SendMessageBatchCommand({ QueueUrl: queueUrl, Entries: chunk.map((b, i) => ({ Id: String(i), MessageBody: JSON.stringify(b) })) }));
-      if (r.Failed?.length) throw new Error(`SQS rejected ${r.Failed.length} re-index messages`);
+      if (r.Failed?.length) throw new Error(`SQS rejected ${r.Failed.length} ${what} messages`);
     }
   };
 }
@@ -91,12 +96,19 @@ async function modelSources(env: Env): Promise<EdgeModelSources> {
   };
 }
 
-export async function bootLambda(env: Env = process.env): Promise<Boot> {
+export interface LambdaBootOptions {
+  /** sends a probe / activation message instead of SQS at JOBS_QUEUE_URL (tests capture what the app sends) */
+  sendJob?: (job: JobMessage) => Promise<void>;
+}
+
+export async function bootLambda(env: Env = process.env, opts: LambdaBootOptions = {}): Promise<Boot> {
   const t0 = Date.now();
   const backend = await initBackend((env.MANYFOLD_BACKEND as 'auto' | 'wasm' | 'cpu' | undefined) ?? 'auto');
   const bucket = env.MANYFOLD_DATA_DIR ? new DirBucket(env.MANYFOLD_DATA_DIR) : env.DATA_BUCKET ? await s3Bucket(env.DATA_BUCKET, env) : new DirBucket('/tmp/manyfold-data');
-  const edge = await createEdgeApi({ env, bucket, models: await modelSources(env) });
-  const enqueue = env.REINDEX_QUEUE_URL ? await sqsSender(env.REINDEX_QUEUE_URL) : undefined;
+  const jobsToSqs = env.JOBS_QUEUE_URL ? await sqsSender<JobMessage>(env.JOBS_QUEUE_URL, 'job') : undefined;
+  const sendJob = opts.sendJob ?? (jobsToSqs ? (job: JobMessage) => jobsToSqs([job]) : undefined);
+  const edge = await createEdgeApi({ env, bucket, models: await modelSources(env), background: edgeRunner({ name: 'sqs', send: sendJob }) });
+  const enqueue = env.REINDEX_QUEUE_URL ? await sqsSender<ReindexMessage>(env.REINDEX_QUEUE_URL, 're-index') : undefined;
   const deps = (): ReindexDeps => ({ service: edge.api.service, registry: edge.registry, store: edge.api.service.store, index: edge.index, progress: bucket, ...(enqueue ? { enqueue } : {}) });
   registerReindexRoutes(edge.api.app, deps);
   const http = handle(edge.api.app);
@@ -147,6 +159,35 @@ export async function reindexConsumer(event: { Records: { messageId: string; bod
 export async function reindexDeadLetter(event: { Records: { messageId: string; body: string; attributes?: Record<string, string> }[] }): Promise<void> {
   const b = await boot();
   for (const r of event.Records) await recordDead(b.bucket, JSON.parse(r.body) as ReindexMessage, `exhausted SQS receives (${r.attributes?.ApproximateReceiveCount ?? '?'})`);
+}
+
+type SqsEvent = { Records: { messageId: string; body: string; attributes?: Record<string, string> }[] };
+
+/**
+ * SQS consumer of probes and activations (ReportBatchItemFailures): each message's job runs to completion from the
+ * store; a job that did not finish (or a malformed message) returns to the queue and, after maxReceiveCount, goes to
+ * the dead-letter queue, whose consumer (`jobsDeadLetter`) marks the job failed.
+ */
+export async function consumeJobs(b: Boot, event: SqsEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+  const failures: { itemIdentifier: string }[] = [];
+  for (const r of event.Records) {
+    try {
+      await runJob(b.edge.api, parseJobMessage(r.body));
+    } catch (e) {
+      console.error(JSON.stringify({ level: 50, msg: 'job did not finish; SQS will redeliver', messageId: r.messageId, err: (e as Error).message }));
+      failures.push({ itemIdentifier: r.messageId });
+    }
+  }
+  return { batchItemFailures: failures };
+}
+
+export async function jobsConsumer(event: SqsEvent): Promise<{ batchItemFailures: { itemIdentifier: string }[] }> {
+  return consumeJobs(await boot(), event);
+}
+
+export async function jobsDeadLetter(event: SqsEvent): Promise<void> {
+  const b = await boot();
+  for (const r of event.Records) await failJob(b.edge.api, parseJobMessage(r.body), `its SQS receives were exhausted (${r.attributes?.ApproximateReceiveCount ?? '?'})`);
 }
 
 /**

@@ -12,6 +12,9 @@
  *                     via R2's S3 endpoint): its catalogue's models are served first, re-read at each activation
  *   MODEL_PREFIX      key prefix of the catalogue in MODELS (default 'models')
  *   REINDEX_QUEUE     Cloudflare Queue producer; this Worker is also its consumer (and the DLQ's)
+ *   JOBS_QUEUE        Cloudflare Queue producer of probes and activations ({kind, id}, src/api/background.ts); this
+ *                     Worker is its consumer (one job per invocation) and its DLQ's (marks the job failed). Unbound:
+ *                     jobs run in the isolate that took the request under ctx.waitUntil (cut 30 s after the response)
  *   MANYFOLD_API_KEYS secret, `key=scope+scope,...`
  *   MANYFOLD_INDEX    'memory' (default here: the snapshot asset, read-only: writes get 409 naming Pinecone) or
  *                     'pinecone' (+ PINECONE_API_KEY secret, PINECONE_HOST var; index.pinecone.indexes in
@@ -20,12 +23,13 @@
  * The tfjs wasm binary is imported as a module (workerd cannot compile wasm from bytes; see src/edge/backend.ts).
  */
 import wasmSimd from '@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm';
+import { edgeRunner, failJob, isJobMessage, parseJobMessage, runJob } from '../src/api/background.js';
 import { createEdgeApi, type EdgeApi } from '../src/edge/api.js';
 import { initEdgeBackend, type EdgeBackendInfo } from '../src/edge/backend.js';
 import { MemoryBucket, type BucketLike } from '../src/edge/bucket.js';
 import { catalogThen } from '../src/edge/bucket-catalog.js';
 import { registerReindexRoutes } from '../src/reindex/routes.js';
-import { processQueueBatch, type QueueBatchLike, type ReindexDeps } from '../src/reindex/worker.js';
+import { processQueueBatch, type QueueBatchLike, type QueueMessageLike, type ReindexDeps } from '../src/reindex/worker.js';
 
 export interface WorkerEnv {
   ASSETS?: { fetch(input: Request | string): Promise<Response> };
@@ -33,6 +37,7 @@ export interface WorkerEnv {
   MODELS?: BucketLike;
   MODEL_PREFIX?: string;
   REINDEX_QUEUE?: { send(body: unknown): Promise<void>; sendBatch(messages: { body: unknown }[]): Promise<void> };
+  JOBS_QUEUE?: { send(body: unknown): Promise<void> };
   MANYFOLD_API_KEYS?: string;
   MANYFOLD_INDEX?: string;
   MANYFOLD_BACKEND?: string;
@@ -85,7 +90,9 @@ async function boot(env: WorkerEnv): Promise<Isolate> {
       const r = await asset(env, '/index/snapshot.mfvi');
       return r.ok ? new Uint8Array(await r.arrayBuffer()) : null;
     },
+    background: edgeRunner({ name: 'cloudflare-queues', send: env.JOBS_QUEUE ? (job) => env.JOBS_QUEUE!.send(job) : undefined }),
   });
+  if (!env.JOBS_QUEUE) console.warn(JSON.stringify({ level: 40, msg: 'JOBS_QUEUE is not bound: probes and activations run under ctx.waitUntil, which ends 30 s after the response' }));
   // first forward pass compiles the kernels: do it here, not in the first search
   edge.api.service.active.encoder.embedTextsMatrix(['warm up']);
   const iso: Isolate = { edge, backend, coldStartMs: 0, bucket };
@@ -124,13 +131,32 @@ export default {
     }
     const url = new URL(request.url);
     if (url.pathname === '/edge/info') {
-      return Response.json({ backend: iso.backend, coldStartMs: iso.coldStartMs, appStartMs: iso.edge.startMs, model: iso.edge.api.service.active.id, index: iso.edge.index.kind });
+      return Response.json({ backend: iso.backend, coldStartMs: iso.coldStartMs, appStartMs: iso.edge.startMs, model: iso.edge.api.service.active.id, index: iso.edge.index.kind, jobs: iso.edge.api.background.name });
     }
     return iso.edge.api.app.fetch(request, env, ctx as never);
   },
 
   async queue(batch: QueueBatchLike, env: WorkerEnv): Promise<void> {
     const iso = await getIsolate(env);
-    await processQueueBatch(batch, reindexDeps(iso, env));
+    const jobs = batch.messages.filter((m) => isJobMessage(m.body));
+    const reindex = batch.messages.filter((m) => !isJobMessage(m.body));
+    for (const m of jobs) await consumeJob(iso, m, batch.queue.endsWith('-dlq'));
+    if (reindex.length) await processQueueBatch({ queue: batch.queue, messages: reindex }, reindexDeps(iso, env));
   },
 };
+
+/**
+ * One probe / activation message: run to completion from the store and ack; retried (then dead-lettered) when it
+ * did not finish. From the DLQ: the job is marked failed. One at a time: a job is minutes of CPU.
+ */
+async function consumeJob(iso: Isolate, m: QueueMessageLike, dead: boolean): Promise<void> {
+  const job = parseJobMessage(m.body);
+  try {
+    if (dead) await failJob(iso.edge.api, job, `its queue deliveries were exhausted (${m.attempts} attempts)`);
+    else await runJob(iso.edge.api, job);
+    m.ack();
+  } catch (e) {
+    console.error(JSON.stringify({ level: 50, msg: 'job did not finish; will retry', job, attempts: m.attempts, err: (e as Error).message }));
+    m.retry({ delaySeconds: Math.min(60, 2 ** Math.max(0, m.attempts - 1)) });
+  }
+}

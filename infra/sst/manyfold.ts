@@ -8,6 +8,9 @@
  *   DataBucket        S3: items, blobs, jobs, re-index progress (EdgeStore keys)
  *   PineconeApiKey, ManyfoldApiKeys, GithubToken   SST secrets (`sst secret set NAME value --stage prod`)
  *   ReindexDlq + ReindexQueue   SQS; 3 receives then the DLQ (redrive policy); consumers with partial-batch failures
+ *   JobsDlq + JobsQueue         SQS: probes and activations ({kind, id}) sent by the Api after its 202 and run by
+ *                     their own consumer (15 min, the Lambda maximum: a probe is minutes; the Api function is frozen
+ *                     once it has answered); one job per invocation, 3 receives, then the DLQ marks the job failed
  *   Api               Lambda (functions/lambda.handler) with a function URL (auth is the API's bearer keys)
  *   Nightly           cron 03:00 UTC -> functions/lambda.nightlyTrigger (dispatches the GPU runner's workflow)
  */
@@ -22,6 +25,9 @@ export function manyfoldStack() {
 
   const dlq = new sst.aws.Queue('ReindexDlq');
   const queue = new sst.aws.Queue('ReindexQueue', { dlq: { queue: dlq.arn, retry: 3 }, visibilityTimeout: '5 minutes' });
+  const jobsDlq = new sst.aws.Queue('JobsDlq');
+  // visibility = the consumer's timeout: a message is never redelivered while a consumer still runs its job
+  const jobs = new sst.aws.Queue('JobsQueue', { dlq: { queue: jobsDlq.arn, retry: 3 }, visibilityTimeout: '15 minutes' });
 
   const environment = {
     MANYFOLD_INDEX: 'pinecone',
@@ -36,12 +42,13 @@ export function manyfoldStack() {
     ...(modelIds ? { MODEL_IDS: modelIds } : {}),
     DATA_BUCKET: dataBucket.name,
     REINDEX_QUEUE_URL: queue.url,
+    JOBS_QUEUE_URL: jobs.url,
   };
   const common = {
     runtime: 'nodejs20.x' as const,
     architecture: 'x86_64' as const,
     memory: '2048 MB' as const,
-    link: [modelBucket, dataBucket, queue, pineconeKey, apiKeys],
+    link: [modelBucket, dataBucket, queue, jobs, pineconeKey, apiKeys],
     environment,
     // the tfjs wasm binaries are read from disk by the Node backend
     copyFiles: [{ from: 'node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm', to: 'node_modules/@tensorflow/tfjs-backend-wasm/dist/tfjs-backend-wasm-simd.wasm' }],
@@ -51,6 +58,8 @@ export function manyfoldStack() {
   const api = new sst.aws.Function('Api', { ...common, handler: 'functions/lambda.handler', timeout: '30 seconds', url: true });
   queue.subscribe({ ...common, handler: 'functions/lambda.reindexConsumer', timeout: '5 minutes' }, { batch: { size: 10, window: '5 seconds', partialResponses: true } });
   dlq.subscribe({ ...common, handler: 'functions/lambda.reindexDeadLetter', timeout: '1 minute' });
+  jobs.subscribe({ ...common, handler: 'functions/lambda.jobsConsumer', timeout: '15 minutes' }, { batch: { size: 1, partialResponses: true } });
+  jobsDlq.subscribe({ ...common, handler: 'functions/lambda.jobsDeadLetter', timeout: '1 minute' });
 
   new sst.aws.Cron('Nightly', {
     schedule: 'cron(0 3 * * ? *)',
@@ -63,5 +72,5 @@ export function manyfoldStack() {
     },
   });
 
-  return { url: api.url, modelBucket: modelBucket.name, dataBucket: dataBucket.name, queue: queue.url };
+  return { url: api.url, modelBucket: modelBucket.name, dataBucket: dataBucket.name, queue: queue.url, jobs: jobs.url };
 }

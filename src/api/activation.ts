@@ -30,8 +30,9 @@ import type { ModelRegistry } from './registry.js';
 import { physicalNamespace, type ActiveModel, type RetrievalService } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
 import { ApiError } from './errors.js';
+import { cutByRuntime, cutMessage, inProcessRunner, type BackgroundRunner, type WaitUntilContext } from './background.js';
 import type { VectorIndex } from '../index/types.js';
-import { assertIndexWritable } from '../index/index.js';
+import { assertIndexWritable } from '../index/capabilities.js';
 // type-only: the Pinecone adapter itself is loaded by createIndex, never by this module (edge bundles)
 import type { EventuallyConsistentCounts } from '../index/pinecone.js';
 
@@ -112,6 +113,7 @@ export class ActivationManager {
     private readonly store: Store,
     private readonly logger: Logger,
     private readonly hooks: ActivationHooks = {},
+    private readonly background: BackgroundRunner = inProcessRunner(),
   ) {}
 
   get running(): ActivationJob | undefined {
@@ -120,11 +122,20 @@ export class ActivationManager {
 
   async get(id: string): Promise<ActivationJob | undefined> {
     if (this.current?.job.id === id) return this.current.job;
-    return /^[A-Za-z0-9_-]{1,80}$/.test(id) ? this.store.getDoc<ActivationJob>('jobs', id) : undefined;
+    const job = /^[A-Za-z0-9_-]{1,80}$/.test(id) ? await this.store.getDoc<ActivationJob>('jobs', id) : undefined;
+    return job && this.reapCut(job);
+  }
+
+  /** a job that ran under ctx.waitUntil past its horizon was cut: rolled back, so it no longer blocks activations */
+  private async reapCut(job: ActivationJob): Promise<ActivationJob> {
+    if (job.status === 'running' && this.current?.job.id !== job.id && cutByRuntime(this.background, 'activation', job.createdAt)) await this.rollback(job, cutMessage(this.background));
+    return job;
   }
 
   /** Resumes (or rolls back) a job left `running` by a previous process. */
   async recover(): Promise<void> {
+    // distributed (Worker, Lambda): the queue redelivers an unfinished job, which resumes from its checkpoint then
+    if (this.background.distributed) return;
     const jobs = (await this.store.listDocs<ActivationJob>('jobs')).filter((j) => j.status === 'running');
     for (const job of jobs) {
       if (!this.current && this.registry.has(job.model) && job.model !== this.service.active.id) {
@@ -142,9 +153,15 @@ export class ActivationManager {
     }
   }
 
-  async start(modelId: string): Promise<ActivationJob> {
+  /** `ctx`: the request's ExecutionContext (Workers), which keeps an in-process job alive after the response */
+  async start(modelId: string, ctx?: WaitUntilContext): Promise<ActivationJob> {
     if (!this.registry.has(modelId)) throw new ApiError(404, 'not_found', `unknown model ${modelId}`, 'id');
     if (this.current) throw new ApiError(409, 'activation_running', `activation job ${this.current.job.id} (model ${this.current.job.model}) is still running`);
+    if (this.background.distributed) {
+      const jobs = await Promise.all((await this.store.listDocs<ActivationJob>('jobs')).map((j) => this.reapCut(j)));
+      const other = jobs.find((j) => j.status === 'running');
+      if (other) throw new ApiError(409, 'activation_running', `activation job ${other.id} (model ${other.model}) is still running`);
+    }
     if (modelId === this.service.active.id) throw new ApiError(409, 'already_active', `model ${modelId} is already active`, 'id');
     await this.checkTarget(modelId);
     const namespaces = await this.store.namespaces();
@@ -163,8 +180,54 @@ export class ActivationManager {
       updatedAt: now,
     };
     await this.store.putDoc('jobs', job.id, job);
+    if (this.background.placement('activation') === 'queue') {
+      try {
+        await this.background.enqueue({ kind: 'activation', id: job.id });
+      } catch (e) {
+        await this.rollback(job, `the job queue refused it: ${(e as Error).message}`);
+        throw new ApiError(503, 'queue_unavailable', `the job queue refused the activation (${(e as Error).message}); retry later`);
+      }
+      return job;
+    }
     await this.launch(job, true);
+    this.background.keepAlive(this.whenDone(), ctx);
     return job;
+  }
+
+  /**
+   * Queue consumer entry: runs (or resumes, from its checkpoint) one activation job to completion. A redelivered
+   * message of a finished job does nothing. Throws when the job did not end (busy, or stopped): the queue redelivers.
+   */
+  async runById(id: string): Promise<ActivationJob | undefined> {
+    const job = await this.store.getDoc<ActivationJob>('jobs', id);
+    if (!job || job.status !== 'running') return job;
+    if (this.current) throw new Error(`activation job ${this.current.job.id} is running in this process: ${id} to be redelivered`);
+    if (!this.registry.has(job.model)) await this.registry.scan();
+    if (!this.registry.has(job.model) || job.model === this.service.active.id) {
+      await this.rollback(job, this.registry.has(job.model) ? `model ${job.model} is already active` : `model ${job.model} is no longer available`);
+      return job;
+    }
+    try {
+      await this.checkTarget(job.model);
+    } catch (e) {
+      await this.rollback(job, (e as Error).message);
+      return job;
+    }
+    const cp = job.checkpoint;
+    await this.launch(job, cp.nsIndex === 0 && cp.lastKey === null);
+    await this.whenDone();
+    if (job.status === 'running') throw new Error(`activation job ${id} stopped before finishing: to be redelivered (it resumes from its checkpoint)`);
+    return job;
+  }
+
+  private whenDone(): Promise<void> {
+    return this.current?.done.catch(() => undefined) ?? Promise.resolve();
+  }
+
+  /** Dead-letter entry: a job whose deliveries are exhausted is rolled back (unless already final). */
+  async failById(id: string, reason: string): Promise<void> {
+    const job = await this.store.getDoc<ActivationJob>('jobs', id);
+    if (job?.status === 'running') await this.rollback(job, reason);
   }
 
   /**

@@ -17,6 +17,7 @@ import { isIndexError } from '../index/errors.js';
 import type { VectorIndex } from '../index/types.js';
 import { tf } from '../engine/tf.js';
 import { ActivationManager, type ActivationHooks } from './activation.js';
+import { inProcessRunner, waitUntilOf, type BackgroundRunner } from './background.js';
 import { KeyRing, requireScope, type ApiKeyEntry, type Scope } from './auth.js';
 import { mountDashboard } from './dashboard/index.js';
 import { docsHtml, scalarScriptPath } from './docs.js';
@@ -43,6 +44,8 @@ export interface AppDeps {
   /** ms clock for rate limiting (tests) */
   clock?: () => number;
   hooks?: { activation?: ActivationHooks; probes?: ProbeHooks };
+  /** where probes and activations run after their 202 (background.ts); default in-process (Node) */
+  background?: BackgroundRunner;
 }
 
 type Env = { Variables: { requestId: string; key?: ApiKeyEntry; route?: string } };
@@ -52,6 +55,7 @@ export interface ManyfoldApi {
   service: RetrievalService;
   activation: ActivationManager;
   probes: ProbeManager;
+  background: BackgroundRunner;
   queue: EncoderQueue;
   metrics: ApiMetrics;
   /** stops background jobs (they resume at the next start) and frees models; does not close the index */
@@ -59,6 +63,12 @@ export interface ManyfoldApi {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/**
+ * With a distributed runner an activation may finish in another isolate / container (a queue consumer), which
+ * switches state.active in the store; the others follow it at their next request, reading the state at most this
+ * often (one store read; a switch is then seen within this many ms).
+ */
+const ACTIVE_SYNC_MS = 2000;
 
 export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
   const { config, registry, index, store, logger } = deps;
@@ -82,8 +92,9 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
   if (state.active && state.active !== activeId) logger.warn({ stateActive: state.active, using: activeId }, 'the active model in state.json is not available; serving the default model');
   await service.activate(activeId);
   if (!state.active) await store.putState({ active: activeId });
-  const activation = new ActivationManager(service, registry, store, logger, deps.hooks?.activation);
-  const probes = new ProbeManager(service, store, logger, limits, metrics, deps.hooks?.probes);
+  const background = deps.background ?? inProcessRunner();
+  const activation = new ActivationManager(service, registry, store, logger, deps.hooks?.activation, background);
+  const probes = new ProbeManager(service, store, logger, limits, metrics, deps.hooks?.probes, background);
   await activation.recover();
   await probes.recover();
   // open tables and load ANN indexes before the first request (LanceDB)
@@ -176,7 +187,23 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
     }
     await next();
   };
-  app.use('/v1/*', authed, bodyContentTypes, bodyLimit({ maxSize: limits.maxBodyBytes, onError: () => { throw new ApiError(413, 'body_too_large', `request body exceeds ${limits.maxBodyBytes} bytes`); } }));
+  let activeCheckedAt = Date.now();
+  const followActiveModel: MiddlewareHandler<Env> = async (_c, next) => {
+    if (background.distributed && Date.now() - activeCheckedAt >= ACTIVE_SYNC_MS) {
+      activeCheckedAt = Date.now();
+      const st = await store.getState();
+      if (st.active && st.active !== service.active.id && !activation.running) {
+        if (!registry.has(st.active)) await registry.scan();
+        if (registry.has(st.active)) {
+          const from = service.active.id;
+          await service.activate(st.active);
+          logger.info({ model: st.active, from }, 'switched to the model another instance activated');
+        } else logger.warn({ stateActive: st.active }, 'the active model in the store is not available here: still serving the previous one');
+      }
+    }
+    await next();
+  };
+  app.use('/v1/*', followActiveModel, authed, bodyContentTypes, bodyLimit({ maxSize: limits.maxBodyBytes, onError: () => { throw new ApiError(413, 'body_too_large', `request body exceeds ${limits.maxBodyBytes} bytes`); } }));
 
   const scope = (c: Context<Env>, ...s: Scope[]) => requireScope(c.get('key')!, ...s);
   /** scope check as route middleware: runs before the body is validated (403 before 422) */
@@ -448,7 +475,7 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
       scope(c, 'admin');
       const { id } = c.req.valid('param');
       await registry.scan(); // pick up artifacts copied into a source directory since start
-      const job = await activation.start(id);
+      const job = await activation.start(id, waitUntilOf(c));
       const { checkpoint: _cp, ...pub } = job;
       return c.json({ job: pub } as never, 202);
     },
@@ -490,7 +517,7 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
       scope(c, 'probe');
       const body = c.req.valid('json');
       if (body.namespace !== undefined && !USER_NAMESPACE.test(body.namespace)) throw new ApiError(422, 'validation_error', 'bad namespace', 'namespace');
-      const probe = await probes.create({ ...body, namespace: ns(body.namespace) }, c.get('key')!.id);
+      const probe = await probes.create({ ...body, namespace: ns(body.namespace) }, c.get('key')!.id, waitUntilOf(c));
       return c.json({ probe: probes.public(probe) } as never, 202);
     },
   );
@@ -580,6 +607,7 @@ export async function createApp(deps: AppDeps): Promise<ManyfoldApi> {
     service,
     activation,
     probes,
+    background,
     queue,
     metrics,
     async close() {

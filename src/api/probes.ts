@@ -12,13 +12,17 @@
  *   attacks need a surrogate, which the API does not take (`manyfold probe --target` does).
  * Jobs persist in <data>/probes/<id>.json: queued and running probes are re-queued after a restart (from the
  * start: attacks are seeded, so the report is the same); finished reports survive and render as HTML.
+ * Where a probe runs is the background runner's choice (background.ts): this process's loop (Node), or a queue
+ * whose consumer calls runById() (Worker, Lambda). With a distributed runner the probe may run in another isolate,
+ * so cancel is a marker in the store (<id>.cancel) the runner reads before each chunk, and the pending count is
+ * read from the store.
  */
 import type { Logger } from 'pino';
 import type { LimitsConfig } from '../config.js';
 import { DEFAULT_WHITE_BOX_SUITE, checkSuite, renderRobustHtml, renderStatusHtml, runRobustProbe, type ProbeAttackSpec, type ProbeQuerySet, type RobustProbeReport } from '../eval/robust/index.js';
 import { Rng } from '../util/rng.js';
 import { ApiError } from './errors.js';
-import { assertIndexWritable } from '../index/index.js';
+import { assertIndexWritable } from '../index/capabilities.js';
 import { checkImage, decodeBase64Image, imageToPixels } from './images.js';
 import { decodeSpecForModel } from '../data/imageCache.js';
 import type { ApiMetrics } from './metrics.js';
@@ -26,6 +30,7 @@ import { LiveIndexRankSource } from './probe-source.js';
 import type { ProbeRequestBody } from './schemas.js';
 import { physicalNamespace, type ActiveModel, type RetrievalService } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
+import { cutByRuntime, cutMessage, inProcessRunner, type BackgroundRunner, type WaitUntilContext } from './background.js';
 
 /** a supplied probe image is checked for decodability at a tiny size (the model decodes it for real later) */
 const DECODABLE_CHECK = decodeSpecForModel({ image: { size: 8 } });
@@ -88,6 +93,7 @@ export class ProbeManager {
     private readonly limits: LimitsConfig,
     private readonly metrics: ApiMetrics,
     private readonly hooks: ProbeHooks = {},
+    private readonly background: BackgroundRunner = inProcessRunner(),
   ) {}
 
   public(p: ProbeDoc): Omit<ProbeDoc, 'key'> {
@@ -103,11 +109,22 @@ export class ProbeManager {
 
   async get(id: string): Promise<ProbeDoc | undefined> {
     if (!/^[A-Za-z0-9_-]{1,80}$/.test(id)) return undefined;
-    return this.store.getDoc<ProbeDoc>('probes', id);
+    const d = await this.store.getDoc<ProbeDoc>('probes', id);
+    return d && this.reapCut(d);
   }
 
   async list(): Promise<ProbeDoc[]> {
-    return (await this.store.listDocs<ProbeDoc>('probes')).sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+    const docs = await Promise.all((await this.store.listDocs<ProbeDoc>('probes')).map((d) => this.reapCut(d)));
+    return docs.sort((a, b) => b.createdAt.localeCompare(a.createdAt));
+  }
+
+  /** an unfinished probe that ran under ctx.waitUntil past its horizon was cut: failed, so it stops counting as pending */
+  private async reapCut(d: ProbeDoc): Promise<ProbeDoc> {
+    const unfinished = d.status === 'queued' || d.status === 'running';
+    if (unfinished && !this.running.has(d.id) && !this.queue.includes(d.id) && cutByRuntime(this.background, 'probe', d.createdAt)) {
+      await this.finish(d, 'failed', `probe failed: ${cutMessage(this.background)}`);
+    }
+    return d;
   }
 
   async html(p: ProbeDoc): Promise<string> {
@@ -136,9 +153,17 @@ export class ProbeManager {
     return n;
   }
 
-  async create(body: ProbeRequestBody & { namespace: string }, keyId: string): Promise<ProbeDoc> {
-    if (this.pending() >= this.limits.maxProbesPending) {
-      throw new ApiError(429, 'too_many_probes', `${this.pending()} probes are queued or running (limit ${this.limits.maxProbesPending})`, undefined, { 'Retry-After': '30' });
+  /** queued + running probes: this process's when it runs them all, else the store's (other isolates run them) */
+  private async pendingCount(): Promise<number> {
+    if (!this.background.distributed) return this.pending();
+    return (await this.list()).filter((d) => d.status === 'queued' || d.status === 'running').length;
+  }
+
+  /** `ctx`: the request's ExecutionContext (Workers), which keeps an in-process probe alive after the response */
+  async create(body: ProbeRequestBody & { namespace: string }, keyId: string, ctx?: WaitUntilContext): Promise<ProbeDoc> {
+    const pending = await this.pendingCount();
+    if (pending >= this.limits.maxProbesPending) {
+      throw new ApiError(429, 'too_many_probes', `${pending} probes are queued or running (limit ${this.limits.maxProbesPending})`, undefined, { 'Retry-After': '30' });
     }
     const attacks = body.attacks ?? [...DEFAULT_WHITE_BOX_SUITE];
     try {
@@ -172,10 +197,74 @@ export class ProbeManager {
       request: { ...rest, attacks, ...(pairs ? { pairs } : { sample: body.halfWidth !== undefined ? this.sampleForHalfWidth(body.halfWidth) : (body.sample ?? 8) }) },
     };
     await this.store.putDoc('probes', doc.id, doc);
+    if (this.background.placement('probe') === 'queue') {
+      try {
+        await this.background.enqueue({ kind: 'probe', id: doc.id });
+      } catch (e) {
+        await this.finish(doc, 'failed', `the job queue refused the probe: ${(e as Error).message}`);
+        throw new ApiError(503, 'queue_unavailable', `the job queue refused the probe (${(e as Error).message}); retry later`);
+      }
+      return doc;
+    }
     this.queue.push(doc.id);
     this.updateGauge();
     this.pump();
+    this.background.keepAlive(this.settled(doc.id), ctx);
     return doc;
+  }
+
+  /** resolves when the probe has left this process's queue and finished running here */
+  private async settled(id: string): Promise<void> {
+    while (this.queue.includes(id) || this.running.has(id)) await (this.runningDone.get(id)?.catch(() => undefined) ?? new Promise((r) => setTimeout(r, 50)));
+  }
+
+  private async finish(doc: ProbeDoc, status: 'failed' | 'canceled', error?: string): Promise<void> {
+    doc.status = status;
+    doc.progress.stage = status;
+    if (error) doc.error = error;
+    doc.updatedAt = new Date().toISOString();
+    await this.store.putDoc('probes', doc.id, doc);
+  }
+
+  private async cancelRequested(id: string): Promise<boolean> {
+    return (await this.store.getText('probes', id, 'cancel')) !== undefined;
+  }
+
+  /**
+   * Queue consumer entry: runs one probe to completion from the store. A redelivered message of a finished probe
+   * does nothing; a probe left `running` by a consumer that died is run again from the start (seeded: the same
+   * report). Throws when the probe did not reach a final state (stopped by shutdown): the queue redelivers it.
+   */
+  async runById(id: string): Promise<ProbeDoc | undefined> {
+    const doc = await this.get(id);
+    if (!doc) return undefined; // deleted meanwhile: nothing to run
+    if (doc.status !== 'queued' && doc.status !== 'running') return doc;
+    if (await this.cancelRequested(id)) {
+      await this.finish(doc, 'canceled');
+      return doc;
+    }
+    if (this.running.has(id)) throw new Error(`probe ${id} is already running in this process`);
+    const ctl = new AbortController();
+    this.running.set(id, ctl);
+    this.updateGauge();
+    const done = this.execute(id, ctl.signal);
+    this.runningDone.set(id, done);
+    try {
+      await done;
+    } finally {
+      this.running.delete(id);
+      this.runningDone.delete(id);
+      this.updateGauge();
+    }
+    const after = await this.get(id);
+    if (after && (after.status === 'queued' || after.status === 'running')) throw new Error(`probe ${id} stopped before finishing (${after.progress.stage}): to be redelivered`);
+    return after;
+  }
+
+  /** Dead-letter entry: a probe whose deliveries are exhausted is marked failed (unless already final). */
+  async failById(id: string, reason: string): Promise<void> {
+    const doc = await this.get(id);
+    if (doc && (doc.status === 'queued' || doc.status === 'running')) await this.finish(doc, 'failed', `probe failed: ${reason}`);
   }
 
   /** queued/running -> canceled; finished -> deleted. Returns the outcome, or undefined when unknown. */
@@ -197,11 +286,19 @@ export class ProbeManager {
       await this.runningDone.get(id)?.catch(() => undefined);
       return 'canceled';
     }
+    if (this.background.distributed && (doc.status === 'queued' || doc.status === 'running')) {
+      // another isolate / container has it (or will): the marker stops it at its next chunk, or before it starts
+      await this.store.putText('probes', id, 'cancel', new Date().toISOString());
+      if (doc.status === 'queued') await this.finish(doc, 'canceled');
+      return 'canceled';
+    }
     await this.store.deleteDoc('probes', id);
     return 'deleted';
   }
 
   async recover(): Promise<void> {
+    // distributed: the queue redelivers unfinished probes; re-running them at every isolate boot would duplicate them
+    if (this.background.distributed) return;
     for (const d of await this.list()) {
       if (d.status === 'queued' || d.status === 'running') {
         d.status = 'queued';
@@ -345,6 +442,7 @@ export class ProbeManager {
       signal,
       onProgress: (p) => Object.assign(doc.progress, p),
       beforeChunk: async () => {
+        if (this.background.distributed && (await this.cancelRequested(doc.id))) throw new Canceled('cancel');
         await save();
         await this.hooks.beforeChunk?.(doc);
       },

@@ -14,7 +14,7 @@ import type { ManyfoldConfig } from '../config.js';
 import { decodeSpecForModel, specKey, type DecodeSpec } from '../data/imageCache.js';
 import { parseFilter } from '../index/filter.js';
 import { isIndexError } from '../index/errors.js';
-import { assertIndexWritable, checkIndexDimensionRoute } from '../index/index.js';
+import { assertIndexWritable, checkIndexDimensionRoute } from '../index/capabilities.js';
 import type { Metadata, QueryMatch, VectorIndex, VectorRecord } from '../index/types.js';
 import type { Encoder } from '../model/encoder.js';
 import { ApiError } from './errors.js';

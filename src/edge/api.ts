@@ -12,13 +12,16 @@
  *   store     EdgeStore over a BucketLike (R2, S3, memory)
  *   keys      MANYFOLD_API_KEYS only (no key is generated at the edge: there is nowhere to print it)
  *   logger    consoleLogger (JSON lines)
+ *   background where probes and activations run after their 202 (src/api/background.ts): the entry's queue
+ *             (Cloudflare Queues, SQS), else in the isolate that took the request, kept alive by ctx.waitUntil
  * Node-only pieces stay out: sharp is replaced at bundle time by src/edge/sharp-shim.ts (see that file).
  */
 import type { Logger } from 'pino';
 import { createApp, type ManyfoldApi } from '../api/app.js';
+import { edgeRunner, type BackgroundRunner } from '../api/background.js';
 import { parseApiKeys } from '../api/auth.js';
 import { loadConfig, mergeLayers, type ManyfoldConfig } from '../config.js';
-import { createIndex } from '../index/index.js';
+import { createPineconeIndex } from '../index/pinecone-factory.js';
 import { MemoryIndex } from '../index/memory.js';
 import type { VectorIndex } from '../index/types.js';
 import type { BucketLike } from './bucket.js';
@@ -36,6 +39,8 @@ export interface EdgeApiOptions {
   /** memory-index snapshot bytes (MemoryIndex.toBinary), or null for an empty index */
   snapshot?: () => Promise<Uint8Array | null>;
   logger?: Logger;
+  /** the runtime's job runner (default: no queue, in-process under ctx.waitUntil) */
+  background?: BackgroundRunner;
 }
 
 export interface EdgeApi {
@@ -82,7 +87,7 @@ export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
   let index: VectorIndex;
   if (config.index.kind === 'pinecone') {
     if (!config.index.pinecone) throw new Error('MANYFOLD_INDEX=pinecone needs PINECONE_API_KEY and PINECONE_HOST (or index.pinecone.indexes in MANYFOLD_CONFIG)');
-    index = await createIndex({ kind: 'pinecone', pinecone: config.index.pinecone });
+    index = await createPineconeIndex(config.index.pinecone);
   } else if (config.index.kind === 'memory') {
     const snap = opts.snapshot ? await opts.snapshot() : null;
     const readOnly = { readOnly: EDGE_READ_ONLY_MESSAGE };
@@ -92,6 +97,7 @@ export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
   }
   const registry = new EdgeRegistry(opts.models);
   const store = new EdgeStore(opts.bucket);
-  const api = await createApp({ config, registry, index, store, logger, keys });
+  const background = opts.background ?? edgeRunner({ name: 'edge' });
+  const api = await createApp({ config, registry, index, store, logger, keys, background });
   return { api, config, index, registry, startMs: Date.now() - t0 };
 }

@@ -9,7 +9,7 @@
 import type { OpenAPIHono } from '@hono/zod-openapi';
 import { requireScope, type ApiKeyEntry } from '../api/auth.js';
 import { ApiError } from '../api/errors.js';
-import { assertIndexWritable } from '../index/index.js';
+import { assertIndexWritable } from '../index/capabilities.js';
 import { activateReindexed, planReindex, reindexStatus, type ReindexDeps } from './pipeline.js';
 
 const RUN_ID = /^[A-Za-z0-9_-]{1,80}$/;

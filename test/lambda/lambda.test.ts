@@ -10,6 +10,7 @@ import { publishArtifact } from '../../src/publish/publish.js';
 import { PineconeEmulator } from '../index/pinecone-emulator.js';
 import { KEY_SPEC, KEYS, makeModels, rmrf, tmp, waitFor } from '../api/helpers.js';
 import { S3RVER_ENV, startS3rver, type LocalS3 } from '../publish/s3rver.js';
+import { urlEvent } from './events.js';
 
 let root: string;
 /** the edge's memory index is a read-only snapshot: writes (ingest, re-index, activation) go to Pinecone, here its local emulator */
@@ -17,33 +18,6 @@ let pinecone: PineconeEmulator;
 let pineconeHost: string;
 let models: { dir: string; id: string }[];
 let lambda: typeof import('../../functions/lambda.js');
-
-function urlEvent(method: string, path: string, opts: { key?: string; json?: unknown; query?: string } = {}) {
-  const headers: Record<string, string> = { host: 'abc123.lambda-url.eu-west-1.on.aws', 'user-agent': 'vitest', 'x-forwarded-proto': 'https' };
-  if (opts.key) headers.authorization = `Bearer ${opts.key}`;
-  if (opts.json !== undefined) headers['content-type'] = 'application/json';
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: opts.query ?? '',
-    headers,
-    requestContext: {
-      accountId: 'anonymous',
-      apiId: 'abc123',
-      domainName: 'abc123.lambda-url.eu-west-1.on.aws',
-      domainPrefix: 'abc123',
-      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'vitest' },
-      requestId: `req-${Math.random().toString(36).slice(2)}`,
-      routeKey: '$default',
-      stage: '$default',
-      time: new Date().toUTCString(),
-      timeEpoch: Date.now(),
-    },
-    ...(opts.json !== undefined ? { body: JSON.stringify(opts.json) } : {}),
-    isBase64Encoded: false,
-  };
-}
 
 type Handler = (event: any, context?: any) => Promise<any>;
 

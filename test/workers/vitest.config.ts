@@ -9,6 +9,7 @@
  *                     from workerd over 127.0.0.1: a stand-in, not the live service): ingest and the queue-driven
  *                     re-index write there
  *   workerd-catalog   an R2 bucket MODELS (Miniflare's local R2) holding a published model and its catalogue
+ *   workerd-jobs      probes and activations through the JOBS_QUEUE consumer, gallery in the Pinecone emulator
  * Run: npm run test:workers
  */
 import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
@@ -57,6 +58,13 @@ export default defineConfig({
       workerProject(
         'workerd-pinecone',
         'test/workers/reindex.test.ts',
+        (inject) => ({ MANYFOLD_INDEX: 'pinecone', PINECONE_HOST: inject('pineconeHost'), PINECONE_API_KEY: inject('pineconeApiKey') }),
+        [],
+        [fileURLToPath(new URL('./pinecone-setup.ts', import.meta.url))],
+      ),
+      workerProject(
+        'workerd-jobs',
+        'test/workers/probe.test.ts',
         (inject) => ({ MANYFOLD_INDEX: 'pinecone', PINECONE_HOST: inject('pineconeHost'), PINECONE_API_KEY: inject('pineconeApiKey') }),
         [],
         [fileURLToPath(new URL('./pinecone-setup.ts', import.meta.url))],
