@@ -299,7 +299,7 @@ export interface SaveArtifactOptions {
 
 /**
  * Write an artifact directory atomically. Returns the manifest written.
- * Tensors are read (a model variable's dataSync, or a WeightTensor's loader) one at a time while they are written,
+ * Tensors are read (a model variable's async data(), or a WeightTensor's loader) one at a time while they are written,
  * hashed for the content id on the way, so peak memory is one tensor beyond what the caller holds. All must be float32.
  */
 export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Promise<ArtifactManifest> {
@@ -317,7 +317,8 @@ export async function saveArtifact(dir: string, opts: SaveArtifactOptions): Prom
     tensors = [];
     for (const [name, v] of model.variables) {
       if (v.dtype !== 'float32') throw new ArtifactError(`saveArtifact: variable ${name} has dtype ${v.dtype}; only float32 is supported`);
-      tensors.push({ name, shape: [...v.shape], data: () => v.dataSync() as Float32Array });
+      // an async read: a GPU backend (webgpu on Dawn) has no synchronous download in Node
+      tensors.push({ name, shape: [...v.shape], data: () => v.data() as Promise<Float32Array> });
     }
   } else {
     if (!opts.config || !opts.weights) throw new ArtifactError('saveArtifact: pass either model, or config and weights');

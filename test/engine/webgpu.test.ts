@@ -22,6 +22,7 @@ import { trainSchema } from '../../src/config.js';
 import { loadDataset } from '../../src/data/load.js';
 import { generateScenes } from '../../src/data/scenes/generate.js';
 import { trainModel } from '../../training/trainer.js';
+import { saveArtifact, verifyArtifact } from '../../src/model/artifact.js';
 
 const discovery = await discoverWebgpuAdapter();
 const absentWhy = discovery.ok ? '' : discovery.why;
@@ -132,7 +133,7 @@ describe.skipIf(!discovery.ok)('webgpu backend on Dawn (CI: Mesa llvmpipe via Da
     expect(wasm.tensorDelta).toBe(0);
   }, 120_000);
 
-  it("the project's trainer (clean, tiny, 2 steps + checkpoint) runs on webgpu with the same losses as wasm", async () => {
+  it("the project's trainer (clean, tiny, 2 steps + checkpoint + artifact) runs on webgpu with the same losses as wasm", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'mf-webgpu-train-'));
     try {
       const g = await generateScenes({ out: join(dir, 'scenes'), train: 32, val: 0, test: 0, seed: 5 });
@@ -148,11 +149,16 @@ describe.skipIf(!discovery.ok)('webgpu backend on Dawn (CI: Mesa llvmpipe via Da
           quiet: true,
           onStep: (i) => steps.push({ loss: i.loss, gradNorm: i.gradNorm, scale: i.scale }),
         });
+        // the artifact is saved on the backend that trained it (webgpu has no synchronous read in Node)
+        const m = await saveArtifact(join(dir, `${backend}-model`), { model: r.model, tokenizer: r.tokenizer, training: { seed: 1 } });
+        await verifyArtifact(join(dir, `${backend}-model`));
         r.model.dispose();
-        return steps;
+        return { steps, id: m.id };
       };
-      const wasm = await run('wasm');
-      const gpu = await run('webgpu');
+      const { steps: wasm, id: wasmId } = await run('wasm');
+      const { steps: gpu, id: gpuId } = await run('webgpu');
+      expect(gpuId).toMatch(/^mf-/);
+      expect(wasmId).toMatch(/^mf-/);
       console.log('trainer wasm:', JSON.stringify(wasm), 'webgpu:', JSON.stringify(gpu));
       expect(gpu).toHaveLength(2);
       for (let i = 0; i < gpu.length; i++) {
