@@ -3,6 +3,7 @@
  * asks it measured (a measurement, not a test):
  *
  *   node --import tsx scripts/nightly-e2e.ts --active MODEL_DIR [--data DATASET.json] [--work DIR] [--json OUT]
+ *     [--candidate DIR: skip training, gate this artifact (e.g. the recipe's candidate of an earlier run)]
  *
  * 1. `scenes` with the generator's default counts (4,000 train, 200 val, 500 test; seed 0) unless --data is given;
  * 2. a Manyfold server on 127.0.0.1 serving --active (the production model) with the test split indexed through
@@ -30,7 +31,7 @@ import { Rng } from '../src/util/rng.js';
 import * as training from '../training/run.js';
 import { readFileSync } from 'node:fs';
 
-const { values: a } = parseArgs({ options: { active: { type: 'string' }, data: { type: 'string' }, work: { type: 'string' }, json: { type: 'string' } } });
+const { values: a } = parseArgs({ options: { active: { type: 'string' }, data: { type: 'string' }, work: { type: 'string' }, json: { type: 'string' }, candidate: { type: 'string' }, 'run-id': { type: 'string' } } });
 if (!a.active) throw new Error('--active MODEL_DIR is required (the production model the recipe fine-tunes)');
 const work = resolve(a.work ?? 'runs/nightly-e2e');
 mkdirSync(work, { recursive: true });
@@ -64,7 +65,7 @@ try {
 
   // the recipe end to end
   const t0 = performance.now();
-  const s = await runNightly({ config: config('state'), training, runId: 'recipe', log: (l) => console.error(l) });
+  const s = await runNightly({ config: config('state'), training, runId: a['run-id'] ?? 'recipe', ...(a.candidate ? { candidateDir: a.candidate } : {}), log: (l) => console.error(l) });
   results.recipeRun = { seconds: Math.round((performance.now() - t0) / 100) / 10, summary: s };
   console.error(`recipe run: ${s.outcome} in ${(results.recipeRun as { seconds: number }).seconds} s; gate: ${s.gate?.reasons.join('; ')}`);
   const afterRecipe = (await call('GET', '/v1/models')).body.active;
@@ -87,9 +88,9 @@ try {
       t.dispose();
     }
   }
-  await saveArtifact(weakDir, { model: active.model, tokenizer: active.tokenizer, training: { seed: 7, method: 'weakened on purpose: production + N(0, (0.5 sd)^2) noise per tensor' } });
+  await saveArtifact(weakDir, { overwrite: true, model: active.model, tokenizer: active.tokenizer, training: { seed: 7, method: 'weakened on purpose: production + N(0, (0.5 sd)^2) noise per tensor' } });
   const t1 = performance.now();
-  const w = await runNightly({ config: config('state'), training, runId: 'weakened', candidateDir: weakDir, log: (l) => console.error(l) });
+  const w = await runNightly({ config: config('state'), training, runId: `${a['run-id'] ?? 'recipe'}-weakened`, candidateDir: weakDir, log: (l) => console.error(l) });
   const afterWeak = (await call('GET', '/v1/models')).body.active;
   results.weakenedRun = { seconds: Math.round((performance.now() - t1) / 100) / 10, summary: w, activeBefore: afterRecipe, activeAfter: afterWeak, productionUntouched: afterWeak === afterRecipe };
   results.activeBeforeRecipe = before;

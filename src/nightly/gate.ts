@@ -5,9 +5,12 @@
  * The figure is R@1 averaged over the two directions (image->text and text->image), clean and robust (a query
  * counts only if it is a hit clean and under every attack of its direction). The decision uses the paired
  * percentile-bootstrap interval of (candidate - production), image and caption queries resampled separately:
- * - robust: promote only if the interval's lower end lies above -robustR1Tolerance AND its half-width is at most
- *   the tolerance (otherwise the sample cannot tell a drop of that size from noise: evaluate more images);
- * - clean: the interval's lower end must lie above -cleanR1MaxDrop.
+ * - robust: promote only if the interval's lower end lies above -robustR1Tolerance. The sample must be large enough
+ *   that the interval is narrower than the tolerance (half-width <= tolerance), or a model no worse than
+ *   production would be rejected by noise alone: a wider interval is reported as `underpowered`, and when it is
+ *   what reaches -tolerance the reason says "inconclusive: evaluate more images" instead of "dropped";
+ * - clean: reported the same way (paired interval); its lower end must lie above -cleanR1MaxDrop, a guard against
+ *   a collapsed model rather than a robustness bar (adversarial fine-tuning costs some clean recall).
  */
 import { bootstrapStratifiedMeanCI, type ConfidenceInterval } from '../eval/bootstrap.js';
 import type { Rank, RobustProbeReport } from '../eval/robust/index.js';
@@ -23,6 +26,8 @@ export interface GateDecision {
   reasons: string[];
   /** candidate - production, points, paired 95% intervals (absent without a production model) */
   paired?: { robust: ConfidenceInterval; clean: ConfidenceInterval };
+  /** the robust interval's half-width exceeds the tolerance: the sample cannot tell a drop of that size from noise */
+  underpowered?: boolean;
   thresholds: GateThresholds;
 }
 
@@ -62,10 +67,17 @@ export function decideGate(cand: RobustProbeReport, prod: RobustProbeReport | un
   const pm = gateMetrics(prod);
   const reasons: string[] = [];
   const iv = (ci: ConfidenceInterval) => `${ci.mean >= 0 ? '+' : ''}${ci.mean} [${ci.lo}, ${ci.hi}]`;
-  if (robust.lo <= -t.robustR1Tolerance) reasons.push(`robust R@1 ${pm.robustR1} -> ${cm.robustR1}: the paired interval of the change ${iv(robust)} reaches -${t.robustR1Tolerance} (tolerance)`);
-  if (half > t.robustR1Tolerance) reasons.push(`inconclusive: the paired interval of the robust change ${iv(robust)} is +-${half} wide, more than the tolerance ${t.robustR1Tolerance}: evaluate more images (nightly.evalLimit)`);
+  const underpowered = half > t.robustR1Tolerance;
+  if (robust.lo <= -t.robustR1Tolerance) {
+    reasons.push(
+      underpowered
+        ? `inconclusive: the paired interval of the robust change ${iv(robust)} reaches -${t.robustR1Tolerance} but is +-${half} wide, more than the tolerance: evaluate more images (nightly.evalLimit)`
+        : `robust R@1 ${pm.robustR1} -> ${cm.robustR1}: the paired interval of the change ${iv(robust)} reaches -${t.robustR1Tolerance} (tolerance)`,
+    );
+  }
   if (clean.lo <= -t.cleanR1MaxDrop) reasons.push(`clean R@1 ${pm.cleanR1} -> ${cm.cleanR1}: the paired interval of the change ${iv(clean)} reaches -${t.cleanR1MaxDrop} (allowed drop)`);
   const pass = reasons.length === 0;
   if (pass) reasons.push(`robust R@1 ${pm.robustR1} -> ${cm.robustR1}, change ${iv(robust)} above -${t.robustR1Tolerance}; clean R@1 ${pm.cleanR1} -> ${cm.cleanR1}, change ${iv(clean)} above -${t.cleanR1MaxDrop}`);
-  return { pass, reasons, paired: { robust, clean }, thresholds: t };
+  if (underpowered) reasons.push(`underpowered: the robust interval is +-${half} wide, more than the tolerance ${t.robustR1Tolerance}; evaluate more images (nightly.evalLimit)`);
+  return { pass, reasons, paired: { robust, clean }, ...(underpowered ? { underpowered } : {}), thresholds: t };
 }

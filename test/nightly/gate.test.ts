@@ -39,12 +39,23 @@ describe('nightly gate (paired bootstrap)', () => {
     expect(d.paired!.clean.mean).toBe(0);
   });
 
-  it('an interval wider than the tolerance is inconclusive, even with a positive mean: evaluate more images', () => {
+  it('an interval wider than the tolerance that reaches -tolerance is inconclusive, not a drop: evaluate more images', () => {
     const prod = report({ tr: pattern(20, 2), ir: pattern(100, 2) }, { tr: pattern(20, 2), ir: pattern(100, 2) });
     const cand = report({ tr: pattern(20, 2), ir: pattern(100, 2) }, { tr: pattern(20, 2, 1), ir: pattern(100, 2, 1) });
     const d = decideGate(cand, prod, T, BOOT);
     expect(d.pass).toBe(false);
+    expect(d.underpowered).toBe(true);
     expect(d.reasons.join(' ')).toMatch(/inconclusive.*evaluate more images/);
+  });
+
+  it('a wide interval entirely above -tolerance passes (the improvement is established) and is flagged underpowered', () => {
+    const prod = report({ tr: pattern(20, 2), ir: pattern(100, 2) }, { tr: pattern(20, 4), ir: pattern(100, 4) });
+    const cand = report({ tr: pattern(20, 2), ir: pattern(100, 2) }, { tr: pattern(20, 2), ir: pattern(100, 2) });
+    const d = decideGate(cand, prod, T, BOOT);
+    expect(d.paired!.robust.lo).toBeGreaterThan(0);
+    expect(d.pass).toBe(true);
+    expect(d.underpowered).toBe(true);
+    expect(d.reasons.join(' ')).toMatch(/underpowered/);
   });
 
   it('no production model: the first candidate passes, saying so', () => {
