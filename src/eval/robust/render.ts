@@ -38,10 +38,10 @@ function header(r: RobustProbeReport): string {
 
 export function renderRobustMarkdown(r: RobustProbeReport): string {
   const md = escapeMarkdownCell;
-  const head = `| | threat model | TR R@${r.ks.join('/')} | IR R@${r.ks.join('/')} | ASR TR / IR (at ${r.goalK}) | attack queries |\n|---|---|---|---|---|---|`;
+  const head = `| | threat model | TR R@${r.ks.join('/')} | IR R@${r.ks.join('/')} | ASR TR / IR (at ${r.goalK}) | attack cost: system queries / model passes |\n|---|---|---|---|---|---|`;
   const rows = [
     `| clean | — | ${figuresText(r, r.clean.tr)} | ${figuresText(r, r.clean.ir)} | | |`,
-    ...r.attacks.map((a) => `| ${md(a.name)} | ${a.threatModel} | ${figuresText(r, a.tr)} | ${figuresText(r, a.ir)} | ${a.tr?.asr.asr ?? '—'} / ${a.ir?.asr.asr ?? '—'} | ${a.attackQueries} |`),
+    ...r.attacks.map((a) => `| ${md(a.name)} | ${a.threatModel} | ${figuresText(r, a.tr)} | ${figuresText(r, a.ir)} | ${a.tr?.asr.asr ?? '—'} / ${a.ir?.asr.asr ?? '—'} | ${a.attackQueries} / ${a.modelQueries} |`),
     `| **robust (worst case)** | | ${figuresText(r, r.robust.tr)} | ${figuresText(r, r.robust.ir)} | | |`,
   ];
   const s = r.sourceStats;
@@ -67,13 +67,13 @@ export function renderRobustHtml(r: RobustProbeReport, title = `Robust recall of
     return c ? `<td>${c.mean.toFixed(1)} <small>[${c.lo.toFixed(1)}, ${c.hi.toFixed(1)}]</small></td>` : '<td>–</td>';
   };
   const rows: string[] = [];
-  const row = (name: string, tm: string, dir: string, d: DirectionFigures | undefined, asr?: number, q?: number, ms?: number) =>
+  const row = (name: string, tm: string, dir: string, d: DirectionFigures | undefined, asr?: number, q?: string, ms?: number) =>
     rows.push(`<tr><td>${escapeHtml(name)}</td><td>${escapeHtml(tm)}</td><td>${dir}</td>${r.ks.map((k) => cell(d, k)).join('')}<td>${asr === undefined ? '–' : asr.toFixed(1)}</td><td>${q ?? '–'}</td><td>${ms ?? '–'}</td></tr>`);
   row('clean', '', 'image→text', r.clean.tr);
   row('clean', '', 'text→image', r.clean.ir);
   for (const a of r.attacks) {
-    if (a.tr) row(a.name, a.threatModel, 'image→text', a.tr, a.tr.asr.asr, a.attackQueries, a.wallMs);
-    if (a.ir) row(a.name, a.threatModel, 'text→image', a.ir, a.ir.asr.asr, a.attackQueries, a.wallMs);
+    if (a.tr) row(a.name, a.threatModel, 'image→text', a.tr, a.tr.asr.asr, `${a.attackQueries} / ${a.modelQueries}`, a.wallMs);
+    if (a.ir) row(a.name, a.threatModel, 'text→image', a.ir, a.ir.asr.asr, `${a.attackQueries} / ${a.modelQueries}`, a.wallMs);
   }
   if (r.robust.tr) row('robust (worst case)', 'all', 'image→text', r.robust.tr);
   if (r.robust.ir) row('robust (worst case)', 'all', 'text→image', r.robust.ir);
@@ -101,7 +101,7 @@ ${bars
   return `${pageHead(title)}<h1>${escapeHtml(title)}${r.partial ? ' (PARTIAL)' : ''}</h1>
 ${r.partial ? `<p><b>Partial report</b>: ${escapeHtml(r.error)}</p>` : ''}
 <p>${escapeHtml(header(r))} ${(r.wallMs / 1000).toFixed(1)} s from ${escapeHtml(r.startedAt)}.</p>
-<table><tr><th>attack</th><th>threat model</th><th>direction</th>${r.ks.map((k) => `<th>R@${k} [95% CI]</th>`).join('')}<th>ASR %</th><th>attack queries</th><th>attack ms</th></tr>${rows.join('\n')}</table>
+<table><tr><th>attack</th><th>threat model</th><th>direction</th>${r.ks.map((k) => `<th>R@${k} [95% CI]</th>`).join('')}<th>ASR %</th><th>attack cost: system queries / model passes</th><th>attack ms</th></tr>${rows.join('\n')}</table>
 ${svg}
 ${s ? `<p>Target: ${s.requests} requests (${s.retries} retries), latency p50 ${s.latencyMs.p50.toFixed(0)} ms, p99 ${s.latencyMs.p99.toFixed(0)} ms.</p>` : ''}
 <h2>Protocol</h2><p class="protocol">${escapeHtml(r.protocol)}</p>
