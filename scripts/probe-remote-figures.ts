@@ -27,7 +27,8 @@ import { startServer } from '../src/api/server.js';
 import { LiveIndexRankSource } from '../src/api/probe-source.js';
 import { MemoryRankSource, renderRobustMarkdown, runRobustProbe, type ProbeAttackSpec, type ProbeQuerySet, type RankSource, type RobustProbeReport, type Surrogate } from '../src/eval/robust/index.js';
 import { RemoteRankSource } from '../src/probe/remote.js';
-import { parseTargetSpec, TargetClient } from '../src/probe/target/index.js';
+import { TargetClient } from '../src/probe/target/index.js';
+import { manyfoldTarget } from '../test/probe/manyfold-target.js';
 import type { WireEncoding } from '../src/probe/wire.js';
 
 const { values: a } = parseArgs({
@@ -77,18 +78,7 @@ try {
   results.indexSeconds = Math.round(performance.now() - t0) / 1000;
   results.gallery = { items: records.length, captions: records.reduce((n, r) => n + r.captions.length, 0) };
 
-  const spec = parseTargetSpec(
-    {
-      name: 'manyfold serve (the target model)',
-      request: { url: `${url}/v1/search`, method: 'POST', headers: { authorization: 'Bearer ${KEY}' } },
-      text: { body: { text: '{{text}}', target: 'images', topK: '{{topK}}' } },
-      image: { encoding: 'json', body: { image: '{{imageBase64}}', target: 'texts', topK: '{{topK}}' } },
-      response: { results: 'results', id: 'id', score: 'score' },
-      limits: { concurrency: 2, retries: 2 },
-    },
-    'figures target',
-    { KEY },
-  );
+  const spec = manyfoldTarget(url, { name: 'manyfold serve (the target model)', key: KEY, limits: { concurrency: 2, retries: 2 } });
 
   const model = server.api.service.active;
   const S = model.encoder.imageSize;

@@ -39,7 +39,7 @@ import {
   type ScoreOracle,
 } from '../attacks/index.js';
 import { bootstrapMeanCI } from './bootstrap.js';
-import { attackSuccessRate } from './robust/metrics.js';
+import { attackSuccessRate, worstCase } from './robust/metrics.js';
 
 export { attackSuccessRate };
 import { computeRecall, type DirectionRecall, type GroundTruth } from './recall.js';
@@ -375,12 +375,8 @@ function ciTriple(d: DirectionRecall, resamples: number): CiTriple {
 /** Per-query worst case: the maximum rank across attacks (a hit only when a hit under every attack). */
 export function worstRanks(ranks: readonly Int32Array[]): Int32Array {
   if (ranks.length === 0) throw new Error('worstRanks: no attacks');
-  const out = Int32Array.from(ranks[0]);
-  for (const r of ranks.slice(1)) {
-    if (r.length !== out.length) throw new Error('worstRanks: rank vectors differ in length');
-    for (let q = 0; q < out.length; q++) if (r[q] > out[q]) out[q] = r[q];
-  }
-  return out;
+  if (ranks.some((r) => r.length !== ranks[0].length)) throw new Error('worstRanks: rank vectors differ in length');
+  return Int32Array.from(worstCase(ranks.map((r) => Array.from(r))) as number[]);
 }
 
 /** DirectionRecall from ranks (same definition as recall.ts). */

@@ -22,7 +22,8 @@ import { initBackend } from '../../src/engine/backend.js';
 import { MemoryRankSource, runRobustProbe, type AttemptRecord, type ProbeAttackSpec, type ProbeQuerySet, type RankSource, type RobustProbeReport, type Surrogate } from '../../src/eval/robust/index.js';
 import { saveArtifact } from '../../src/model/artifact.js';
 import { RemoteRankSource } from '../../src/probe/remote.js';
-import { parseTargetSpec, TargetClient } from '../../src/probe/target/index.js';
+import { TargetClient } from '../../src/probe/target/index.js';
+import { manyfoldTarget } from '../probe/manyfold-target.js';
 import type { WireEncoding } from '../../src/probe/wire.js';
 import { Rng } from '../../src/util/rng.js';
 import { trainModel } from '../../training/trainer.js';
@@ -106,18 +107,7 @@ afterAll(async () => {
 const r1 = (d: { recall: Record<string, { mean: number }> } | undefined) => d!.recall.r1.mean;
 
 function remote(encoding: WireEncoding): RemoteRankSource {
-  const spec = parseTargetSpec(
-    {
-      name: 'manyfold over HTTP',
-      request: { url: `${srv.url}/v1/search`, method: 'POST', headers: { authorization: 'Bearer ${KEY}' } },
-      text: { body: { text: '{{text}}', target: 'images', topK: '{{topK}}' } },
-      image: { encoding: 'json', body: { image: '{{imageBase64}}', target: 'texts', topK: '{{topK}}' } },
-      response: { results: 'results', id: 'id', score: 'score' },
-      limits: { concurrency: 4, retries: 1 },
-    },
-    'test target',
-    { KEY: KEYS.search },
-  );
+  const spec = manyfoldTarget(srv.url, { name: 'manyfold over HTTP', key: KEYS.search, limits: { concurrency: 4, retries: 1 } });
   return new RemoteRankSource(new TargetClient(spec), encoding);
 }
 

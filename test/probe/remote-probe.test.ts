@@ -29,6 +29,7 @@ import { RemoteRankSource } from '../../src/probe/remote.js';
 import type { WireEncoding } from '../../src/probe/wire.js';
 import { parseTargetSpec, TargetClient } from '../../src/probe/target/index.js';
 import { encodeImage, quantize, roundTrip } from '../../src/probe/wire.js';
+import { manyfoldTarget } from './manyfold-target.js';
 import { Rng } from '../../src/util/rng.js';
 import { CAPTIONS, KEYS, client, makeModels, start } from '../api/helpers.js';
 
@@ -345,17 +346,7 @@ describe('a Manyfold API over HTTP as a foreign target', () => {
         })),
       );
       expect((await call('POST', '/v1/items', { key: KEYS.write, json: { items } })).status).toBe(200);
-      const spec = parseTargetSpec(
-        {
-          name: 'manyfold',
-          request: { url: `${srv.url}/v1/search`, method: 'POST', headers: { authorization: 'Bearer ${MF_KEY}' } },
-          text: { body: { text: '{{text}}', target: 'images', topK: '{{topK}}' } },
-          image: { encoding: 'json', body: { image: '{{imageBase64}}', target: 'texts', topK: '{{topK}}' } },
-          response: { results: 'results', id: 'id', score: 'score' },
-        },
-        'manyfold target',
-        { MF_KEY: KEYS.search },
-      );
+      const spec = manyfoldTarget(srv.url, { name: 'manyfold', key: KEYS.search });
       const q: ProbeQuerySet = { size: S, origin: 'six items', images: images.subarray(0, 6 * S * S * 3), ids: items.map((x) => x.id), labels: items.map((x) => x.id), captions: CAPTIONS.slice(0, 6), captionToImage: [0, 1, 2, 3, 4, 5] };
       const report = await probeRemote({ client: new TargetClient(spec), queries: q, attacks: [], encoding: { format: 'png' }, topK: 6, ks: [1, 5], resamples: 50 });
       expect(report.partial).toBe(false);

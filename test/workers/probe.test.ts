@@ -7,20 +7,12 @@
  * samples it read-only.
  */
 import { env, SELF } from 'cloudflare:test';
+import { call } from './call.js';
 import { encode as encodePng } from 'fast-png';
 import { describe, expect, it } from 'vitest';
 import { GALLERY } from '../fixtures/gallery.js';
 
 const KEYS = { admin: 'admin-key-0123456789', write: 'write-key-0123456789', search: 'search-key-0123456789' };
-
-async function call(method: string, path: string, key: string, json?: unknown): Promise<{ status: number; body: any }> {
-  const r = await SELF.fetch(`https://manyfold.test${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(json !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
-  });
-  return { status: r.status, body: await r.json() };
-}
 
 function png(rgb: [number, number, number], seed: number): string {
   const S = 32;

@@ -5,21 +5,13 @@
  * (test/index/pinecone-emulator.ts, started by test/workers/vitest.config.ts and reached over 127.0.0.1: a
  * stand-in for the service, which is not reachable here): the edge's memory snapshot takes no writes.
  */
-import { env, SELF } from 'cloudflare:test';
+import { env } from 'cloudflare:test';
+import { call } from './call.js';
 import { encode as encodePng } from 'fast-png';
 import { describe, expect, it } from 'vitest';
 
 const ADMIN = 'admin-key-0123456789';
 const WRITE = 'write-key-0123456789';
-
-async function call(method: string, path: string, key: string, json?: unknown): Promise<{ status: number; body: any }> {
-  const r = await SELF.fetch(`https://manyfold.test${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(json !== undefined ? { 'content-type': 'application/json' } : {}) },
-    ...(json !== undefined ? { body: JSON.stringify(json) } : {}),
-  });
-  return { status: r.status, body: await r.json() };
-}
 
 function png(seed: number): string {
   const S = 32;

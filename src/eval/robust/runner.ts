@@ -179,8 +179,9 @@ export function checkSuite(attacks: readonly ProbeAttackSpec[], can: ProbeAbilit
   attacks.forEach((a, i) => {
     const info = PROBE_ATTACKS[a.name];
     const where = `attacks[${i}] (${a.name})`;
-    if (seen.has(JSON.stringify(a))) throw new Error(`${where}: listed twice`);
-    seen.add(JSON.stringify(a));
+    const key = JSON.stringify(a);
+    if (seen.has(key)) throw new Error(`${where}: listed twice`);
+    seen.add(key);
     if (info.threatModel === 'white-box' && !can.whiteBox) {
       throw new Error(`${where} is white-box: it needs the system's own model, which a ${can.source} source does not expose; use transfer-${a.name === 'charedit' ? 'text' : a.name} with a surrogate model, or a black-box attack`);
     }
