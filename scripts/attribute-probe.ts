@@ -84,10 +84,10 @@ function centroidProbe(trRows: { row: number; label: string }[], trEmb: Float32A
   return { centroid: correct, nearestNeighbour: nn, of: teRows.length, classes: classes.length };
 }
 
-const imgTr = enc.embedImagesMatrix(train.images, train.count);
-const imgTe = enc.embedImagesMatrix(test.images, test.count);
-const txtTr = enc.embedTextsMatrix(train.captions);
-const txtTe = enc.embedTextsMatrix(test.captions);
+const imgTr = await enc.embedImagesMatrix(train.images, train.count);
+const imgTe = await enc.embedImagesMatrix(test.images, test.count);
+const txtTr = await enc.embedTextsMatrix(train.captions);
+const txtTe = await enc.embedTextsMatrix(test.captions);
 const out: Record<string, unknown> = { model: o.model, data: o.data, singleObject: { train: singles(train).length, test: singles(test).length } };
 for (const a of ['shape', 'color', 'size'] as const) {
   const imageRows = (s: DatasetSplit) => singles(s).map((i) => ({ row: i, label: attr(s, i, a) }));
@@ -98,7 +98,7 @@ for (const a of ['shape', 'color', 'size'] as const) {
   };
 }
 const prompts = SHAPES.flatMap((shape) => COLORS.map((color) => ({ text: `a ${color} ${shape}`, shape, color })));
-const pEmb = enc.embedTextsMatrix(prompts.map((p) => p.text));
+const pEmb = await enc.embedTextsMatrix(prompts.map((p) => p.text));
 const zero = { shape: 0, color: 0, both: 0, of: 0 };
 for (const i of singles(test)) {
   let best = -Infinity;

@@ -64,7 +64,7 @@ const images = (() => {
 })();
 
 // ------------------------------------------------------------------ the model (optional) decides the spec
-type Embed = (pixels: Uint8Array, count: number) => Float32Array;
+type Embed = (pixels: Uint8Array, count: number) => Float32Array | Promise<Float32Array>;
 let embed: Embed | undefined;
 let modelLabel: string | undefined;
 let spec: ClipDecodeSpec;
@@ -227,8 +227,8 @@ rmSync(work, { recursive: true, force: true });
 let embedSummary: { model: string; minCosine: number; meanCosine: number; betweenImages: { medianCosine: number; maxCosine: number }; ms: number } | undefined;
 if (embed) {
   const t = performance.now();
-  const a = embed(oursAll, images.length);
-  const b = embed(pilAll, images.length);
+  const a = await embed(oursAll, images.length);
+  const b = await embed(pilAll, images.length);
   const E = a.length / images.length;
   const cosine = (x: Float32Array, i: number, y: Float32Array, j: number) => {
     let d = 0;

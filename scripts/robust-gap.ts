@@ -17,7 +17,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { loadDataset } from '../src/data/load.js';
-import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustReport } from '../src/eval/robust.js';
+import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustEvalReport } from '../src/eval/robust/evaluate.js';
 import { textLabelLexicon } from '../src/eval/text-labels.js';
 import { BUDGETS } from '../training/experiment.js';
 
@@ -44,7 +44,7 @@ interface Side {
   clean: number;
   multimodal: number;
   textIr: number;
-  report: Pick<RobustReport, 'clean' | 'nImages' | 'nTexts'>;
+  report: Pick<RobustEvalReport, 'clean' | 'queries'>;
 }
 interface Measured {
   model: string;
@@ -70,22 +70,20 @@ for (const dir of [o.base, ...o.model]) {
   const side = async (split: string): Promise<Side> => {
     const data = await splitAt(split, enc.imageSize);
     const { report } = await evaluateRobust(enc, data, {
-      attacks: ['text', 'coattack', 'sga'],
-      eps255: protocol.evalEps,
-      steps: protocol.evalSteps,
-      side: 'query',
+      attacks: [{ name: 'text', maxWordsChanged: 1 }, ...protocol.evalEps.flatMap((eps) => (['coattack', 'sga'] as const).map((name) => ({ name, eps, steps: protocol.evalSteps, maxWordsChanged: 1 })))],
       limit: Math.min(o.limit, data.count),
       textLabels: textLabelLexicon(protocol.textLabels),
       seed: o.seed,
       resamples: protocol.resamples,
       examples: 0,
+      sanity: false,
       modelName: manifest.id,
     });
     return {
       clean: cleanMeanR1(report),
       multimodal: multimodalMeanR1(report)!,
-      textIr: report.attacks.text.ir.r1,
-      report: { clean: report.clean, nImages: report.nImages, nTexts: report.nTexts },
+      textIr: report.attacks.find((a) => a.name === 'text')!.ir!.recall.r1.mean,
+      report: { clean: report.clean, queries: report.queries },
     };
   };
   console.error(`[robust-gap] ${manifest.id}: train split`);

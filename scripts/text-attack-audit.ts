@@ -23,7 +23,7 @@ import { initBackend } from '../src/engine/backend.js';
 import { loadArtifact } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { loadDataset } from '../src/data/load.js';
-import { evaluateRobust } from '../src/eval/robust.js';
+import { evaluateRobust } from '../src/eval/robust/evaluate.js';
 import { textLabelLexicon } from '../src/eval/text-labels.js';
 import { WordNetSynonymSwap } from '../src/attacks/index.js';
 import { replaceWord, splitWords, wordsOf } from '../src/attacks/util/words.js';
@@ -49,7 +49,7 @@ const { model, tokenizer, manifest } = await loadArtifact(o.model);
 const enc = new Encoder(model, tokenizer, manifest);
 const split = await loadDataset(o.data, { split: o.split, size: enc.imageSize, onProgress: () => {} });
 const lexicon = textLabelLexicon('scenes')!;
-const common = { attacks: ['text'], limit: o.limit, seed: o.seed, resamples: 1000, sanity: false, examples: 0, modelName: manifest.id };
+const common = { attacks: [{ name: 'text' as const, maxWordsChanged: 1 }], limit: o.limit, seed: o.seed, resamples: 1000, sanity: false, examples: 0, modelName: manifest.id };
 const free = await evaluateRobust(enc, split, common);
 const kept = await evaluateRobust(enc, split, { ...common, textLabels: lexicon });
 
@@ -62,10 +62,10 @@ const original = free.captions.original;
 const adversarial = free.captions.byAttack.text;
 // per-caption text->image hit@1, clean and under the unconstrained attack (rank 0 = hit)
 const nImages = Math.min(o.limit, split.count);
-const imageEmb = enc.embedImagesMatrix(split.images.subarray(0, nImages * split.size * split.size * 3), nImages);
+const imageEmb = await enc.embedImagesMatrix(split.images.subarray(0, nImages * split.size * split.size * 3), nImages);
 const goldOf = split.imageToCaptions.slice(0, nImages).flatMap((cs, i) => cs.map(() => i)); // robust eval's caption order
-const cleanHit = captionHits(original);
-const advHit = captionHits(adversarial);
+const cleanHit = await captionHits(original);
+const advHit = await captionHits(adversarial);
 // the control: the attacked word deleted instead of replaced (the same information lost, no foreign word added)
 const deleted = original.map((c, t) => {
   const a = wordsOf(splitWords(c));
@@ -73,13 +73,13 @@ const deleted = original.map((c, t) => {
   const k = a.findIndex((w, i) => w !== b[i]);
   return k < 0 ? c : replaceWord(splitWords(c), k, '');
 });
-const deletedHit = captionHits(deleted);
+const deletedHit = await captionHits(deleted);
 // the worst single-word deletion: every caption with each one of its words deleted, a hit only if all stay hits
 const variants: { text: string; of: number }[] = original.flatMap((c, t) => {
   const view = splitWords(c);
   return wordsOf(view).map((_, k) => ({ text: replaceWord(view, k, ''), of: t }));
 });
-const variantHit = captionHits(variants.map((v) => v.text), variants.map((v) => goldOf[v.of]));
+const variantHit = await captionHits(variants.map((v) => v.text), variants.map((v) => goldOf[v.of]));
 const worstDeletionHit = original.map(() => true);
 variants.forEach((v, j) => {
   if (!variantHit[j]) worstDeletionHit[v.of] = false;
@@ -101,9 +101,9 @@ for (let t = 0; t < original.length; t++) {
 }
 
 /** text->image hit@1 of each caption against the clean images of the evaluated split (ties count as misses) */
-function captionHits(texts: string[], gold = goldOf): boolean[] {
+async function captionHits(texts: string[], gold = goldOf): Promise<boolean[]> {
   if (gold.length !== texts.length) throw new Error(`audit: ${texts.length} captions, expected ${gold.length}`);
-  const txt = enc.embedTextsMatrix(texts);
+  const txt = await enc.embedTextsMatrix(texts);
   const E = enc.dim;
   return texts.map((_, t) => {
     const score = (i: number) => {
@@ -117,7 +117,10 @@ function captionHits(texts: string[], gold = goldOf): boolean[] {
   });
 }
 
-const ir = (r: typeof free) => ({ r1: r.report.attacks.text.ir.r1, ci: r.report.attacks.text.ci.ir.r1 });
+const ir = (r: typeof free) => {
+  const c = r.report.attacks[0].ir!.recall.r1;
+  return { r1: c.mean, ci: [c.lo, c.hi] };
+};
 const beyond = ranks.filter((r) => r >= o.candidates).length;
 const summary = {
   model: manifest.id,
@@ -125,8 +128,8 @@ const summary = {
   split: o.split,
   images: Math.min(o.limit, split.count),
   captions: original.length,
-  protocol: free.report.robust.protocol,
-  cleanIr: free.report.clean.ir.r1,
+  protocol: free.report.protocol,
+  cleanIr: free.report.clean.ir.recall.r1.mean,
   /** the same recomputed here per caption (the class counts below rest on it) */
   recomputed: { cleanIr: pct1(cleanHit), textIr: pct1(advHit), attackedWordDeletedIr: pct1(deletedHit), worstWordDeletedIr: pct1(worstDeletionHit) },
   textIr: { paper: ir(free), scenesLabelsKept: ir(kept) },

@@ -27,16 +27,18 @@ export interface CheckpointHeader<S> {
 /** bytes read per system call: bounds the transient copies, whatever the model size */
 const IO_CHUNK = 64 << 20;
 
-function bytesOf(t: tf.Tensor): Buffer {
-  const data = t.dataSync() as Float32Array;
+function bytesOf(data: Float32Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /**
  * Streams the tensors one at a time (a CLIP-sized checkpoint is several GiB: no single buffer holds it): a first
  * pass hashes them for the header, a second writes them. Each pass copies one tensor out of the backend at a time.
+ * The first pass reads with `await data()`, as webgpu in Node requires; the writer's second pass is synchronous
+ * (an atomic file write) and reads with dataSync, which then finds the host copy webgpu keeps after the first
+ * read (cpu and wasm read synchronously anyway).
  */
-export function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, tf.Tensor>): void {
+export async function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, tf.Tensor>): Promise<void> {
   const entries: CheckpointTensor[] = [];
   let total = 0;
   for (const [name, t] of tensors) {
@@ -45,7 +47,7 @@ export function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, 
     total += t.size;
   }
   const hash = createHash('sha256');
-  for (const t of tensors.values()) hash.update(bytesOf(t));
+  for (const t of tensors.values()) hash.update(bytesOf((await t.data()) as Float32Array));
   const header: CheckpointHeader<S> = {
     format: 'manyfold-checkpoint/1',
     state,
@@ -60,7 +62,7 @@ export function writeCheckpoint<S>(path: string, state: S, tensors: Map<string, 
   const pad = Buffer.alloc((4 - ((8 + headerBytes.length) % 4)) % 4, 0x20);
   function* parts(): Generator<Uint8Array> {
     yield* [prefix, headerBytes, pad];
-    for (const t of tensors.values()) yield bytesOf(t); // one tensor out of the backend at a time
+    for (const t of tensors.values()) yield bytesOf(t.dataSync() as Float32Array); // one tensor out of the backend at a time
   }
   writeFileAtomicSync(path, parts());
 }

@@ -2,13 +2,13 @@
  * `manyfold experiment`: the defenses table of issue 4.
  *
  * For each seed: train ONE clean model, fine-tune every method / augmentation variant from it with the same
- * data, budget and seed, run the robust evaluation (src/eval/robust.ts evaluateRobust: PGD, text, Co-Attack, SGA,
- * and SGA transferred from the clean model) on each, and write one table (Markdown + JSON + HTML) with the
+ * data, budget and seed, run the robust evaluation (src/eval/robust/evaluate.ts: PGD, text, Co-Attack, SGA, and
+ * SGA transferred from the clean model) on each, and write one table (Markdown + JSON + HTML) with the
  * clean and robust R@1 of both directions, their bootstrap CIs, and seconds per epoch per method.
  * Resumable: a row whose result.json exists is skipped; a row whose training was interrupted resumes from its
  * checkpoint (step-exact); a finished model is not retrained.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { loadConfig, type ManyfoldConfig } from '../src/config.js';
@@ -16,7 +16,9 @@ import { initBackend } from '../src/engine/backend.js';
 import { generateScenes } from '../src/data/scenes/generate.js';
 import { loadArtifact, readManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
-import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustEvalOptions, type RobustReport } from '../src/eval/robust.js';
+import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustEvalOptions, type RobustEvalReport } from '../src/eval/robust/evaluate.js';
+import { PROBE_ATTACKS, specsFromList, type ProbeAttackSpec } from '../src/eval/robust/catalog.js';
+import type { AttackFigures } from '../src/eval/robust/runner.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
 import { textLabelLexicon, type TextLabelChoice } from '../src/eval/text-labels.js';
 import { mean, sampleSd } from '../src/util/stats.js';
@@ -104,7 +106,16 @@ export const BUDGETS: Record<Budget, BudgetSpec> = {
 
 export { ROWS, type RowSpec } from './experiment-rows.js';
 
-export const EXPERIMENT_ATTACKS = ['pgd', 'text', 'coattack', 'sga', 'transfer:clean'] as const;
+/** the evaluated attacks, each image attack at every eval budget; transfer-sga is crafted on the clean row's model */
+export const EXPERIMENT_ATTACKS = ['pgd', 'text', 'coattack', 'sga', 'transfer-sga'] as const;
+
+export function experimentSuite(spec: Pick<BudgetSpec, 'evalEps' | 'evalSteps'>): ProbeAttackSpec[] {
+  // each budget goes to the attacks whose catalogue entry takes it; an attack without an image budget runs once
+  return EXPERIMENT_ATTACKS.flatMap((name) => {
+    const budgets = { steps: spec.evalSteps, maxWordsChanged: 1 };
+    return PROBE_ATTACKS[name].knobs.some((k) => k === 'eps') ? spec.evalEps.flatMap((eps) => specsFromList(name, { ...budgets, eps })) : specsFromList(name, budgets);
+  });
+}
 
 export interface ExperimentOptions {
   out: string;
@@ -149,7 +160,7 @@ export interface RowResult {
   trainSeconds: number | null;
   loadavg: number[];
   augmentCounts?: unknown;
-  report: RobustReport;
+  report: RobustEvalReport;
 }
 
 const log = (quiet: boolean | undefined, m: string) => {
@@ -250,9 +261,15 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
           if (row.base && baseInfo && earlier.model !== baseInfo.id) {
             throw new Error(`${resultFile} holds results for clean model ${earlier.model}, not --base ${baseInfo.id}: use another --out`);
           }
-          results.push(earlier);
-          log(o.quiet, `seed ${seed} ${row.id}: done earlier (${resultFile})`);
-          if (!row.base) continue;
+          if (earlier.report?.format === 'manyfold-robust/1') {
+            results.push(earlier);
+            log(o.quiet, `seed ${seed} ${row.id}: done earlier (${resultFile})`);
+            if (!row.base) continue;
+          } else {
+            // written by the evaluation engine before the probe runner: the model is kept, its evaluation reruns
+            log(o.quiet, `seed ${seed} ${row.id}: ${resultFile} is from the earlier evaluation engine; evaluating again`);
+            rmSync(resultFile);
+          }
         }
         const modelDir = row.base ? cleanModel : join(rowDir, 'model');
         mkdirSync(rowDir, { recursive: true });
@@ -281,14 +298,12 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
         }
         log(o.quiet, `seed ${seed} ${row.id}: robust eval`);
         const evalOpts: RobustEvalOptions = {
-          attacks: [...EXPERIMENT_ATTACKS],
-          eps255: spec.evalEps,
-          steps: spec.evalSteps,
-          side: o.side ?? 'query',
+          attacks: experimentSuite(spec),
+          gallery: o.side === 'both' ? 'attacked' : 'clean',
           limit: Math.min(spec.evalLimit, test.count),
           textLabels: textLabelLexicon(spec.textLabels),
           seed,
-          surrogates: { clean: cleanEnc! },
+          surrogate: { encoder: cleanEnc!.model, tokenizer: cleanEnc!.tokenizer, id: `clean (${cleanEnc!.version})` },
           resamples: spec.resamples,
           examples: 0,
           defended: row.method !== 'clean',
@@ -299,7 +314,8 @@ export async function runExperiment(o: ExperimentOptions): Promise<{ table: Expe
         writeFileSync(resultFile, JSON.stringify(result, null, 2));
         results.push(result);
         if (!row.base) loaded.model.dispose();
-        log(o.quiet, `seed ${seed} ${row.id}: clean TR ${report.clean.tr.r1} IR ${report.clean.ir.r1}; ${Object.entries(report.attacks).map(([k, e]) => `${k} ${e.tr.r1}/${e.ir.r1}`).join(', ')}`);
+        const f = (a: AttackFigures | RobustEvalReport['clean'], d: 'tr' | 'ir') => a[d]?.recall.r1?.mean.toFixed(1) ?? '–';
+        log(o.quiet, `seed ${seed} ${row.id}: clean TR ${f(report.clean, 'tr')} IR ${f(report.clean, 'ir')}; ${report.attacks.map((a) => `${a.label} ${f(a, 'tr')}/${f(a, 'ir')}`).join(', ')}`);
       }
     } finally {
       cleanEnc?.model.dispose();
@@ -360,18 +376,21 @@ function cell(values: number[], cis: ([number, number] | undefined)[], attacked:
 
 export function buildTable(results: RowResult[], meta: { budget: string; spec: BudgetSpec; data: string; side: string; seeds: number; base?: string }): ExperimentTable {
   const labels: string[] = [];
-  for (const r of results) for (const k of Object.keys(r.report.attacks)) if (!labels.includes(k)) labels.push(k);
+  for (const r of results) for (const a of r.report.attacks) if (!labels.includes(a.label)) labels.push(a.label);
+  // an attack that leaves a direction alone (clean gallery) shows that direction's clean value, marked
+  const dirOf = (r: RowResult, a: AttackFigures, d: 'tr' | 'ir') => ({ fig: a[d] ?? r.report.clean[d], attacked: a[d] !== undefined });
+  const ciOf = (c: { lo: number; hi: number } | undefined): [number, number] | undefined => (c ? [c.lo, c.hi] : undefined);
   const rows: TableRow[] = [];
   for (const spec of ROWS) {
     const rs = results.filter((r) => r.row === spec.id);
     if (rs.length === 0) continue;
     const attacks: TableRow['attacks'] = {};
     for (const l of labels) {
-      const es = rs.map((r) => r.report.attacks[l]).filter(Boolean);
+      const es = rs.flatMap((r) => r.report.attacks.filter((a) => a.label === l).map((a) => ({ tr: dirOf(r, a, 'tr'), ir: dirOf(r, a, 'ir') })));
       if (es.length === 0) continue;
       attacks[l] = {
-        tr: cell(es.map((e) => e.tr.r1), es.map((e) => e.ci.tr.r1), es[0].attacked.tr),
-        ir: cell(es.map((e) => e.ir.r1), es.map((e) => e.ci.ir.r1), es[0].attacked.ir),
+        tr: cell(es.map((e) => e.tr.fig.recall.r1.mean), es.map((e) => ciOf(e.tr.fig.recall.r1)), es[0].tr.attacked),
+        ir: cell(es.map((e) => e.ir.fig.recall.r1.mean), es.map((e) => ciOf(e.ir.fig.recall.r1)), es[0].ir.attacked),
       };
     }
     const mm = labels.filter((l) => /^(coattack|sga)@/.test(l) && attacks[l]).flatMap((l) => [attacks[l].tr.r1, attacks[l].ir.r1]);
@@ -381,8 +400,8 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
       label: spec.label,
       seeds: rs.length,
       clean: {
-        tr: cell(rs.map((r) => r.report.clean.tr.r1), rs.map((r) => r.report.clean.tr.r1ci), true),
-        ir: cell(rs.map((r) => r.report.clean.ir.r1), rs.map((r) => r.report.clean.ir.r1ci), true),
+        tr: cell(rs.map((r) => r.report.clean.tr.recall.r1.mean), rs.map((r) => ciOf(r.report.clean.tr.recall.r1)), true),
+        ir: cell(rs.map((r) => r.report.clean.ir.recall.r1.mean), rs.map((r) => ciOf(r.report.clean.ir.recall.r1)), true),
       },
       attacks,
       multimodalMean: mm.length ? r2(mean(mm)) : null,
@@ -423,8 +442,8 @@ export function buildTable(results: RowResult[], meta: { budget: string; spec: B
     protocol:
       `Test split of ${meta.data}, first ${meta.spec.evalLimit} images and their captions; Karpathy R@1 (TR image->text, IR text->image, pessimistic ties); ` +
       `side '${meta.side}' (${meta.side === 'query' ? 'only queries are adversarial, the gallery is clean; an attack on one modality leaves the other direction at its clean value, marked *' : 'queries and gallery adversarial'}); ` +
-      `image budget L-inf ${meta.spec.evalEps.join(', ')}/255, PGD ${meta.spec.evalSteps} steps, step 2.5*eps/steps, random start; text: 1 word (WordNet${meta.spec.textLabels !== 'none' ? `, substitutes keep their ${meta.spec.textLabels} label` : ''}); ` +
-      `Co-Attack and SGA as in src/attacks; transfer:clean = SGA crafted on the clean model. Training: ${meta.spec.preset} preset, batch ${meta.spec.batch}, ` +
+      `image budget L-inf ${meta.spec.evalEps.join(', ')}/255, PGD ${meta.spec.evalSteps} steps, step max(eps/4, 0.25)/255, random start, images quantised to 8 bits; text: 1 word (WordNet${meta.spec.textLabels !== 'none' ? `, substitutes keep their ${meta.spec.textLabels} label` : ''}); ` +
+      `Co-Attack and SGA as in src/attacks; transfer-sga = SGA crafted on the clean model; attacks push the gold out of the top 10. Training: ${meta.spec.preset} preset, batch ${meta.spec.batch}, ` +
       `${meta.base ? `clean = the given model ${meta.base} (--base, not trained here)` : `clean ${meta.spec.cleanEpochs} epochs at lr ${meta.spec.cleanLr}`}; every other row fine-tuned ${meta.spec.fineTuneEpochs} epochs at lr ${meta.spec.fineTuneLr} from that clean model, ` +
       `training attack L-inf ${meta.spec.trainEps}/255, ${meta.spec.trainSteps} PGD steps, 1 word (${meta.spec.textCandidates} WordNet candidates, ${meta.spec.textWir} word order${meta.spec.textLabels !== 'none' ? `, ${meta.spec.textLabels} labels kept` : ''}). ${seedsNote}.`,
     budget: meta.budget,

@@ -18,6 +18,7 @@
  */
 import { tf } from '../src/engine/tf.js';
 import { withoutWeightGrads } from '../src/engine/ops.js';
+import { takeData } from '../src/engine/read.js';
 import { leanValueAndGrad } from './lean-grads.js';
 import { labelPreserving, type LabelLexicon } from '../src/attacks/constraints/labels.js';
 import { defaultTextConstraints, embedImageRows, embedTextRows, greedyWordSearch, QueryBudget, WordNetSynonymSwap } from '../src/attacks/index.js';
@@ -70,12 +71,12 @@ export interface EmbeddingBudget {
   steps: number;
 }
 
-export function pgdTokenEmbeddings(
+export async function pgdTokenEmbeddings(
   model: DualEncoder,
   ids: tf.Tensor2D,
   objective: (textEmb: tf.Tensor2D) => tf.Scalar,
   b: EmbeddingBudget,
-): tf.Tensor3D {
+): Promise<tf.Tensor3D> {
   const e0 = tf.tidy(() => model.embedTokens(ids));
   const [B, L, W] = e0.shape;
   const mask = tf.tidy(() => tf.reshape(tf.cast(tf.notEqual(ids, 0), 'float32'), [B, L, 1]) as tf.Tensor3D);
@@ -85,10 +86,22 @@ export function pgdTokenEmbeddings(
     mask.dispose();
     return delta;
   }
-  const radius = tf.tidy(() => {
-    const norms = tf.mul(tf.sqrt(tf.sum(tf.square(e0), 2, true)), mask);
-    return tf.mul(tf.div(tf.sum(norms), tf.maximum(tf.sum(mask), 1)), b.relEps).dataSync()[0];
-  });
+  // one host read per call (not per step), with await: webgpu in Node has no synchronous read. The radius is a
+  // host number so that the step size below is computed in float64, as it always was (bit-identical results).
+  let radius: number;
+  try {
+    radius = (
+      await takeData(
+        tf.tidy(() => {
+          const norms = tf.mul(tf.sqrt(tf.sum(tf.square(e0), 2, true)), mask);
+          return tf.mul(tf.div(tf.sum(norms), tf.maximum(tf.sum(mask), 1)), b.relEps);
+        }),
+      )
+    )[0];
+  } catch (e) {
+    tf.dispose([e0, mask, delta]);
+    throw e;
+  }
   const alpha = (2.5 * radius) / b.steps;
   try {
     for (let t = 0; t < b.steps; t++) {
@@ -139,7 +152,7 @@ export async function substituteWords(
   if (o.words === 0 || captions.length === 0) return { texts: captions.slice(), wordsChanged: 0 };
   const E = model.config.embedDim;
   const nImages = pixels.length / (size * size * 3);
-  const img = embedImageRows(model, pixels, nImages, size);
+  const img = await embedImageRows(model, pixels, nImages, size);
   const batch = o.embedBatch ?? 128;
   let swap = swaps.get(o.candidates);
   if (!swap) swaps.set(o.candidates, (swap = new WordNetSynonymSwap({ maxCandidates: o.candidates })));
@@ -148,7 +161,7 @@ export async function substituteWords(
     constraints: o.labels ? [...defaultTextConstraints(o.words), labelPreserving(o.labels)] : defaultTextConstraints(o.words),
     scorer: {
       score: async (texts, items) => {
-        const emb = embedTextRows(model, tokenizer, texts, batch);
+        const emb = await embedTextRows(model, tokenizer, texts, batch);
         return {
           score: items.map((it, r) => {
             let d = 0;

@@ -15,13 +15,14 @@
  * the epoch's batches in its checkpoint, so a resumed run replays the same batches.
  */
 import { tf } from '../src/engine/tf.js';
+import { takeData } from '../src/engine/read.js';
 import { Rng } from '../src/util/rng.js';
 
 /**
  * For every row of `emb` ([n, dim], unit rows), the indices of its k most similar other rows, most similar
  * first ([n * k]). Similarities come from tf matrix products over row chunks, so memory stays O(chunk * n).
  */
-export function nearestNeighbours(emb: Float32Array, n: number, dim: number, k: number, chunk = 512): Int32Array {
+export async function nearestNeighbours(emb: Float32Array, n: number, dim: number, k: number, chunk = 512): Promise<Int32Array> {
   if (emb.length !== n * dim) throw new Error(`nearestNeighbours: expected ${n}x${dim} embeddings, got ${emb.length} values`);
   const kk = Math.max(0, Math.min(k, n - 1));
   const out = new Int32Array(n * kk);
@@ -30,9 +31,8 @@ export function nearestNeighbours(emb: Float32Array, n: number, dim: number, k: 
   try {
     for (let start = 0; start < n; start += chunk) {
       const rows = Math.min(chunk, n - start);
-      const sims = tf.tidy(() => tf.matMul(tf.slice(all, [start, 0], [rows, dim]), all, false, true));
-      const data = sims.dataSync() as Float32Array;
-      sims.dispose();
+      // one async read per chunk: webgpu in Node has no synchronous read
+      const data = await takeData(tf.tidy(() => tf.matMul(tf.slice(all, [start, 0], [rows, dim]), all, false, true)));
       for (let r = 0; r < rows; r++) {
         const self = start + r;
         // a k-slot insertion list: k is small (tens), n can be large
@@ -75,12 +75,12 @@ export interface HardBatchOptions {
  * Batches of mined groups from unit-norm image embeddings ([n * dim]). Returns floor(n / batch) batches of
  * `batch` distinct images; with fewer unassigned neighbours than needed a group is simply smaller.
  */
-export function hardBatches(emb: Float32Array, n: number, dim: number, opts: HardBatchOptions): Int32Array[] {
+export async function hardBatches(emb: Float32Array, n: number, dim: number, opts: HardBatchOptions): Promise<Int32Array[]> {
   const { batch, group } = opts;
   if (!Number.isInteger(group) || group < 1) throw new Error(`hardBatches: group must be a positive integer, got ${group}`);
   if (!Number.isInteger(batch) || batch < 1) throw new Error(`hardBatches: batch must be a positive integer, got ${batch}`);
   const size = Math.min(batch, n);
-  const knn = nearestNeighbours(emb, n, dim, opts.candidates ?? 4 * group);
+  const knn = await nearestNeighbours(emb, n, dim, opts.candidates ?? 4 * group);
   const k = n > 1 ? knn.length / n : 0;
   // its own stream, distinct from the random sampler's (seed, epoch) stream
   const rng = new Rng(opts.seed * 7919 + opts.epoch * 104729 + 0x4a4d);

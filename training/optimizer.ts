@@ -78,14 +78,6 @@ export class AdamW {
   }
 }
 
-/** Scales gradients in place so that their global L2 norm is at most maxNorm; returns the norm before clipping. */
-export function clipByGlobalNorm(grads: Record<string, tf.Tensor>, maxNorm: number): number {
-  const norm = globalNorm(grads);
-  const value = norm.dataSync()[0];
-  norm.dispose();
-  return clipToNorm(grads, value, maxNorm);
-}
-
 /** The global L2 norm of the gradients, as a tensor (so a caller can download it with other values at once). */
 export function globalNorm(grads: Record<string, tf.Tensor>): tf.Scalar {
   const names = Object.keys(grads);
@@ -96,7 +88,11 @@ export function globalNorm(grads: Record<string, tf.Tensor>): tf.Scalar {
   return norm;
 }
 
-/** clipByGlobalNorm's second half, given the norm already read back as `value`; returns it. */
+/**
+ * Scales gradients in place so that their global L2 norm is at most maxNorm, given the norm (globalNorm) already
+ * read back as `value` (the trainer downloads it in one batch with the step's losses: no extra GPU->CPU sync);
+ * returns it.
+ */
 export function clipToNorm(grads: Record<string, tf.Tensor>, value: number, maxNorm: number): number {
   const names = Object.keys(grads);
   if (value > maxNorm && Number.isFinite(value)) {

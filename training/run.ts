@@ -206,7 +206,7 @@ export async function runTraining(opts: RunTrainingOptions): Promise<RunTraining
   const testSplit = opts.evaluate ? await loadSplit(config, 'test', result.model.config, opts.quiet).catch(() => undefined) : undefined;
   const encoder = new Encoder(result.model, result.tokenizer);
   if (testSplit && testSplit.count > 0) {
-    test = evaluateClean(encoder, testSplit).summary;
+    test = (await evaluateClean(encoder, testSplit)).summary;
     if (!opts.quiet) process.stderr.write(`${formatCleanSummary(test)}\n`);
   }
   const manifest = await saveArtifact(modelDir, {

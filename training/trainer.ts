@@ -287,9 +287,7 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
       for (const [name, v] of model.variables) tensors.set(`w/${name}`, v);
       for (const [name, v] of opt.m) tensors.set(`m/${name}`, v);
       for (const [name, v] of opt.v) tensors.set(`v/${name}`, v);
-      // webgpu in Node cannot read GPU data synchronously: download first (writeCheckpoint's reads then hit the copy)
-      if (tf.getBackend() === 'webgpu') await Promise.all([...tensors.values()].map((t) => t.data()));
-      writeCheckpoint(ckptPath, state(), tensors);
+      await writeCheckpoint(ckptPath, state(), tensors);
     };
 
     // mined batches of the current epoch; a resumed run takes them from the checkpoint (they depend on the
@@ -297,11 +295,11 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
     let mined: { epoch: number; batches: Int32Array[] } | null = restored?.state.minedEpoch
       ? { epoch: restored.state.minedEpoch.epoch, batches: restored.state.minedEpoch.batches.map((b) => Int32Array.from(b)) }
       : null;
-    const batchesOf = (epoch: number): Int32Array[] => {
+    const batchesOf = async (epoch: number): Promise<Int32Array[]> => {
       if (config.batchSampling !== 'hard' || epoch < config.hardFromEpoch) return epochBatches(train.count, config.batch, seed, epoch);
       if (mined?.epoch !== epoch) {
-        const emb = new Encoder(model, tokenizer).embedImagesMatrix(train.images, train.count, 128);
-        mined = { epoch, batches: hardBatches(emb, train.count, model.config.embedDim, { batch: config.batch, group: config.hardGroup, seed, epoch }) };
+        const emb = await new Encoder(model, tokenizer).embedImagesMatrix(train.images, train.count, 128);
+        mined = { epoch, batches: await hardBatches(emb, train.count, model.config.embedDim, { batch: config.batch, group: config.hardGroup, seed, epoch }) };
       }
       return mined.batches;
     };
@@ -313,7 +311,7 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
     let stepMsTotal = 0;
     let stepsTimed = 0;
     for (let epoch = Math.floor(startStep / perEpoch); epoch < config.epochs && step < totalSteps; epoch++) {
-      const batches = batchesOf(epoch);
+      const batches = await batchesOf(epoch);
       for (let inEpoch = step - epoch * perEpoch; inEpoch < perEpoch && step < totalSteps; inEpoch++) {
         const t0 = Date.now();
         const lr = warmupCosine(step, totalSteps, config.lr, config.warmupFraction, config.minLrRatio);
@@ -497,7 +495,7 @@ async function trainSteps(opts: TrainOptions): Promise<TrainResult> {
           owned.push(advIds);
           const cleanImg = tf.tidy(() => model.imageTower(x));
           owned.push(cleanImg);
-          delta = pgdTokenEmbeddings(model, advIds, (te) => contrastiveAgainst(cleanImg, te, owner, scale), { relEps: config.textEmbedEps, steps: config.trainSteps });
+          delta = await pgdTokenEmbeddings(model, advIds, (te) => contrastiveAgainst(cleanImg, te, owner, scale), { relEps: config.textEmbedEps, steps: config.trainSteps });
           owned.push(delta);
           const d = delta;
           advTextEmb = tf.tidy(() => model.textTowerFromEmbeddings(tf.add(model.embedTokens(advIds), d) as tf.Tensor3D, advIds));

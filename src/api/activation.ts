@@ -247,10 +247,7 @@ export class ActivationManager {
     const target: ActiveModel = { id: job.model, tag: info.tag, encoder };
     if (fresh) {
       // namespaces of this model may hold records from an earlier activation: rebuild them from the items
-      for (const ns of job.checkpoint.namespaces) {
-        await this.service.index.dropNamespace(physicalNamespace(ns, target.tag, 'images'));
-        await this.service.index.dropNamespace(physicalNamespace(ns, target.tag, 'texts'));
-      }
+      for (const ns of job.checkpoint.namespaces) await this.service.dropModelNamespace(ns, target.tag);
     }
     this.service.building = target;
     const abort = new AbortController();
@@ -278,7 +275,7 @@ export class ActivationManager {
             const item = await this.store.readItemByKey(ns, key);
             if (item) items.push(item);
           }
-          await this.reembed(target, items);
+          await this.service.reembed(target, items);
           cp.lastKey = chunk[chunk.length - 1];
           job.progress.done += chunk.length;
           job.updatedAt = new Date().toISOString();
@@ -365,20 +362,10 @@ export class ActivationManager {
     }
   }
 
-  /** one chunk's records for the target model: one upsert per namespace (service.writeItemsRecords) */
-  private async reembed(target: ActiveModel, items: readonly StoredItem[]): Promise<void> {
-    const writes = [];
-    for (const item of items) writes.push({ item, pixels: await this.service.pixelsOf(item, target.encoder) });
-    await this.service.writeItemsRecords(target, writes);
-  }
-
   private async rollback(job: ActivationJob, why: string): Promise<void> {
     const info = this.registry.info(job.model);
     if (info && job.model !== this.service.active.id) {
-      for (const ns of job.checkpoint.namespaces) {
-        await this.service.index.dropNamespace(physicalNamespace(ns, info.tag, 'images')).catch(() => undefined);
-        await this.service.index.dropNamespace(physicalNamespace(ns, info.tag, 'texts')).catch(() => undefined);
-      }
+      for (const ns of job.checkpoint.namespaces) await this.service.dropModelNamespace(ns, info.tag, { quiet: true });
     }
     job.status = 'rolled-back';
     job.error = `rolled back: ${why}`;

@@ -28,7 +28,7 @@ import { decodeSpecForModel } from '../data/imageCache.js';
 import type { ApiMetrics } from './metrics.js';
 import { LiveIndexRankSource } from './probe-source.js';
 import type { ProbeRequestBody } from './schemas.js';
-import { physicalNamespace, type ActiveModel, type RetrievalService } from './service.js';
+import type { ActiveModel, RetrievalService } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
 import { cutByRuntime, cutMessage, inProcessRunner, type BackgroundRunner, type WaitUntilContext } from './background.js';
 
@@ -383,8 +383,7 @@ export class ProbeManager {
   }
 
   private async dropScratch(qs: QuerySet, model: ActiveModel): Promise<void> {
-    await this.service.index.dropNamespace(physicalNamespace(qs.namespace, model.tag, 'images')).catch(() => undefined);
-    await this.service.index.dropNamespace(physicalNamespace(qs.namespace, model.tag, 'texts')).catch(() => undefined);
+    await this.service.dropModelNamespace(qs.namespace, model.tag, { quiet: true });
   }
 
   private async buildQuerySet(doc: ProbeDoc, model: ActiveModel): Promise<QuerySet> {
@@ -398,9 +397,7 @@ export class ProbeManager {
       namespace = `probe${doc.id.replace(/[^A-Za-z0-9]/g, '').slice(-20)}`;
       scratch = true;
       items = req.pairs.map((p, i) => ({ id: `q${i}`, namespace, image: { sha256: p.image, format: '', width: 0, height: 0, bytes: 0 }, captions: p.captions, metadata: {}, contentHash: '', updatedAt: '' }));
-      const writes = [];
-      for (const it of items) writes.push({ item: it, pixels: await this.service.pixelsOf(it, model.encoder) });
-      await this.service.writeItemsRecords(model, writes);
+      await this.service.reembed(model, items);
     } else {
       const all = (await this.service.store.listItems(namespace)).filter((i) => i.image && i.captions.length > 0);
       if (all.length === 0) throw new ApiError(422, 'no_queries', `namespace ${namespace} has no items with both an image and captions to probe`);

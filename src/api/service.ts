@@ -184,6 +184,26 @@ export class RetrievalService {
     }
   }
 
+  /**
+   * Re-embeds stored items with `model` and writes their records (activation, re-indexing, a probe's scratch
+   * pairs): each image decoded by the model's rule, then one upsert per namespace. `concurrent` decodes the items'
+   * images at once (a re-index batch); the default decodes one at a time (a long activation keeps memory flat).
+   */
+  async reembed(model: ActiveModel, items: readonly StoredItem[], opts: { concurrent?: boolean } = {}): Promise<void> {
+    const writes: { item: StoredItem; pixels: Uint8Array | undefined }[] = [];
+    if (opts.concurrent) writes.push(...(await Promise.all(items.map(async (item) => ({ item, pixels: await this.pixelsOf(item, model.encoder) })))));
+    else for (const item of items) writes.push({ item, pixels: await this.pixelsOf(item, model.encoder) });
+    await this.writeItemsRecords(model, writes);
+  }
+
+  /** Drops a user namespace's records of one model (both its image and caption namespaces); `quiet` ignores failures. */
+  async dropModelNamespace(ns: string, tag: string, opts: { quiet?: boolean } = {}): Promise<void> {
+    for (const t of ['images', 'texts'] as const) {
+      const drop = this.index.dropNamespace(physicalNamespace(ns, tag, t));
+      await (opts.quiet ? drop.catch(() => undefined) : drop);
+    }
+  }
+
   /** A stored item's pixels for a model, decoded by the model's rule (a CLIP model gets CLIPImageProcessor's). */
   async pixelsOf(item: StoredItem, model: Encoder): Promise<Uint8Array | undefined> {
     if (!item.image) return undefined;

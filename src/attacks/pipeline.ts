@@ -21,10 +21,15 @@ import { squareSearchLinf } from './search/square.js';
 import { CountingOracle, judgeHits, type OracleQuery } from './blackbox/oracle.js';
 import { embedImageRows, embedTextRows, imageToCaptions, pairingOf, perturbationNorms } from './util/embed.js';
 import { itemRng } from './util/seed.js';
+import { takeData } from '../engine/read.js';
 
 // ---------------------------------------------------------------------------------------------- context
 
-/** Validated view of a batch plus lazily computed clean embeddings (shared by the stages of one run). */
+/**
+ * Validated view of a batch plus lazily computed clean embeddings (shared by the stages of one run). The
+ * embeddings and goals are async: they are read back from the backend with `await data()` (webgpu has no
+ * synchronous read in Node).
+ */
 export class AttackContext {
   readonly n: number; // images
   readonly size: number;
@@ -32,8 +37,8 @@ export class AttackContext {
   readonly captions: readonly string[];
   readonly pairing: Int32Array; // caption -> image (-1 unpaired)
   readonly imageCaptions: number[][]; // image -> captions
-  private cleanImg?: Float32Array;
-  private cleanTxt?: Float32Array;
+  private cleanImg?: Promise<Float32Array>;
+  private cleanTxt?: Promise<Float32Array>;
 
   constructor(
     readonly batch: AttackBatch,
@@ -81,38 +86,38 @@ export class AttackContext {
     return this.captions;
   }
 
-  cleanImageEmb(): Float32Array {
+  cleanImageEmb(): Promise<Float32Array> {
     this.cleanImg ??= embedImageRows(this.encoder, this.requireImages(), this.n, this.size);
     return this.cleanImg;
   }
 
-  cleanTextEmb(): Float32Array {
+  cleanTextEmb(): Promise<Float32Array> {
     this.cleanTxt ??= embedTextRows(this.encoder, this.tokenizer, this.captions);
     return this.cleanTxt;
   }
 
   /** goal for image queries: top-k leave when targets.imageQueries is given, else paired-similarity drop */
-  imageGoal(): RetrievalGoal {
+  async imageGoal(): Promise<RetrievalGoal> {
     const t = this.batch.targets;
     if (t?.imageQueries) return topKGoal(t.imageQueries, t.k ?? 1);
     const hasPairs = this.captions.length > 0 && this.pairing.some((p) => p >= 0);
     return similarityDropGoal({
       dim: this.dim,
-      clean: this.cleanImageEmb(),
-      paired: hasPairs ? { embeddings: this.cleanTextEmb(), sets: this.imageCaptions } : undefined,
+      clean: await this.cleanImageEmb(),
+      paired: hasPairs ? { embeddings: await this.cleanTextEmb(), sets: this.imageCaptions } : undefined,
       minDrop: t?.minDrop,
     });
   }
 
   /** goal for caption queries: top-k leave when targets.textQueries is given, else paired-similarity drop */
-  textGoal(): RetrievalGoal {
+  async textGoal(): Promise<RetrievalGoal> {
     const t = this.batch.targets;
     if (t?.textQueries) return topKGoal(t.textQueries, t.k ?? 1);
     const hasPairs = this.images !== null && this.pairing.some((p) => p >= 0);
     return similarityDropGoal({
       dim: this.dim,
-      clean: this.cleanTextEmb(),
-      paired: hasPairs ? { embeddings: this.cleanImageEmb(), sets: Array.from(this.pairing, (p) => (p >= 0 ? [p] : [])) } : undefined,
+      clean: await this.cleanTextEmb(),
+      paired: hasPairs ? { embeddings: await this.cleanImageEmb(), sets: Array.from(this.pairing, (p) => (p >= 0 ? [p] : [])) } : undefined,
       minDrop: t?.minDrop,
     });
   }
@@ -152,7 +157,7 @@ export interface ImageStageOutput {
   queries: number[];
 }
 
-export function runPgdStage(ctx: AttackContext, spec: PgdStageSpec): ImageStageOutput {
+export async function runPgdStage(ctx: AttackContext, spec: PgdStageSpec): Promise<ImageStageOutput> {
   const images = ctx.requireImages();
   const { n, size } = ctx;
   const enc = ctx.encoder;
@@ -162,8 +167,8 @@ export function runPgdStage(ctx: AttackContext, spec: PgdStageSpec): ImageStageO
     weights: spec.objective,
     dim: E,
     n,
-    clean: spec.objective.clean !== 0 ? ctx.cleanImageEmb() : undefined,
-    targets: needTargets ? { embeddings: embedTextRows(enc, ctx.tokenizer, spec.pairedCaptions!), sets: ctx.imageCaptions } : undefined,
+    clean: spec.objective.clean !== 0 ? await ctx.cleanImageEmb() : undefined,
+    targets: needTargets ? { embeddings: await embedTextRows(enc, ctx.tokenizer, spec.pairedCaptions!), sets: ctx.imageCaptions } : undefined,
   });
   const per = size * size * 3;
   const adv = new Float32Array(n * per);
@@ -181,9 +186,13 @@ export function runPgdStage(ctx: AttackContext, spec: PgdStageSpec): ImageStageO
         const input = spec.inputTransform ? spec.inputTransform.apply(x, noiseRngs) : x;
         return chunkObj.loss(enc.imageTower(input));
       };
-      const out = pgdSearch(x0, loss, { steps: spec.steps, randomStart: spec.randomStart, norm: spec.norm, eps: spec.eps, step: spec.step, constraints: spec.constraints, keepBest: spec.keepBest }, startRngs);
-      adv.set(out.adv.dataSync() as Float32Array, s * per);
-      out.adv.dispose();
+      const out = await pgdSearch(
+        x0,
+        loss,
+        { steps: spec.steps, randomStart: spec.randomStart, norm: spec.norm, eps: spec.eps, step: spec.step, constraints: spec.constraints, keepBest: spec.keepBest, hostReadsInput: spec.inputTransform?.readsHostPixels },
+        startRngs,
+      );
+      adv.set(await takeData(out.adv), s * per);
       obj.push(...Array.from(out.objective));
       for (let i = 0; i < m; i++) queries.push(out.forwards * (spec.inputTransform?.replicas ?? 1));
     } finally {
@@ -200,9 +209,9 @@ export function imageOutput(ctx: AttackContext, stage: ImageStageOutput, success
 }
 
 /** goal check of adversarial images (white-box) */
-export function judgeImages(ctx: AttackContext, adv: Float32Array): boolean[] {
-  const emb = embedImageRows(ctx.encoder, adv, ctx.n, ctx.size);
-  return ctx.imageGoal().succeeded(emb, Array.from({ length: ctx.n }, (_, i) => i));
+export async function judgeImages(ctx: AttackContext, adv: Float32Array): Promise<boolean[]> {
+  const emb = await embedImageRows(ctx.encoder, adv, ctx.n, ctx.size);
+  return (await ctx.imageGoal()).succeeded(emb, Array.from({ length: ctx.n }, (_, i) => i));
 }
 
 // ---------------------------------------------------------------------------------------------- text stage
@@ -228,11 +237,11 @@ export interface TextStageSpec {
 export function objectiveTextScorer(ctx: AttackContext, objective: EmbeddingObjective, goal: RetrievalGoal | null, embedBatch = 1024): TextScorer {
   return {
     score: async (texts, items) => {
-      const emb = embedTextRows(ctx.encoder, ctx.tokenizer, texts, embedBatch);
+      const emb = await embedTextRows(ctx.encoder, ctx.tokenizer, texts, embedBatch);
       return { score: items.map((it, r) => objective.score(emb, r, it)) };
     },
     succeeded: goal
-      ? async (texts, items) => goal.succeeded(embedTextRows(ctx.encoder, ctx.tokenizer, texts, embedBatch), items)
+      ? async (texts, items) => goal.succeeded(await embedTextRows(ctx.encoder, ctx.tokenizer, texts, embedBatch), items)
       : undefined,
   };
 }
@@ -243,15 +252,15 @@ export async function runTextStage(ctx: AttackContext, spec: TextStageSpec): Pro
   const hasPairs = ctx.images !== null && ctx.pairing.some((p) => p >= 0);
   const weights = { clean: spec.objective.clean, paired: hasPairs ? spec.objective.paired : 0 };
   if (weights.clean === 0 && weights.paired === 0) weights.clean = 1; // no paired image: move away from the clean caption
-  const guide = hasPairs && weights.paired !== 0 ? (spec.guideImages ? embedImageRows(ctx.encoder, spec.guideImages, ctx.n, ctx.size) : ctx.cleanImageEmb()) : undefined;
+  const guide = hasPairs && weights.paired !== 0 ? await (spec.guideImages ? embedImageRows(ctx.encoder, spec.guideImages, ctx.n, ctx.size) : ctx.cleanImageEmb()) : undefined;
   const objective = new EmbeddingObjective({
     weights,
     dim: E,
     n: captions.length,
-    clean: weights.clean !== 0 ? ctx.cleanTextEmb() : undefined,
+    clean: weights.clean !== 0 ? await ctx.cleanTextEmb() : undefined,
     targets: guide ? { embeddings: guide, sets: Array.from(ctx.pairing, (p) => (p >= 0 ? [p] : [])) } : undefined,
   });
-  const goal = ctx.textGoal();
+  const goal = await ctx.textGoal();
   const budget = new QueryBudget(Number.MAX_SAFE_INTEGER, captions.length);
   const out = await greedyWordSearch(captions, {
     transformation: spec.transformation,
@@ -263,7 +272,7 @@ export async function runTextStage(ctx: AttackContext, spec: TextStageSpec): Pro
     rngs: captions.map((_, i) => itemRng(spec.seed, spec.salt, i)),
   });
   // final goal check on every caption (the search only checks accepted swaps)
-  const success = goal.succeeded(embedTextRows(ctx.encoder, ctx.tokenizer, out.texts), captions.map((_, i) => i));
+  const success = goal.succeeded(await embedTextRows(ctx.encoder, ctx.tokenizer, out.texts), captions.map((_, i) => i));
   return { texts: out.texts, original: captions.slice(), success, objective: out.score, wordsChanged: out.wordsChanged, queries: Array.from(budget.used) };
 }
 

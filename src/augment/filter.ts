@@ -12,8 +12,8 @@ import type { Pair } from './types.js';
 export interface PairScorer {
   dim: number;
   /** uint8 RGB [n,S,S,3] -> row-major [n, dim] L2-normalised */
-  embedImagesMatrix(pixels: Uint8Array, count: number): Float32Array;
-  embedTextsMatrix(texts: readonly string[]): Float32Array;
+  embedImagesMatrix(pixels: Uint8Array, count: number): Promise<Float32Array>;
+  embedTextsMatrix(texts: readonly string[]): Promise<Float32Array>;
 }
 
 export interface AlignmentCounts {
@@ -42,7 +42,7 @@ const viewKind = (v: string) => v.replace(/#\d+$/, '');
  * Filters `sources` in place (each entry: views[0] = the original image with all its captions, then augmented
  * views whose captions are index-aligned with views[0]'s) and returns the counts.
  */
-export function alignmentFilter(sources: { views: Pair[] }[], scorer: PairScorer, quantile: number): AlignmentReport {
+export async function alignmentFilter(sources: { views: Pair[] }[], scorer: PairScorer, quantile: number): Promise<AlignmentReport> {
   const d = scorer.dim;
   if (sources.length === 0) return { quantile, threshold: -Infinity, gtMean: NaN, captions: {}, views: {} };
   const S = sources[0].views[0].size;
@@ -53,10 +53,10 @@ export function alignmentFilter(sources: { views: Pair[] }[], scorer: PairScorer
   for (const s of sources) viewRow.push(s.views.map((v) => (imgs.push(v.image), imgs.length - 1)));
   const pixels = new Uint8Array(imgs.length * per);
   imgs.forEach((im, i) => pixels.set(im, i * per));
-  const imgEmb = scorer.embedImagesMatrix(pixels, imgs.length);
+  const imgEmb = await scorer.embedImagesMatrix(pixels, imgs.length);
   const textRow = new Map<string, number>();
   for (const s of sources) for (const v of s.views) for (const c of v.captions) if (!textRow.has(c)) textRow.set(c, textRow.size);
-  const txtEmb = scorer.embedTextsMatrix([...textRow.keys()]);
+  const txtEmb = await scorer.embedTextsMatrix([...textRow.keys()]);
 
   const gt: number[] = [];
   for (let si = 0; si < sources.length; si++) {

@@ -184,7 +184,7 @@ export async function buildAugmentPool(split: DatasetSplit, requested: readonly 
     sources.push({ views });
   }
   let alignment: AlignmentReport | undefined;
-  if (o.scorer && (o.quantile ?? 0) > 0) alignment = alignmentFilter(sources, o.scorer, o.quantile!);
+  if (o.scorer && (o.quantile ?? 0) > 0) alignment = await alignmentFilter(sources, o.scorer, o.quantile!);
   const c = countPool(sources);
   return { names, sources, stats: { ...c, ms: Math.round(performance.now() - t0) }, alignment };
 }

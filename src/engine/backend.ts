@@ -10,9 +10,10 @@
  *   (hardware APIs first, OpenGL compatibility last) and whether it is a software rasteriser are in the reason
  *   (see webgpu.ts). An explicit 'webgpu' accepts a software adapter (llvmpipe: correct, slow).
  * - 'cpu': `@tensorflow/tfjs-backend-cpu`, plain JS; the reference in parity tests, slow.
- * - 'auto': 'tensorflow' when it loads, else (opt-in, MANYFOLD_AUTO_WEBGPU=1) 'webgpu' on a hardware adapter
- *   (never a software one: wasm is faster than a CPU rasteriser), else 'wasm' (else 'cpu' if even wasm fails),
- *   with the reason recorded.
+ * - 'auto': 'tensorflow' when it loads, else 'webgpu' on a hardware adapter (never a software one: wasm is faster
+ *   than a CPU rasteriser), else 'wasm' (else 'cpu' if even wasm fails), with the reason recorded. Every command
+ *   reads tensors asynchronously (src/engine/read.ts), so all of them run on webgpu, where Dawn has no synchronous
+ *   GPU->CPU read.
  *
  * Backends are process-global: initBackend is idempotent. A second call with 'auto' or with the active kind
  * returns the active backend unchanged; a call with a different explicit kind switches to it.
@@ -144,14 +145,16 @@ function errMsg(e: unknown): string {
 }
 
 /**
- * 'auto's webgpu step, opt-in (MANYFOLD_AUTO_WEBGPU=1) until every command reads tensors asynchronously: Dawn in
- * Node has no synchronous GPU->CPU read, and artifact saving, eval, embedding and the attacks still read with
- * dataSync (docs/gpu.md), so an automatic webgpu would let a GPU machine train and then fail at the save. Only a
- * hardware adapter is activated; probing loads Dawn and asks each of its backends for an adapter (~0.1-0.3 s).
+ * 'auto's webgpu step: only a hardware adapter is activated. Probing loads Dawn and asks each of its backends for
+ * an adapter (~0.5 s, docs/gpu.md), so on Linux it is skipped when no GPU device node exists (no hardware adapter
+ * is possible there); MANYFOLD_DAWN_BACKENDS (an explicit Dawn backend list) always probes.
  */
 export async function tryHardwareWebgpu(): Promise<{ ok: true; adapter: string } | { ok: false; why: string }> {
-  if (process.env.MANYFOLD_AUTO_WEBGPU !== '1') return { ok: false, why: 'webgpu is opt-in for auto (MANYFOLD_AUTO_WEBGPU=1) while some commands still read synchronously; --backend webgpu forces it' };
-  const { discoverWebgpuAdapter, activateWebgpu, describeAdapter, releaseWebgpu } = await import('./webgpu.js');
+  const { discoverWebgpuAdapter, activateWebgpu, describeAdapter, releaseWebgpu, linuxGpuDeviceNodes } = await import('./webgpu.js');
+  const nodes = linuxGpuDeviceNodes();
+  if (nodes !== null && nodes.length === 0 && !process.env.MANYFOLD_DAWN_BACKENDS) {
+    return { ok: false, why: 'webgpu not probed: no GPU device node (/dev/dri/renderD*, /dev/dri/card*, /dev/nvidia*, /dev/dxg), so no hardware adapter; --backend webgpu uses a software one' };
+  }
   const d = await discoverWebgpuAdapter();
   if (!d.ok) return { ok: false, why: `webgpu: ${d.why}` };
   if (d.adapter.software) {

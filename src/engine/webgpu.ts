@@ -11,7 +11,7 @@
  * Dawn's GL path on a headless Linux box needs `EGL_PLATFORM=surfaceless` and a writable `XDG_RUNTIME_DIR`
  * (Mesa opens its shader cache there): both are set here when absent, before Dawn loads EGL.
  */
-import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
+import { mkdirSync, accessSync, readdirSync, constants as fsConstants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from './tf.js';
@@ -46,6 +46,26 @@ export function dawnCandidates(platform: NodeJS.Platform = process.platform): Da
   if (platform === 'darwin') return [core('metal')];
   if (platform === 'win32') return [core('d3d12'), core('vulkan'), compat('d3d11'), compat('opengl')];
   return [core('vulkan'), compat('opengl'), compat('opengles')];
+}
+
+/**
+ * Linux: the device nodes through which a hardware GPU driver is reached (DRM render / card nodes, NVIDIA's
+ * proprietary nodes, WSL's /dev/dxg). None means no hardware adapter can exist, so 'auto' need not load Dawn,
+ * which costs ~0.5 s per command start and prints warnings about a missing Vulkan loader. null on other platforms
+ * (not checked: Metal / D3D12 are always there to ask).
+ */
+export function linuxGpuDeviceNodes(platform: NodeJS.Platform = process.platform, devDir = '/dev'): string[] | null {
+  if (platform !== 'linux') return null;
+  const list = (dir: string, pattern: RegExp): string[] => {
+    try {
+      return readdirSync(dir)
+        .filter((n) => pattern.test(n))
+        .map((n) => join(dir, n));
+    } catch {
+      return [];
+    }
+  };
+  return [...list(join(devDir, 'dri'), /^(renderD|card)\d+$/), ...list(devDir, /^(nvidia\d+|dxg)$/)];
 }
 
 const SOFTWARE_NAMES = /llvmpipe|lavapipe|softpipe|swiftshader|swrast|microsoft basic render|\bwarp\b|software/i;

@@ -130,14 +130,14 @@ export async function editDiscrimination(encoder: Encoder, split: DatasetSplit, 
   if (split.size !== encoder.imageSize) throw new Error(`edit discrimination: split ${split.name} has ${split.size} px images, the model takes ${encoder.imageSize} px`);
   const plan = planEditCases(split, opts);
   const pixels = await renderScenesAtSize(plan.cases.length, split.size, (r) => plan.cases[r]);
-  const caseImages = encoder.embedImagesMatrix(pixels, plan.cases.length);
+  const caseImages = await encoder.embedImagesMatrix(pixels, plan.cases.length);
   let captionRows = 0;
   for (const cs of split.imageToCaptions.slice(0, plan.count)) for (const c of cs) captionRows = Math.max(captionRows, c + 1);
-  const captions = encoder.embedTextsMatrix(split.captions.slice(0, captionRows));
+  const captions = await encoder.embedTextsMatrix(split.captions.slice(0, captionRows));
   // rows of 'true' cases stay zero: scoreEditCases never reads them
   const editCaptions = new Float32Array(plan.cases.length * encoder.dim);
   const edited = plan.cases.map((c, k) => (c.caption === undefined ? -1 : k)).filter((k) => k >= 0);
-  const emb = encoder.embedTextsMatrix(edited.map((k) => plan.cases[k].caption!));
+  const emb = await encoder.embedTextsMatrix(edited.map((k) => plan.cases[k].caption!));
   edited.forEach((k, j) => editCaptions.set(emb.subarray(j * encoder.dim, (j + 1) * encoder.dim), k * encoder.dim));
   return { images: plan.count, edits: plan.edits, seed: plan.seed, scores: scoreEditCases(split, plan, encoder.dim, caseImages, captions, editCaptions) };
 }

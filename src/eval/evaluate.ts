@@ -60,13 +60,13 @@ export function sceneMatcher(split: DatasetSplit): ((a: number, b: number) => bo
 }
 
 /** Clean retrieval over one split: embeds every image and caption, scores all pairs, computes recall. */
-export function evaluateClean(encoder: Encoder, split: DatasetSplit): CleanEvalResult {
+export async function evaluateClean(encoder: Encoder, split: DatasetSplit): Promise<CleanEvalResult> {
   const t0 = performance.now();
   if (split.size !== encoder.imageSize) {
     throw new Error(`split ${split.name} holds ${split.size}px images but the model expects ${encoder.imageSize}px`);
   }
-  const imageEmb = encoder.embedImagesMatrix(split.images, split.count);
-  const textEmb = encoder.embedTextsMatrix(split.captions);
+  const imageEmb = await encoder.embedImagesMatrix(split.images, split.count);
+  const textEmb = await encoder.embedTextsMatrix(split.captions);
   const sims = similarityMatrix(imageEmb, textEmb, encoder.dim);
   const matches = sceneMatcher(split);
   const recall = computeRecall(sims, split.count, split.captions.length, split, { matches });

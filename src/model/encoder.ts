@@ -4,12 +4,13 @@
  * training) and a Tokenizer, batches inputs, and runs every batch inside tf.tidy so that no tensor outlives a
  * call (tf.memory().numTensors is the same before and after each method).
  *
- * A served encoder may also hold forward-only native towers (`towers`, model/onnx-towers.ts): the async methods
- * (`embedTextsMatrixAsync`, `embedImagesMatrixAsync`) then run on them, and the differentiable model is loaded
+ * A served encoder may also hold forward-only native towers (`towers`, model/onnx-towers.ts): the `*Async`
+ * methods (`embedTextsMatrixAsync`, `embedImagesMatrixAsync`) then run on them, and the differentiable model is loaded
  * only when something needs gradients (`await differentiable()`, e.g. a probe's attack), so a server that only
  * embeds holds one copy of the weights.
  */
 import { tf } from '../engine/tf.js';
+import { takeData } from '../engine/read.js';
 import type { InferenceTowers } from './onnx-towers.js';
 import type { DualEncoder, ModelConfig, Tokenizer } from './types.js';
 import { embedTextRows, embedTextRowsWith } from './text-rows.js';
@@ -102,14 +103,14 @@ export class Encoder {
     await this.towers?.release();
   }
 
-  /** embedTextsMatrix on the native towers when there are any (else the same as the sync method) */
+  /** embedTextsMatrix on the native towers when there are any (else the same as embedTextsMatrix) */
   async embedTextsMatrixAsync(texts: readonly string[], batch = 256): Promise<Float32Array> {
     checkBatch(batch);
     if (this.towers) return embedTextRowsWith(this.towers, this.dim, this.tokenizer, texts, batch);
     return this.embedTextsMatrix(texts, batch);
   }
 
-  /** embedImagesMatrix on the native towers when there are any (else the same as the sync method) */
+  /** embedImagesMatrix on the native towers when there are any (else the same as embedImagesMatrix) */
   async embedImagesMatrixAsync(pixels: Uint8Array | Float32Array, count: number, batch = 64): Promise<Float32Array> {
     checkBatch(batch);
     if (!this.towers) return this.embedImagesMatrix(pixels, count, batch);
@@ -134,23 +135,27 @@ export class Encoder {
     return per;
   }
 
-  /** Texts -> one row-major Float32Array [texts.length * dim] (grouped by token length: no work on padding). */
-  embedTextsMatrix(texts: readonly string[], batch = 256): Float32Array {
+  /**
+   * Texts -> one row-major Float32Array [texts.length * dim] (grouped by token length: no work on padding), on
+   * the differentiable tfjs model (the numbers white-box attacks see). Async: each batch is read back with
+   * `await data()`, the only read Dawn (webgpu) allows in Node.
+   */
+  async embedTextsMatrix(texts: readonly string[], batch = 256): Promise<Float32Array> {
     checkBatch(batch);
     return embedTextRows(this.model, this.tokenizer, texts, batch);
   }
 
   /** Texts -> one Float32Array of length dim per text. */
-  embedTexts(texts: readonly string[], batch = 256): Float32Array[] {
-    return splitRows(this.embedTextsMatrix(texts, batch), texts.length, this.dim);
+  async embedTexts(texts: readonly string[], batch = 256): Promise<Float32Array[]> {
+    return splitRows(await this.embedTextsMatrix(texts, batch), texts.length, this.dim);
   }
 
   /**
    * Images -> one row-major Float32Array [count * dim].
    * pixels: RGB, row-major [count, S, S, 3]; Uint8Array in 0..255 (divided by 255 here), or Float32Array
-   * already in [0, 1] (e.g. an adversarial image).
+   * already in [0, 1] (e.g. an adversarial image). On the tfjs model; async as embedTextsMatrix.
    */
-  embedImagesMatrix(pixels: Uint8Array | Float32Array, count: number, batch = 64): Float32Array {
+  async embedImagesMatrix(pixels: Uint8Array | Float32Array, count: number, batch = 64): Promise<Float32Array> {
     checkBatch(batch);
     const S = this.imageSize;
     const per = this.checkPixels(pixels, count);
@@ -160,25 +165,25 @@ export class Encoder {
     for (let start = 0; start < count; start += batch) {
       const b = Math.min(batch, count - start);
       const slice = pixels.subarray(start * per, (start + b) * per);
-      const rows = tf.tidy(() => {
+      const emb = tf.tidy(() => {
         let x: tf.Tensor4D;
         if (isBytes) {
           x = tf.div(tf.tensor4d(Float32Array.from(slice), [b, S, S, 3], 'float32'), 255) as tf.Tensor4D;
         } else {
           x = tf.tensor4d(slice as Float32Array, [b, S, S, 3], 'float32');
         }
-        const emb = this.model.imageTower(x);
-        checkOutput(emb.shape, b, E, 'imageTower');
-        return emb.dataSync() as Float32Array;
+        const e = this.model.imageTower(x);
+        checkOutput(e.shape, b, E, 'imageTower');
+        return e;
       });
-      out.set(rows, start * E);
+      out.set(await takeData(emb), start * E);
     }
     return out;
   }
 
   /** Images -> one Float32Array of length dim per image (see embedImagesMatrix for the pixel format). */
-  embedImages(pixels: Uint8Array | Float32Array, count: number, batch = 64): Float32Array[] {
-    return splitRows(this.embedImagesMatrix(pixels, count, batch), count, this.dim);
+  async embedImages(pixels: Uint8Array | Float32Array, count: number, batch = 64): Promise<Float32Array[]> {
+    return splitRows(await this.embedImagesMatrix(pixels, count, batch), count, this.dim);
   }
 }
 

@@ -1,4 +1,5 @@
 import { tf } from '../engine/tf.js';
+import { takeData } from '../engine/read.js';
 import type { InferenceTowers } from './onnx-towers.js';
 import type { DualEncoder, Tokenizer } from './types.js';
 
@@ -6,19 +7,20 @@ import type { DualEncoder, Tokenizer } from './types.js';
  * texts -> row-major [n, E] text embeddings (forward only), one textTower call per `batch` texts. Texts are
  * grouped by token length and each call's ids are cut to its longest sequence: the text tower masks padding
  * (and pools over non-pad tokens only), so trailing padding changes nothing but costs compute (scenes captions
- * average ~16 tokens, maxLen is 32; a single search query is usually far shorter).
+ * average ~16 tokens, maxLen is 32; a single search query is usually far shorter). Each chunk is read back
+ * with `await data()` (Dawn, the webgpu backend in Node, has no synchronous read).
  */
-export function embedTextRows(model: DualEncoder, tokenizer: Tokenizer, texts: readonly string[], batch = 512): Float32Array {
+export async function embedTextRows(model: DualEncoder, tokenizer: Tokenizer, texts: readonly string[], batch = 512): Promise<Float32Array> {
   const E = model.config.embedDim;
   const plan = planTextRows(tokenizer, texts, batch);
   const out = new Float32Array(texts.length * E);
   for (const c of plan) {
-    const rows = tf.tidy(() => {
-      const emb = model.textTower(tf.tensor2d(c.ids, [c.rows.length, c.len], 'int32'));
-      if (emb.shape[0] !== c.rows.length || emb.shape[1] !== E) throw new Error(`textTower returned [${emb.shape}], expected [${c.rows.length}, ${E}]`);
-      return emb.dataSync() as Float32Array;
-    });
-    scatterRows(out, rows, c.rows, E);
+    const emb = tf.tidy(() => model.textTower(tf.tensor2d(c.ids, [c.rows.length, c.len], 'int32')));
+    if (emb.shape[0] !== c.rows.length || emb.shape[1] !== E) {
+      emb.dispose();
+      throw new Error(`textTower returned [${emb.shape}], expected [${c.rows.length}, ${E}]`);
+    }
+    scatterRows(out, await takeData(emb), c.rows, E);
   }
   return out;
 }

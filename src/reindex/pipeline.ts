@@ -124,8 +124,7 @@ export async function processMessage(deps: ReindexDeps, msg: ReindexMessage): Pr
   }
   // decode, then embed all images and captions of the batch in few forward passes (the queue micro-batches) and
   // write them with one upsert per namespace
-  const writes = await Promise.all(items.map(async (item) => ({ item, pixels: await deps.service.pixelsOf(item, target.encoder) })));
-  await deps.service.writeItemsRecords(target, writes);
+  await deps.service.reembed(target, items, { concurrent: true });
   await putJson(deps.progress, `${P(msg.runId)}/done/${msg.ns}/${msg.batch}.json`, { items: items.length, missing, at: new Date().toISOString() });
   return { items: items.length, missing };
 }

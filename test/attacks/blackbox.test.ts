@@ -33,7 +33,7 @@ describe('black-box attacks', () => {
   });
 
   it('image Square search: respects the query budget and eps, and counts every query', async () => {
-    const gallery = embedTextRows(f.encoder, f.tokenizer, f.captions);
+    const gallery = await embedTextRows(f.encoder, f.tokenizer, f.captions);
     const c = counted(localOracle({ encoder: f.encoder, tokenizer: f.tokenizer, gallery, topK: 5 }));
     const imageGoldIds = Array.from({ length: f.nImages }, (_, i) => [2 * i, 2 * i + 1]);
     const maxQueries = 25;
@@ -58,7 +58,7 @@ describe('black-box attacks', () => {
   });
 
   it('text greedy search: respects the query budget and counts every query', async () => {
-    const gallery = embedImageRows(f.encoder, f.images, f.nImages, f.size);
+    const gallery = await embedImageRows(f.encoder, f.images, f.nImages, f.size);
     const captionGoldIds = f.captionToImage.map((i) => [`img${i}`]);
     const ids = Array.from({ length: f.nImages }, (_, i) => `img${i}`);
     for (const maxQueries of [3, 8, 60]) {
@@ -80,7 +80,7 @@ describe('black-box attacks', () => {
   });
 
   it('text: char-edit transformation and rank-only oracles work too', async () => {
-    const gallery = embedImageRows(f.encoder, f.images, f.nImages, f.size);
+    const gallery = await embedImageRows(f.encoder, f.images, f.nImages, f.size);
     const c = counted(localOracle({ encoder: f.encoder, tokenizer: f.tokenizer, gallery, topK: 4, withScores: false }));
     const r = await attackByName('blackbox-text', { transformation: 'charedit', maxQueries: 30, seed: 2 }).run(
       { captions: f.captions, targets: { k: 1, captionGoldIds: f.captionToImage.map((i) => [i]) } },

@@ -13,9 +13,9 @@ const batch = { images: f.images, size: f.size, captions: f.captions, captionToI
 const E = f.encoder.config.embedDim;
 
 /** the multimodal attack objective: mean over pairs of 1 - cos(adversarial image, adversarial caption) */
-function pairDissimilarity(r: AttackResult): number {
-  const img = embedImageRows(f.encoder, r.images!.data, f.nImages, f.size);
-  const txt = embedTextRows(f.encoder, f.tokenizer, r.captions?.texts ?? f.captions);
+async function pairDissimilarity(r: AttackResult): Promise<number> {
+  const img = await embedImageRows(f.encoder, r.images!.data, f.nImages, f.size);
+  const txt = await embedTextRows(f.encoder, f.tokenizer, r.captions?.texts ?? f.captions);
   let s = 0;
   f.captionToImage.forEach((im, c) => {
     let d = 0;
@@ -28,18 +28,18 @@ function pairDissimilarity(r: AttackResult): number {
 describe('multimodal attacks', () => {
   it('Co-Attack and SGA reach at least the PGD-alone objective (default budgets)', async () => {
     // objective: mean 1 - cos(adversarial image, adversarial caption); PGD alone keeps the clean captions
-    const pgd = pairDissimilarity(await attackByName('pgd', { seed: 1 }).run(batch, env));
+    const pgd = await pairDissimilarity(await attackByName('pgd', { seed: 1 }).run(batch, env));
     const co = await attackByName('coattack', { seed: 1 }).run(batch, env);
     const coPaired = await attackByName('coattack', { seed: 1, textObjective: 'paired' }).run(batch, env);
     const sga = await attackByName('sga', { seed: 1 }).run(batch, env);
-    expect(pairDissimilarity(sga)).toBeGreaterThanOrEqual(pgd);
-    expect(pairDissimilarity(coPaired)).toBeGreaterThanOrEqual(pgd);
+    expect(await pairDissimilarity(sga)).toBeGreaterThanOrEqual(pgd);
+    expect(await pairDissimilarity(coPaired)).toBeGreaterThanOrEqual(pgd);
     // Co-Attack's own claim: collaborative beats the same unimodal attacks run independently
     const text = await attackByName('text', { seed: 1, objective: 'clean' }).run(batch, env);
     const pgdImg = await attackByName('pgd', { seed: 1 }).run(batch, env);
-    const independent = pairDissimilarity({ ...pgdImg, captions: text.captions });
+    const independent = await pairDissimilarity({ ...pgdImg, captions: text.captions });
     expect(co.captions!.texts).toEqual(text.captions!.texts); // same text stage
-    expect(pairDissimilarity(co)).toBeGreaterThanOrEqual(independent);
+    expect(await pairDissimilarity(co)).toBeGreaterThanOrEqual(independent);
     for (const r of [co, sga]) {
       expect(r.images!.linf.every((v) => v <= 2 / 255 + 1e-6)).toBe(true);
       expect(r.captions!.wordsChanged.every((w) => w <= 1)).toBe(true);
@@ -75,8 +75,8 @@ describe('multimodal attacks', () => {
   });
 
   it('use the top-K goal when targets are given', async () => {
-    const txt = embedTextRows(f.encoder, f.tokenizer, f.captions);
-    const img = embedImageRows(f.encoder, f.images, f.nImages, f.size);
+    const txt = await embedTextRows(f.encoder, f.tokenizer, f.captions);
+    const img = await embedImageRows(f.encoder, f.images, f.nImages, f.size);
     const targets = {
       k: 1,
       imageQueries: { gallery: { embeddings: txt, count: f.captions.length, dim: E }, gold: Array.from({ length: f.nImages }, (_, i) => [2 * i, 2 * i + 1]) },
@@ -96,8 +96,8 @@ describe('eval helpers', () => {
     const fl = imagesToFloat(u8, f.size, [1, 2]);
     expect(fl.length).toBe(2 * f.size * f.size * 3);
     expect(fl[0]).toBeCloseTo(u8[f.size * f.size * 3] / 255, 6);
-    const imageEmb = embedImageRows(f.encoder, f.images, f.nImages, f.size);
-    const textEmb = embedTextRows(f.encoder, f.tokenizer, f.captions);
+    const imageEmb = await embedImageRows(f.encoder, f.images, f.nImages, f.size);
+    const textEmb = await embedTextRows(f.encoder, f.tokenizer, f.captions);
     const imageToCaptions = Array.from({ length: f.nImages }, (_, i) => [2 * i, 2 * i + 1]);
     const t = splitTargets({ imageEmb, textEmb, dim: E, captionToImage: f.captionToImage, imageToCaptions, batchImages: [1, 2], batchCaptions: [2, 3, 4, 5], k: 5 });
     expect(t.imageQueries.gold).toEqual([[2, 3], [4, 5]]);

@@ -93,14 +93,14 @@ describe('image PGD', () => {
     expect(tf.memory().numTensors).toBe(before2);
   });
 
-  it('pgdSearch ascends the given objective and leaves no tensors behind', () => {
-    const emb = embedImageRows(f.encoder, f.images, f.nImages, f.size);
+  it('pgdSearch ascends the given objective and leaves no tensors behind', async () => {
+    const emb = await embedImageRows(f.encoder, f.images, f.nImages, f.size);
     const objective = new EmbeddingObjective({ weights: { clean: 1, paired: 0 }, dim: f.encoder.config.embedDim, clean: emb });
     const items = Array.from({ length: f.nImages }, (_, i) => i);
     const chunk = objective.forItems(items);
     const x0 = tf.tensor4d(f.images, [f.nImages, f.size, f.size, 3]);
     const before = tf.memory().numTensors;
-    const out = pgdSearch(
+    const out = await pgdSearch(
       x0,
       (x) => chunk.loss(f.encoder.imageTower(x)),
       { steps: 4, randomStart: false, norm: 'linf', eps: 4 / 255, step: signStep(1 / 255), constraints: [linfBall(4 / 255), pixelRange()] },

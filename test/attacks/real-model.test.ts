@@ -24,9 +24,9 @@ beforeAll(async () => {
 });
 
 describe('attacks on the tiny dual encoder (wasm)', () => {
-  it('length-bucketed text embedding equals the full padded textTower call', () => {
+  it('length-bucketed text embedding equals the full padded textTower call', async () => {
     const texts = [...CAPTIONS, 'a', 'a red circle', CAPTIONS[0] + ' and ' + CAPTIONS[1]];
-    const fast = embedTextRows(encoder, tokenizer, texts, 3);
+    const fast = await embedTextRows(encoder, tokenizer, texts, 3);
     const full = tf.tidy(() => encoder.textTower(tf.tensor2d(tokenizer.encodeBatch(texts), [texts.length, tokenizer.maxLen], 'int32')).dataSync());
     for (let i = 0; i < full.length; i++) expect(Math.abs(fast[i] - full[i])).toBeLessThan(1e-5);
   });

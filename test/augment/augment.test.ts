@@ -188,7 +188,7 @@ describe('pool and sampling', () => {
     expect(again.views).toEqual(batch.views);
   });
 
-  it('alignment filter keeps pairs above the ground-truth quantile and reports the counts', () => {
+  it('alignment filter keeps pairs above the ground-truth quantile and reports the counts', async () => {
     const S = 2;
     const img = (v: number) => new Uint8Array(S * S * 3).fill(v);
     // a scorer in which image value v and caption "c<v>" embed to the same direction
@@ -198,8 +198,8 @@ describe('pool and sampling', () => {
     };
     const scorer: PairScorer = {
       dim: 2,
-      embedImagesMatrix: (pixels, n) => Float32Array.from(Array.from({ length: n }, (_, i) => dirOf(pixels[i * S * S * 3])).flat()),
-      embedTextsMatrix: (texts) => Float32Array.from(texts.map((t) => dirOf(Number(t.slice(1)))).flat()),
+      embedImagesMatrix: async (pixels, n) => Float32Array.from(Array.from({ length: n }, (_, i) => dirOf(pixels[i * S * S * 3])).flat()),
+      embedTextsMatrix: async (texts) => Float32Array.from(texts.map((t) => dirOf(Number(t.slice(1)))).flat()),
     };
     // ground-truth captions are 5 and 8 units away from their images: the 0.05 quantile is the 8-unit cosine
     const mk = (v: number, gtOff: number, extra: [string, string][], views: number[]): { views: Pair[] } => {
@@ -207,7 +207,7 @@ describe('pool and sampling', () => {
       return { views: [base, ...views.map((w, k) => ({ ...base, image: img(w), view: `basic#${k}` }))] };
     };
     const sources = [mk(10, 5, [['c12', 'eda'], ['c200', 'eda']], [11, 250]), mk(100, 8, [['c101', 'oracle-caption']], [102, 120])];
-    const rep = alignmentFilter(sources, scorer, 0.05);
+    const rep = await alignmentFilter(sources, scorer, 0.05);
     expect(rep.threshold).toBeCloseTo(Math.cos((8 / 255) * Math.PI), 5);
     expect(rep.captions.eda).toEqual({ generated: 2, kept: 1 });
     expect(rep.captions['oracle-caption']).toEqual({ generated: 1, kept: 1 });

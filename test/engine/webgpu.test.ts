@@ -4,13 +4,13 @@
  * a GPU a CPU-only machine has. The tests skip (saying why) only when Dawn or Mesa is absent, and fail under
  * CI=true in that case, because .ci/run installs Mesa.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import * as tf from '../../src/engine/tf.js';
 import { initBackend, tryHardwareWebgpu } from '../../src/engine/backend.js';
-import { dawnCandidates, discoverWebgpuAdapter, isSoftwareAdapter, releaseWebgpu, webgpuDeviceErrors } from '../../src/engine/webgpu.js';
+import { dawnCandidates, discoverWebgpuAdapter, isSoftwareAdapter, linuxGpuDeviceNodes, releaseWebgpu, webgpuDeviceErrors } from '../../src/engine/webgpu.js';
 import { compareSteps, dualEncoderStep, type StepSnapshot } from '../../training/backend-parity.js';
 import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
 import { multiPositiveInfoNce } from '../../training/losses/clip.js';
@@ -40,6 +40,19 @@ describe('webgpu adapter discovery (pure)', () => {
     expect(dawnCandidates('win32')[0].backend).toBe('d3d12');
   });
 
+  it('finds Linux GPU device nodes (render / card / NVIDIA / WSL) and checks nothing on other platforms', () => {
+    const dev = mkdtempSync(join(tmpdir(), 'mf-dev-'));
+    try {
+      expect(linuxGpuDeviceNodes('linux', dev)).toEqual([]);
+      mkdirSync(join(dev, 'dri'));
+      for (const f of ['dri/renderD128', 'dri/by-path', 'nvidia0', 'nvidiactl', 'null']) writeFileSync(join(dev, f), '');
+      expect(linuxGpuDeviceNodes('linux', dev)).toEqual([join(dev, 'dri/renderD128'), join(dev, 'nvidia0')]);
+      expect(linuxGpuDeviceNodes('darwin', dev)).toBeNull();
+    } finally {
+      rmSync(dev, { recursive: true, force: true });
+    }
+  });
+
   it('flags software rasterisers by name even when Dawn says isFallbackAdapter: false', () => {
     expect(isSoftwareAdapter({ device: 'llvmpipe-llvm-15-0-6-256-bits-', isFallbackAdapter: false })).toBe(true);
     expect(isSoftwareAdapter({ description: 'Vulkan 1.3 lavapipe' })).toBe(true);
@@ -58,14 +71,16 @@ describe.skipIf(!discovery.ok)('webgpu backend on Dawn (CI: Mesa llvmpipe via Da
 
   it("'auto' never picks a software adapter; 'webgpu' does and says which adapter it is", async () => {
     const software = discovery.ok && discovery.adapter.software;
-    const optIn = await tryHardwareWebgpu();
-    expect(optIn, 'opt-in by default').toEqual({ ok: false, why: expect.stringMatching(/webgpu is opt-in for auto \(MANYFOLD_AUTO_WEBGPU=1\)/) });
-    process.env.MANYFOLD_AUTO_WEBGPU = '1';
-    const auto = await tryHardwareWebgpu().finally(() => delete process.env.MANYFOLD_AUTO_WEBGPU);
-    if (software) {
-      console.log('auto:', auto);
-      expect(auto).toEqual({ ok: false, why: expect.stringMatching(/webgpu found only a software adapter '.+' via Dawn \w+/) });
-    }
+    // auto considers webgpu by default (no opt-in) and takes it only on a hardware adapter; without any GPU
+    // device node (Linux) it does not even load Dawn; an explicit Dawn backend list probes regardless
+    const nodes = linuxGpuDeviceNodes();
+    const auto = await tryHardwareWebgpu();
+    console.log('auto:', auto);
+    if (nodes !== null && nodes.length === 0) expect(auto).toEqual({ ok: false, why: expect.stringMatching(/webgpu not probed: no GPU device node/) });
+    process.env.MANYFOLD_DAWN_BACKENDS = discovery.ok ? discovery.adapter.dawnBackend : 'opengl';
+    const probed = await tryHardwareWebgpu().finally(() => delete process.env.MANYFOLD_DAWN_BACKENDS);
+    if (software) expect(probed).toEqual({ ok: false, why: expect.stringMatching(/webgpu found only a software adapter '.+' via Dawn \w+/) });
+    else expect(probed).toEqual({ ok: true, adapter: expect.stringMatching(/^hardware adapter '.+' via Dawn/) });
     const info = await initBackend('webgpu');
     expect(info.name).toBe('webgpu');
     expect(tf.getBackend()).toBe('webgpu');

@@ -31,47 +31,47 @@ describe('Encoder', () => {
     expect(new Encoder(model, tokenizer).version).toBe('unversioned');
   });
 
-  it('embeds texts: unit rows, independent of batch size, rows match the matrix', () => {
+  it('embeds texts: unit rows, independent of batch size, rows match the matrix', async () => {
     const texts = [...captions, '🙂 unknown words', ''];
-    const m = enc.embedTextsMatrix(texts);
+    const m = await enc.embedTextsMatrix(texts);
     expect(m.length).toBe(texts.length * 8);
     for (let i = 0; i < texts.length; i++) {
       const row = m.subarray(i * 8, (i + 1) * 8);
       expect(Math.hypot(...row)).toBeCloseTo(1, 5);
     }
-    const m2 = enc.embedTextsMatrix(texts, 2);
+    const m2 = await enc.embedTextsMatrix(texts, 2);
     for (let k = 0; k < m.length; k++) expect(m2[k]).toBeCloseTo(m[k], 5);
-    const rows = enc.embedTexts(texts, 3);
+    const rows = await enc.embedTexts(texts, 3);
     expect(rows.length).toBe(texts.length);
     rows.forEach((r, i) => {
       expect(r.length).toBe(8);
       for (let k = 0; k < 8; k++) expect(r[k]).toBeCloseTo(m[i * 8 + k], 5);
     });
-    expect(enc.embedTexts([])).toEqual([]);
+    expect(await enc.embedTexts([])).toEqual([]);
   });
 
-  it('embeds images from uint8 (÷255) and from float [0,1] identically', () => {
+  it('embeds images from uint8 (÷255) and from float [0,1] identically', async () => {
     const u8 = pixels(5);
     const f32 = Float32Array.from(u8, (x) => x / 255);
-    const a = enc.embedImagesMatrix(u8, 5, 2);
-    const b = enc.embedImagesMatrix(f32, 5);
+    const a = await enc.embedImagesMatrix(u8, 5, 2);
+    const b = await enc.embedImagesMatrix(f32, 5);
     for (let k = 0; k < a.length; k++) expect(a[k]).toBeCloseTo(b[k], 5);
-    for (const r of enc.embedImages(u8, 5)) expect(Math.hypot(...r)).toBeCloseTo(1, 5);
-    expect(() => enc.embedImages(u8, 4)).toThrow(/expected 4 x 4 x 4 x 3 = 192 values, got 240/);
-    expect(() => enc.embedImages(u8, 5, 0)).toThrow(/batch/);
+    for (const r of await enc.embedImages(u8, 5)) expect(Math.hypot(...r)).toBeCloseTo(1, 5);
+    await expect(enc.embedImages(u8, 4)).rejects.toThrow(/expected 4 x 4 x 4 x 3 = 192 values, got 240/);
+    await expect(enc.embedImages(u8, 5, 0)).rejects.toThrow(/batch/);
   });
 
-  it('leaks no tensors', () => {
+  it('leaks no tensors', async () => {
     const before = tf.memory().numTensors;
-    enc.embedTexts(captions, 2);
-    enc.embedImages(pixels(7), 7, 3);
-    expect(() => enc.embedImages(pixels(1), 2)).toThrow();
+    await enc.embedTexts(captions, 2);
+    await enc.embedImages(pixels(7), 7, 3);
+    await expect(enc.embedImages(pixels(1), 2)).rejects.toThrow();
     expect(tf.memory().numTensors).toBe(before);
   });
 
-  it('feeds recall through similarityMatrix', () => {
-    const img = enc.embedImagesMatrix(pixels(3), 3);
-    const txt = enc.embedTextsMatrix(captions.slice(0, 3));
+  it('feeds recall through similarityMatrix', async () => {
+    const img = await enc.embedImagesMatrix(pixels(3), 3);
+    const txt = await enc.embedTextsMatrix(captions.slice(0, 3));
     const sims = similarityMatrix(img, txt, 8);
     expect(sims.length).toBe(9);
     let dot = 0;

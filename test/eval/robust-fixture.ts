@@ -13,7 +13,7 @@ import { fakeEncoder } from '../attacks/helpers.js';
 const COLORS = ['red', 'blue', 'green', 'yellow', 'purple', 'orange', 'white', 'black', 'brown', 'pink', 'gray', 'golden'];
 const SHAPES = ['circle', 'square', 'triangle', 'star', 'heart', 'moon'];
 
-export function robustFixture(opts: { nImages?: number; size?: number; dim?: number } = {}) {
+export async function robustFixture(opts: { nImages?: number; size?: number; dim?: number; contrast?: number } = {}) {
   const n = opts.nImages ?? 12;
   const S = opts.size ?? 8;
   const captions: string[] = [];
@@ -31,7 +31,7 @@ export function robustFixture(opts: { nImages?: number; size?: number; dim?: num
   const model = fakeEncoder({ size: S, dim: opts.dim ?? 32, vocabSize: tokenizer.vocabSize, maxLen: tokenizer.maxLen, seed: 3 });
   const E = model.config.embedDim;
   const D = S * S * 3;
-  const txt = embedTextRows(model, tokenizer, captions);
+  const txt = await embedTextRows(model, tokenizer, captions);
   const W = model.variables.get('W')!.dataSync() as Float32Array; // [D, E]
   const images = new Uint8Array(n * D);
   for (let i = 0; i < n; i++) {
@@ -45,7 +45,7 @@ export function robustFixture(opts: { nImages?: number; size?: number; dim?: num
       x[p] = s;
       mx = Math.max(mx, Math.abs(s));
     }
-    for (let p = 0; p < D; p++) images[i * D + p] = Math.round(255 * (0.5 + (0.35 * x[p]) / mx));
+    for (let p = 0; p < D; p++) images[i * D + p] = Math.round(255 * (0.5 + ((opts.contrast ?? 0.35) * x[p]) / mx));
   }
   const split: DatasetSplit = {
     name: 'test',

@@ -89,8 +89,8 @@ describe('model artifact', () => {
       const e1 = new Encoder(model, tokenizer);
       const e2 = new Encoder(m2, t2, manifest);
       expect(e2.version).toBe(manifest.id);
-      expect(Array.from(e2.embedTextsMatrix(captions))).toEqual(Array.from(e1.embedTextsMatrix(captions)));
-      expect(Array.from(e2.embedImagesMatrix(pixels(3), 3))).toEqual(Array.from(e1.embedImagesMatrix(pixels(3), 3)));
+      expect(Array.from(await e2.embedTextsMatrix(captions))).toEqual(Array.from(await e1.embedTextsMatrix(captions)));
+      expect(Array.from(await e2.embedImagesMatrix(pixels(3), 3))).toEqual(Array.from(await e1.embedImagesMatrix(pixels(3), 3)));
     } finally {
       m2.dispose();
     }
@@ -243,8 +243,8 @@ describe('model artifact', () => {
         const px = Uint8Array.from({ length: 2 * 8 * 8 * 3 }, (_, i) => (i * 13) % 256);
         const a = new Encoder(real, tokenizer);
         const b = new Encoder(loaded.model, loaded.tokenizer, loaded.manifest);
-        expect(Array.from(b.embedTextsMatrix(captions))).toEqual(Array.from(a.embedTextsMatrix(captions)));
-        expect(Array.from(b.embedImagesMatrix(px, 2))).toEqual(Array.from(a.embedImagesMatrix(px, 2)));
+        expect(Array.from(await b.embedTextsMatrix(captions))).toEqual(Array.from(await a.embedTextsMatrix(captions)));
+        expect(Array.from(await b.embedImagesMatrix(px, 2))).toEqual(Array.from(await a.embedImagesMatrix(px, 2)));
       } finally {
         loaded.model.dispose();
       }

@@ -18,12 +18,12 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-it('round-trips every tensor bit for bit and refuses truncated or altered payloads', () => {
+it('round-trips every tensor bit for bit and refuses truncated or altered payloads', async () => {
   const rng = new Rng(1);
   const shapes: [string, number[]][] = [['w/a', [3, 5]], ['w/scalar', []], ['m/a', [3, 5]], ['v/big', [1000, 37]]];
   const tensors = new Map(shapes.map(([n, s]) => [n, tf.tensor(Float32Array.from({ length: s.reduce((a, b) => a * b, 1) }, () => rng.normal()), s, 'float32')]));
   const path = join(dir, 'c.mfck');
-  writeCheckpoint(path, { step: 7, note: 'ünïcode' }, tensors);
+  await writeCheckpoint(path, { step: 7, note: 'ünïcode' }, tensors);
   const back = readCheckpoint<{ step: number; note: string }>(path);
   expect(back.state).toEqual({ step: 7, note: 'ünïcode' });
   expect([...back.tensors.keys()]).toEqual(shapes.map(([n]) => n));

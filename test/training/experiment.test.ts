@@ -2,13 +2,13 @@
  * The experiment runner end to end on a toy budget with a stubbed robust eval: clean base + two fine-tuned rows,
  * table files written, checks computed, and a second run skips every finished row.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateScenes } from '../../src/data/scenes/generate.js';
-import type { RobustReport, evaluateRobust } from '../../src/eval/robust.js';
-import { runExperiment, type ExperimentTable } from '../../training/experiment.js';
+import type { RobustEvalReport, evaluateRobust } from '../../src/eval/robust/evaluate.js';
+import { BUDGETS, experimentSuite, runExperiment, type ExperimentTable } from '../../training/experiment.js';
 
 let dir: string;
 let data: string;
@@ -24,15 +24,31 @@ const textLabelsSeen: (string | undefined)[] = [];
 const stub: typeof evaluateRobust = async (encoder, _data, opts) => {
   calls.push(String(opts.modelName));
   textLabelsSeen.push(opts.textLabels?.name);
-  expect(opts.surrogates?.clean).toBeDefined();
-  const e = (v: number) => ({ attacked: { tr: true, ir: true }, tr: { r1: v, r5: v, r10: v }, ir: { r1: v + 1, r5: v, r10: v }, ci: { tr: { r1: [v - 5, v + 5] }, ir: { r1: [v - 4, v + 6] } } });
+  expect(opts.surrogate?.id).toMatch(/^clean /);
+  const fig = (v: number, lo: number, hi: number) => ({ n: 6, failed: 0, recall: { r1: { mean: v, lo, hi } } });
+  const e = (label: string, v: number) => ({ label, name: label.split('@')[0], tr: fig(v, v - 5, v + 5), ir: fig(v + 1, v - 4, v + 6) });
   const v = String(opts.modelName).startsWith('mat-nn') ? 40 : 20;
   const c = String(opts.modelName).startsWith('mat-misaligned') ? 10 : 0; // the control loses clean recall
-  const report = { clean: { tr: { r1: 50 - c, r1ci: [45, 55] }, ir: { r1: 48 - c / 2, r1ci: [43, 53] } }, attacks: { 'pgd@2': e(v), text: e(v), 'coattack@2': e(v), 'sga@2': e(v), 'transfer:clean@2': e(v) }, model: encoder.version } as unknown as RobustReport;
+  const attacks = opts.attacks.map((a) => e(a.eps === undefined ? a.name : `${a.name}@${a.eps}`, v));
+  const report = { format: 'manyfold-robust/1', clean: { tr: fig(50 - c, 45, 55), ir: fig(48 - c / 2, 43, 53) }, attacks, source: { kind: 'in-memory', name: encoder.version } } as unknown as RobustEvalReport;
   return { report, examples: [], captions: { original: [], byAttack: {} } };
 };
 
 describe('manyfold experiment', () => {
+  it('evaluates every image attack at each eval budget and the text attack once, from the catalogue', () => {
+    expect(experimentSuite(BUDGETS.full)).toEqual([
+      { name: 'pgd', eps: 2, steps: 10 },
+      { name: 'pgd', eps: 4, steps: 10 },
+      { name: 'text', maxWordsChanged: 1 },
+      { name: 'coattack', eps: 2, steps: 10, maxWordsChanged: 1 },
+      { name: 'coattack', eps: 4, steps: 10, maxWordsChanged: 1 },
+      { name: 'sga', eps: 2, steps: 10, maxWordsChanged: 1 },
+      { name: 'sga', eps: 4, steps: 10, maxWordsChanged: 1 },
+      { name: 'transfer-sga', eps: 2, steps: 10, maxWordsChanged: 1 },
+      { name: 'transfer-sga', eps: 4, steps: 10, maxWordsChanged: 1 },
+    ]);
+  });
+
   it('trains the clean base, fine-tunes the selected rows from it, writes the table, and resumes by skipping finished rows', async () => {
     const out = join(dir, 'exp');
     const overrides = { cleanEpochs: 1, fineTuneEpochs: 1, batch: 8, trainSteps: 1, evalLimit: 6 };
@@ -64,6 +80,17 @@ describe('manyfold experiment', () => {
     const again = await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat-nn', 'mat-misaligned'], quiet: true, evaluate: stub, overrides });
     expect(calls.length).toBe(0);
     expect(again.table.rows.length).toBe(3);
+
+    // a row evaluated by the earlier engine (no report format) is evaluated again, its model kept
+    const rowResult = join(out, 'seed-0', 'mat-nn', 'result.json');
+    const old = JSON.parse(readFileSync(rowResult, 'utf8')) as { report: Record<string, unknown> };
+    delete old.report.format;
+    writeFileSync(rowResult, JSON.stringify(old));
+    const modelId = manifest.training.init;
+    await runExperiment({ out, budget: 'quick', seeds: 1, data, backend: 'wasm', only: ['mat-nn', 'mat-misaligned'], quiet: true, evaluate: stub, overrides });
+    expect(calls.map((c) => c.split(' ')[0])).toEqual(['mat-nn']);
+    expect((JSON.parse(readFileSync(rowResult, 'utf8')) as { report: { format: string } }).report.format).toBe('manyfold-robust/1');
+    expect((JSON.parse(readFileSync(join(out, 'seed-0', 'mat-nn', 'model', 'manifest.json'), 'utf8')) as { training: { init: string } }).training.init).toBe(modelId);
   });
 
   it('runs one seed per process with onlySeeds, and a later run without it assembles every seed into the table', async () => {

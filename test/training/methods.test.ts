@@ -181,7 +181,7 @@ describe('inner attacks', () => {
     a2.dispose();
     fareAdv.dispose();
 
-    const delta = pgdTokenEmbeddings(model, ids, (te) => contrastiveAgainst(ref, te, owner, scale), { relEps: 0.5, steps: 2 });
+    const delta = await pgdTokenEmbeddings(model, ids, (te) => contrastiveAgainst(ref, te, owner, scale), { relEps: 0.5, steps: 2 });
     const padMax = tf.tidy(() => tf.max(tf.abs(tf.mul(delta, tf.expandDims(tf.cast(tf.equal(ids, 0), 'float32'), 2)))).dataSync()[0]);
     expect(padMax).toBe(0);
     expect(tf.tidy(() => tf.max(tf.abs(delta)).dataSync()[0])).toBeGreaterThan(0);

@@ -43,12 +43,12 @@ beforeAll(async () => {
 });
 
 describe('nearestNeighbours', () => {
-  it('returns each row’s k most similar other rows, most similar first, like a brute-force scan', () => {
+  it('returns each row’s k most similar other rows, most similar first, like a brute-force scan', async () => {
     const n = 70;
     const dim = 8;
     const { emb } = clustered(n, 9, dim, 1);
     const k = 5;
-    const knn = nearestNeighbours(emb, n, dim, k, 16); // chunk 16: several chunks, one partial
+    const knn = await nearestNeighbours(emb, n, dim, k, 16); // chunk 16: several chunks, one partial
     for (let i = 0; i < n; i++) {
       const sims = Array.from({ length: n }, (_, j) => {
         let s = 0;
@@ -63,10 +63,10 @@ describe('nearestNeighbours', () => {
     }
   });
 
-  it('clamps k to n - 1 and rejects embeddings of the wrong size', () => {
+  it('clamps k to n - 1 and rejects embeddings of the wrong size', async () => {
     const { emb } = clustered(3, 1, 4, 2);
-    expect(nearestNeighbours(emb, 3, 4, 10).length).toBe(3 * 2);
-    expect(() => nearestNeighbours(emb, 4, 4, 2)).toThrow(/expected 4x4 embeddings, got 12 values/);
+    expect((await nearestNeighbours(emb, 3, 4, 10)).length).toBe(3 * 2);
+    await expect(nearestNeighbours(emb, 4, 4, 2)).rejects.toThrow(/expected 4x4 embeddings, got 12 values/);
   });
 });
 
@@ -75,8 +75,8 @@ describe('hardBatches', () => {
   const dim = 16;
   const { emb, label } = clustered(n, 16, dim, 3); // 16 clusters of 4
 
-  it('groups each image with its cluster: with group 4 every batch is whole clusters', () => {
-    const batches = hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 1 });
+  it('groups each image with its cluster: with group 4 every batch is whole clusters', async () => {
+    const batches = await hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 1 });
     expect(batches.length).toBe(8);
     const seen = new Set<number>();
     for (const b of batches) {
@@ -89,18 +89,18 @@ describe('hardBatches', () => {
     expect(seen.size).toBe(n); // every image exactly once
   });
 
-  it('is a function of (embeddings, seed, epoch): same inputs same batches, another epoch another order', () => {
-    const a = hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 1 });
-    const b = hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 1 });
-    const c = hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 2 });
+  it('is a function of (embeddings, seed, epoch): same inputs same batches, another epoch another order', async () => {
+    const a = await hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 1 });
+    const b = await hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 1 });
+    const c = await hardBatches(emb, n, dim, { batch: 8, group: 4, seed: 0, epoch: 2 });
     const flat = (x: Int32Array[]) => x.flatMap((r) => Array.from(r));
     expect(flat(b)).toEqual(flat(a));
     expect(flat(c)).not.toEqual(flat(a));
   });
 
-  it('drops the last partial batch like the random sampler and rejects a bad group size', () => {
-    expect(hardBatches(emb.subarray(0, 60 * dim), 60, dim, { batch: 8, group: 4, seed: 0, epoch: 0 }).length).toBe(7);
-    expect(() => hardBatches(emb, n, dim, { batch: 8, group: 0, seed: 0, epoch: 0 })).toThrow(/group must be a positive integer/);
+  it('drops the last partial batch like the random sampler and rejects a bad group size', async () => {
+    expect((await hardBatches(emb.subarray(0, 60 * dim), 60, dim, { batch: 8, group: 4, seed: 0, epoch: 0 })).length).toBe(7);
+    await expect(hardBatches(emb, n, dim, { batch: 8, group: 0, seed: 0, epoch: 0 })).rejects.toThrow(/group must be a positive integer/);
   });
 });
 

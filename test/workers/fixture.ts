@@ -39,7 +39,7 @@ export async function buildTestAssets(outDir = TEST_ASSETS): Promise<{ model: st
     const enc = new Encoder(model, tok, m);
     const tag = modelTag(m.id);
     const index = new MemoryIndex();
-    const txt = enc.embedTexts(CAPTIONS);
+    const txt = await enc.embedTexts(CAPTIONS);
     await index.upsert(
       physicalNamespace('snap', tag, 'texts'),
       txt.map((v, i) => ({ id: `cap${i}#0`, values: v, metadata: { _item: `cap${i}`, _caption: 0, _text: CAPTIONS[i], k: i } })),
@@ -49,7 +49,7 @@ export async function buildTestAssets(outDir = TEST_ASSETS): Promise<{ model: st
     COLORS.forEach((c, i) => {
       for (let p = 0; p < S * S; p++) px.set(c, (i * S * S + p) * 3);
     });
-    const img = enc.embedImages(px, COLORS.length);
+    const img = await enc.embedImages(px, COLORS.length);
     await index.upsert(
       physicalNamespace('snap', tag, 'images'),
       img.map((v, i) => ({ id: `color${i}`, values: v, metadata: { rgb: COLORS[i].join(',') } })),

@@ -6,6 +6,7 @@
  * CountingOracle wraps one with per-item query counting and a hard per-item budget.
  */
 import { tf } from '../../engine/tf.js';
+import { takeData } from '../../engine/read.js';
 import type { DualEncoder, Tokenizer } from '../../model/types.js';
 import { QueryBudget } from '../constraints/query-budget.js';
 import { embedImageRows, embedTextRows } from '../util/embed.js';
@@ -98,18 +99,18 @@ export function localOracle(opts: LocalOracleOptions): ScoreOracle {
       const per = size * size * 3;
       const data = new Float32Array(imgs.length * per);
       imgs.forEach(([q], k) => data.set((q as { pixels: Float32Array }).pixels, k * per));
-      const emb = embedImageRows(opts.encoder, data, imgs.length, size);
+      const emb = await embedImageRows(opts.encoder, data, imgs.length, size);
       imgs.forEach(([, i], k) => rows.set(i, emb.subarray(k * E, (k + 1) * E)));
     }
     if (txts.length > 0) {
       if (!opts.tokenizer) throw new Error('localOracle: text queries need a tokenizer');
-      const emb = embedTextRows(opts.encoder, opts.tokenizer, txts.map(([q]) => (q as { text: string }).text));
+      const emb = await embedTextRows(opts.encoder, opts.tokenizer, txts.map(([q]) => (q as { text: string }).text));
       txts.forEach(([, i], k) => rows.set(i, emb.subarray(k * E, (k + 1) * E)));
     }
     const Q = queries.length;
     const qm = new Float32Array(Q * E);
     for (let i = 0; i < Q; i++) qm.set(rows.get(i)!, i * E);
-    const sims = tf.tidy(() => tf.matMul(tf.tensor2d(qm, [Q, E]), tf.tensor2d(opts.gallery, [G, E]), false, true).dataSync() as Float32Array);
+    const sims = await takeData(tf.tidy(() => tf.matMul(tf.tensor2d(qm, [Q, E]), tf.tensor2d(opts.gallery, [G, E]), false, true)));
     for (let i = 0; i < Q; i++) {
       const idx = Array.from({ length: G }, (_, j) => j);
       const s = sims.subarray(i * G, (i + 1) * G);

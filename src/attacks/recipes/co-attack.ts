@@ -32,7 +32,7 @@ export function coAttack(opts: CoAttackOptions = {}): Attack {
   return defineAttack('coattack', 'white-box', { ...b, ...wordConfig(w), imageObjective, textObjective }, seed, async (ctx) => {
     const constraints = wordConstraints(w);
     const captions = await runTextStage(ctx, { transformation: swap, constraints, maxWordsChanged: w.maxWordsChanged, wir: w.wir, objective: textWeights(textObjective), seed, salt: SALT.textSearch });
-    const stage = runPgdStage(ctx, {
+    const stage = await runPgdStage(ctx, {
       ...b,
       objective: imageObjective,
       pairedCaptions: captions.texts, // away from the ADVERSARIAL captions
@@ -41,6 +41,6 @@ export function coAttack(opts: CoAttackOptions = {}): Attack {
       seed,
       salt: SALT.pgdStart,
     });
-    return { images: imageOutput(ctx, stage, judgeImages(ctx, stage.adv)), captions, goal: ctx.goalName('image') };
+    return { images: imageOutput(ctx, stage, await judgeImages(ctx, stage.adv)), captions, goal: ctx.goalName('image') };
   });
 }

@@ -28,7 +28,7 @@ export function pgdAttack(opts: PgdOptions = {}): Attack {
   const seed = resolveSeed(opts.seed);
   const eot = opts.eotJpegQuality !== undefined ? jpegEot(opts.eotJpegQuality) : undefined;
   return defineAttack('pgd', 'white-box', { ...b, objective, ...(eot ? { eot: eot.name } : {}) }, seed, async (ctx) => {
-    const stage = runPgdStage(ctx, {
+    const stage = await runPgdStage(ctx, {
       ...b,
       objective,
       ...(eot ? { inputTransform: eot } : {}),
@@ -38,6 +38,6 @@ export function pgdAttack(opts: PgdOptions = {}): Attack {
       seed,
       salt: SALT.pgdStart,
     });
-    return { images: imageOutput(ctx, stage, judgeImages(ctx, stage.adv)), goal: ctx.goalName('image') };
+    return { images: imageOutput(ctx, stage, await judgeImages(ctx, stage.adv)), goal: ctx.goalName('image') };
   });
 }

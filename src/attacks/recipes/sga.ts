@@ -31,7 +31,7 @@ export function sgaAttack(opts: SgaOptions = {}): Attack {
     const constraints = wordConstraints(w);
     const text = { transformation: swap, constraints, maxWordsChanged: w.maxWordsChanged, wir: w.wir, objective: { clean: 0, paired: 1 }, seed };
     const first = await runTextStage(ctx, { ...text, salt: SALT.textSearch });
-    const stage = runPgdStage(ctx, {
+    const stage = await runPgdStage(ctx, {
       ...b,
       objective: { clean: 0, paired: 1 },
       pairedCaptions: first.texts, // the set of adversarial captions of each image
@@ -43,6 +43,6 @@ export function sgaAttack(opts: SgaOptions = {}): Attack {
     });
     const second = await runTextStage(ctx, { ...text, guideImages: stage.adv, salt: SALT.textSearch2 });
     const captions = { ...second, queries: second.queries.map((q, i) => q + first.queries[i]) };
-    return { images: imageOutput(ctx, stage, judgeImages(ctx, stage.adv)), captions, goal: ctx.goalName('image') };
+    return { images: imageOutput(ctx, stage, await judgeImages(ctx, stage.adv)), captions, goal: ctx.goalName('image') };
   });
 }

@@ -8,11 +8,14 @@
  * - Best iterate per image (keepBest, default): the objective of every iterate x_0..x_T is measured (it is the
  *   forward pass of the gradient step anyway, plus one final forward) and the best one is returned. With the
  *   same seed the first t iterates of a T-step run equal a t-step run, so more steps are never weaker.
+ * - No host read per step (webgpu in Node has only async reads, and a read per step stalls a real GPU): the best
+ *   iterate is selected on the device; the objective is read once at the end with `await data()`.
  * - Tensor hygiene: every step runs in tf.tidy; tf.memory().numTensors is unchanged after the call except for
  *   the returned tensor.
  */
 import { tf } from '../../engine/tf.js';
 import { withoutWeightGrads } from '../../engine/ops.js';
+import { takeData } from '../../engine/read.js';
 import type { Rng } from '../../util/rng.js';
 import type { Norm } from '../types.js';
 import { projectAll, type PixelConstraint } from '../constraints/pixel.js';
@@ -27,6 +30,8 @@ export interface PgdSearchOptions {
   step: PixelStep;
   constraints: readonly PixelConstraint[];
   keepBest?: boolean;
+  /** `loss` reads x's values on the host (InputTransform.readsHostPixels): x is downloaded before each call */
+  hostReadsInput?: boolean;
 }
 
 export interface PgdSearchOutput {
@@ -42,12 +47,12 @@ export interface PgdSearchOutput {
  * x0: clean batch [m,S,S,3] (not disposed); loss: x -> per-image objective [m] (to maximise), differentiable
  * w.r.t. x; rngs: one generator per image.
  */
-export function pgdSearch(
+export async function pgdSearch(
   x0: tf.Tensor4D,
   loss: (x: tf.Tensor4D) => tf.Tensor1D,
   opts: PgdSearchOptions,
   rngs: readonly Rng[],
-): PgdSearchOutput {
+): Promise<PgdSearchOutput> {
   const m = x0.shape[0];
   if (rngs.length !== m) throw new Error(`pgdSearch: ${rngs.length} rngs for ${m} images`);
   if (!Number.isInteger(opts.steps) || opts.steps < 0) throw new Error(`pgdSearch: steps must be an integer >= 0, got ${opts.steps}`);
@@ -81,42 +86,43 @@ export function pgdSearch(
     return tf.sum(l) as tf.Scalar;
   });
 
+  // the best iterate and its objective stay on the device (a where per step instead of a GPU->CPU read per step);
+  // the objective is read back once, at the end
   let best: tf.Tensor4D | null = null;
-  const bestVal = new Float32Array(m).fill(-Infinity);
-  let lastVal = new Float32Array(m);
+  let bestVal: tf.Tensor1D | null = null;
+  let lastVal: tf.Tensor1D | null = null;
   try {
     for (let t = 0; t <= opts.steps; t++) {
+      // the objective reads x on the host (JPEG EOT): download it now, the only read webgpu allows in Node
+      if (opts.hostReadsInput) await x.data();
       let g: tf.Tensor4D | null = null;
-      let vals: Float32Array;
+      let vals: tf.Tensor1D;
       if (t < opts.steps) {
         g = withoutWeightGrads(() => gradFn(x)) as tf.Tensor4D;
         const k = kept as tf.Tensor1D | null;
         if (!k) throw new Error('pgdSearch: objective value was not captured');
-        vals = k.dataSync() as Float32Array;
-        k.dispose();
+        vals = k;
         kept = null;
       } else {
-        const lt = tf.tidy(() => loss(x));
-        vals = lt.dataSync() as Float32Array;
-        lt.dispose();
+        vals = tf.tidy(() => loss(x));
       }
-      lastVal = Float32Array.from(vals);
-      if (keepBest) {
-        const better = new Uint8Array(m);
-        let any = false;
-        for (let i = 0; i < m; i++) {
-          if (vals[i] > bestVal[i] || best === null) {
-            better[i] = 1;
-            bestVal[i] = vals[i];
-            any = true;
-          }
-        }
-        if (best === null) best = x.clone();
-        else if (any) {
-          const prev: tf.Tensor4D = best;
-          best = tf.tidy(() => tf.where(tf.tensor4d(better, [m, 1, 1, 1], 'bool'), x, prev));
-          prev.dispose();
-        }
+      if (!keepBest) {
+        lastVal?.dispose();
+        lastVal = vals;
+      } else if (best === null || bestVal === null) {
+        best = x.clone();
+        bestVal = vals;
+      } else {
+        // strictly better only: a tie or a NaN keeps the earlier iterate
+        const prev: tf.Tensor4D = best;
+        const prevVal: tf.Tensor1D = bestVal;
+        const better = tf.tidy(() => tf.greater(vals, prevVal));
+        best = tf.tidy(() => tf.where(tf.reshape(better, [m, 1, 1, 1]), x, prev) as tf.Tensor4D);
+        bestVal = tf.tidy(() => tf.where(better, vals, prevVal) as tf.Tensor1D);
+        better.dispose();
+        prev.dispose();
+        prevVal.dispose();
+        vals.dispose();
       }
       if (t === opts.steps) {
         g?.dispose();
@@ -130,13 +136,12 @@ export function pgdSearch(
     }
   } catch (e) {
     x.dispose();
-    best?.dispose();
-    (kept as tf.Tensor1D | null)?.dispose();
+    for (const t of [best, bestVal, lastVal, kept as tf.Tensor1D | null]) t?.dispose();
     throw e;
   }
   if (keepBest && best) {
     x.dispose();
-    return { adv: best, objective: bestVal, forwards: opts.steps + 1 };
+    return { adv: best, objective: await takeData(bestVal!), forwards: opts.steps + 1 };
   }
-  return { adv: x, objective: lastVal, forwards: opts.steps + 1 };
+  return { adv: x, objective: await takeData(lastVal!), forwards: opts.steps + 1 };
 }

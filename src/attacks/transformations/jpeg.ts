@@ -39,7 +39,9 @@ export function jpegRoundTripFloat(rgb: Float32Array, size: number, quality: num
 
 /**
  * x [m, S, S, 3] -> its JPEG round trips at each quality, version-major [r*m, S, S, 3], in the forward pass (x read
- * from the backend once); the identity per replica in the backward pass (the replicas' gradients summed)
+ * from the backend once); the identity per replica in the backward pass (the replicas' gradients summed).
+ * customGrad's forward is synchronous, so x is read with dataSync: on webgpu that works only because the search
+ * downloaded x beforehand (`readsHostPixels` below; pgdSearch's hostReadsInput).
  */
 function straightThroughJpeg(qualities: readonly number[]): (x: tf.Tensor4D) => tf.Tensor4D {
   return tf.customGrad(((x: tf.Tensor4D) => {
@@ -61,5 +63,5 @@ function straightThroughJpeg(qualities: readonly number[]): (x: tf.Tensor4D) => 
 export function jpegEot(quality: number): InputTransform {
   const qualities = eotQualities(quality);
   const pass = straightThroughJpeg(qualities);
-  return { name: `jpeg-eot(q=${qualities.join(',')})`, replicas: qualities.length, apply: (x) => pass(x) };
+  return { name: `jpeg-eot(q=${qualities.join(',')})`, replicas: qualities.length, readsHostPixels: true, apply: (x) => pass(x) };
 }

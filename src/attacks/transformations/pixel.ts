@@ -38,6 +38,12 @@ export interface InputTransform {
   readonly replicas: number;
   /** rngs[i] is image i's generator (per item, so results do not depend on chunking); call inside tf.tidy */
   apply(x: tf.Tensor4D, rngs: readonly Rng[]): tf.Tensor4D;
+  /**
+   * apply reads x's values on the host (a non-differentiable codec such as JPEG): the search downloads x with
+   * `await data()` before each call, so the synchronous read inside apply hits that copy (webgpu in Node has no
+   * synchronous GPU read)
+   */
+  readonly readsHostPixels?: boolean;
 }
 
 export interface RescaleOptions {

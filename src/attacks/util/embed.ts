@@ -2,21 +2,19 @@
  * Batched, tensor-leak-free embedding helpers over a DualEncoder (forward only; no gradients).
  */
 import { tf } from '../../engine/tf.js';
+import { takeData } from '../../engine/read.js';
 import type { DualEncoder } from '../../model/types.js';
 
-/** images: row-major [n,S,S,3] in [0,1] -> row-major [n,E] */
-export function embedImageRows(encoder: DualEncoder, images: Float32Array, n: number, size: number, batch = 64): Float32Array {
+/** images: row-major [n,S,S,3] in [0,1] -> row-major [n,E] (async: read back as webgpu allows) */
+export async function embedImageRows(encoder: DualEncoder, images: Float32Array, n: number, size: number, batch = 64): Promise<Float32Array> {
   const E = encoder.config.embedDim;
   const per = size * size * 3;
   if (images.length !== n * per) throw new Error(`embedImageRows: expected ${n * per} pixels, got ${images.length}`);
   const out = new Float32Array(n * E);
   for (let s = 0; s < n; s += batch) {
     const m = Math.min(batch, n - s);
-    const rows = tf.tidy(() => {
-      const x = tf.tensor4d(images.subarray(s * per, (s + m) * per), [m, size, size, 3]);
-      return encoder.imageTower(x).dataSync() as Float32Array;
-    });
-    out.set(rows, s * E);
+    const emb = tf.tidy(() => encoder.imageTower(tf.tensor4d(images.subarray(s * per, (s + m) * per), [m, size, size, 3])));
+    out.set(await takeData(emb), s * E);
   }
   return out;
 }

@@ -4,6 +4,11 @@ import type { Command } from 'commander';
 import { BACKEND_KINDS, loadConfig } from '../../config.js';
 import { choiceFlag, intFlag, numberFlag, numberListFlag, THREADS_FLAG_HELP } from '../flags.js';
 import { TEXT_LABEL_CHOICES, TEXT_LABELS_HELP, textLabelLexicon, type TextLabelChoice } from '../../eval/text-labels.js';
+import { PROBE_ATTACKS, PROBE_ATTACK_NAMES, specsFromList, type ProbeAttackName, type ProbeAttackSpec } from '../../eval/robust/catalog.js';
+import { checkBars, parseFailBelow } from '../../eval/robust/gate.js';
+import { renderRobustHtml, renderRobustMarkdown } from '../../eval/robust/render.js';
+import { writeFileAtomic } from '../../util/atomic.js';
+import { EXIT_BARS_FAILED } from '../exit-codes.js';
 
 /** `--model` accepts an artifact directory or a training run directory holding model/. */
 export function resolveModelDir(dir: string): string {
@@ -28,13 +33,18 @@ export function registerEvalCommand(program: Command): void {
     .option('--backend <name>', `${BACKEND_KINDS.join(' | ')} (docs/gpu.md)`, choiceFlag(BACKEND_KINDS))
     .option('--threads <n>', THREADS_FLAG_HELP, intFlag(1))
     .option('--on-bad-row <mode>', 'fail | skip', choiceFlag(['fail', 'skip'] as const))
-    .option('--attack <list>', 'robust eval: comma list of pgd,text,charedit,coattack,sga,blackbox,transfer:MODEL_DIR')
+    .option(
+      '--attack <list>',
+      `robust eval: comma list of ${PROBE_ATTACK_NAMES.join(', ')}; blackbox = blackbox-image + blackbox-text; transfer:MODEL_DIR = transfer-<--transfer-attack> crafted on MODEL_DIR`,
+    )
     .option('--eps <list>', 'image budgets in /255 units (L-inf), e.g. 1,2,4,8', numberListFlag, [2])
     .option('--steps <n>', 'PGD steps', intFlag(0), 10)
-    .option('--step-size <x>', 'PGD step size in /255 units (default 2.5*eps/steps)', numberFlag({ min: 0 }))
+    .option('--step-size <x>', 'PGD step size in /255 units (default max(eps/4, 0.25): 0.5/255 at eps 2)', numberFlag({ min: 0 }))
     .option('--words <n>', 'words changed per caption', intFlag(0), 1)
     .option('--text-labels <name>', TEXT_LABELS_HELP, choiceFlag(TEXT_LABEL_CHOICES), 'none')
-    .option('--side <side>', 'query: only queries adversarial (live index); both: queries and gallery (papers)', choiceFlag(['query', 'both'] as const), 'query')
+    .option('--side <side>', 'query: only queries adversarial (a live index); both: queries and gallery (the papers)', choiceFlag(['query', 'both'] as const), 'query')
+    .option('--goal-k <n>', 'attack goal: every gold item leaves the top-K (default 10, the largest reported K)', intFlag(1), 10)
+    .option('--surrogate <dir>', 'model transfer-* attacks are crafted on (transfer:DIR in --attack says the same)')
     .option('--limit <n>', 'robust eval on the first N images of the split (and their captions)', intFlag(1))
     .option('--seed <n>', 'attack seed', intFlag(0), 0)
     .option('--chunk <n>', 'images per attack chunk (part of the protocol: seeds are per chunk)', intFlag(1), 64)
@@ -46,9 +56,14 @@ export function registerEvalCommand(program: Command): void {
     .option('--no-sanity', 'skip the sanity checks')
     .option('--md <file>', 'write a Markdown report (with --attack)')
     .option('--html <file>', 'write a self-contained HTML report (with --attack)')
+    .option('--fail-below <bars>', 'with --attack: exit 3 when a figure is below its bar, e.g. robust.tr.r1=30,robust.ir.r1=30')
     .option('--quiet', 'no progress output')
     .action(async (o) => {
-      if (o.attack) return robustAction(o);
+      if (o.attack) {
+        process.exitCode = await robustAction(o);
+        return;
+      }
+      if (o.failBelow || o.surrogate) throw new Error('--fail-below and --surrogate need --attack');
       if (o.md || o.html || o.limit !== undefined) throw new Error('--md, --html and --limit need --attack (the clean eval writes --json over the whole split)');
       if (o.textLabels !== 'none') throw new Error('--text-labels constrains the text attacks: it needs --attack');
       const config = loadConfig({ overrides: { backend: o.backend, threads: o.threads, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
@@ -66,7 +81,7 @@ export function registerEvalCommand(program: Command): void {
       const encoder = new Encoder(model, tokenizer, manifest);
       const split = await loadSplit(config, o.split, encoder.model.config, Boolean(o.quiet));
       if (split.count === 0) throw new Error(`${o.data} has no rows in split "${o.split}"`);
-      const result = evaluateClean(encoder, split);
+      const result = await evaluateClean(encoder, split);
       process.stdout.write(`${formatCleanSummary(result.summary)}\n`);
       if (o.exportSims) {
         mkdirSync(dirname(o.exportSims), { recursive: true });
@@ -112,6 +127,9 @@ interface RobustFlags {
   words: number;
   textLabels: TextLabelChoice;
   side: 'query' | 'both';
+  goalK: number;
+  surrogate?: string;
+  failBelow?: string;
   limit?: number;
   seed: number;
   chunk: number;
@@ -123,76 +141,110 @@ interface RobustFlags {
   sanity: boolean;
 }
 
-/** `manyfold eval --attack ...`: robust recall through evaluateRobust, reports in JSON / Markdown / HTML. */
-async function robustAction(o: RobustFlags): Promise<void> {
+/** what the old attack names of `--attack` and the shared budget flags make of a suite */
+export interface EvalSuiteFlags {
+  eps: readonly number[];
+  steps: number;
+  stepSize?: number;
+  words: number;
+  queries: number;
+  textQueries: number;
+  transferAttack: 'pgd' | 'coattack' | 'sga';
+  surrogate?: string;
+}
+
+/**
+ * `--attack pgd,text,blackbox,transfer:DIR` with `--eps 2,4`: one spec per attack and eps (an attack without an
+ * image budget runs once), each budget flag going only to the attacks that take it. Returns the transfer surrogate
+ * directory when one is named; throws naming the attack that is unknown or needs a surrogate.
+ */
+export function evalSuite(list: string, f: EvalSuiteFlags): { specs: ProbeAttackSpec[]; surrogate?: string } {
+  let surrogate = f.surrogate;
+  const specs: ProbeAttackSpec[] = [];
+  const items = list.split(',').map((x) => x.trim()).filter(Boolean);
+  if (items.length === 0) throw new Error('--attack: no attack listed');
+  for (const item of items) {
+    let names: string[];
+    if (item.startsWith('transfer:')) {
+      const dir = item.slice('transfer:'.length).trim();
+      if (!dir) throw new Error(`--attack: '${item}' names no model (transfer:MODEL_DIR)`);
+      if (surrogate !== undefined && surrogate !== dir) throw new Error(`--attack: one transfer surrogate per run (${surrogate} and ${dir})`);
+      surrogate = dir;
+      names = [`transfer-${f.transferAttack}`];
+    } else names = item === 'blackbox' ? ['blackbox-image', 'blackbox-text'] : [item];
+    for (const name of names) {
+      if (!(name in PROBE_ATTACKS)) throw new Error(`--attack: unknown attack '${name}' (expected one of: ${[...PROBE_ATTACK_NAMES, 'blackbox', 'transfer:MODEL_DIR'].join(', ')})`);
+      const takesEps = (PROBE_ATTACKS[name as ProbeAttackName].knobs as readonly string[]).includes('eps');
+      if (PROBE_ATTACKS[name as ProbeAttackName].threatModel === 'transfer' && surrogate === undefined) throw new Error(`--attack: ${name} needs a surrogate model (--surrogate DIR, or transfer:DIR)`);
+      for (const eps of takesEps ? f.eps : [undefined]) {
+        const budgets = { eps, steps: f.steps, stepSize: f.stepSize, maxWordsChanged: f.words, maxQueries: name === 'blackbox-text' ? f.textQueries : f.queries };
+        specs.push(...specsFromList(name, budgets));
+      }
+    }
+  }
+  return { specs, ...(surrogate !== undefined ? { surrogate } : {}) };
+}
+
+/**
+ * `manyfold eval --attack ...`: robust recall of a model on a split (the probe runner over the in-memory source,
+ * with sanity checks and adversarial examples), reports in JSON / Markdown / HTML. Returns the exit code: 0, or 3
+ * when a --fail-below bar is not met.
+ */
+async function robustAction(o: RobustFlags): Promise<number> {
   const config = loadConfig({ overrides: { backend: o.backend, threads: o.threads, data: { file: o.data, imagesDir: o.images, onBadRow: o.onBadRow } } });
-  const [{ initBackend }, { loadArtifact }, { Encoder }, { evaluateRobust }, { writeReports, renderMarkdown }, { loadSplit }, { createProgress }] = await Promise.all([
+  const { specs, surrogate: surrogateDir } = evalSuite(o.attack, o);
+  const bars = o.failBelow ? parseFailBelow(o.failBelow) : [];
+  const [{ initBackend }, { loadArtifact }, { Encoder }, { evaluateRobust }, { renderExamplesHtml }, { loadSplit }, { createProgress }] = await Promise.all([
     import('../../engine/backend.js'),
     import('../../model/artifact.js'),
     import('../../model/encoder.js'),
-    import('../../eval/robust.js'),
-    import('../../eval/report/index.js'),
+    import('../../eval/robust/evaluate.js'),
+    import('../../eval/robust/examples.js'),
     import('../../data/split.js'),
     import('../../util/progress.js'),
   ]);
   const backend = await initBackend(config.backend, { threads: config.threads });
-  const modelDir = resolveModelDir(o.model);
-  const { model, tokenizer, manifest } = await loadArtifact(modelDir);
+  const { model, tokenizer, manifest } = await loadArtifact(resolveModelDir(o.model));
   const encoder = new Encoder(model, tokenizer, manifest);
-  // transfer:DIR -> surrogate artifacts keyed by DIR
-  const attacks = o.attack.split(',').map((a) => a.trim()).filter(Boolean);
-  const surrogates: Record<string, InstanceType<typeof Encoder>> = {};
-  for (const a of attacks) {
-    if (!a.startsWith('transfer:')) continue;
-    const dir = a.slice('transfer:'.length);
-    if (surrogates[dir]) continue;
-    const s = await loadArtifact(resolveModelDir(dir));
-    surrogates[dir] = new Encoder(s.model, s.tokenizer, s.manifest);
-  }
+  const sur = surrogateDir !== undefined ? await loadArtifact(resolveModelDir(surrogateDir)) : undefined;
   try {
     const split = await loadSplit(config, o.split, encoder.model.config, Boolean(o.quiet));
     if (split.count === 0) throw new Error(`${o.data} has no rows in split "${o.split}"`);
     const method = typeof manifest.training.method === 'string' ? manifest.training.method : undefined;
     let bar: ReturnType<typeof createProgress> | undefined;
-    let barLabel = '';
+    const started = performance.now();
     const { report, examples } = await evaluateRobust(encoder, split, {
-      attacks,
-      eps255: o.eps,
-      steps: o.steps,
-      stepSize255: o.stepSize,
-      words: o.words,
-      textLabels: textLabelLexicon(o.textLabels),
-      side: o.side,
+      attacks: specs,
       limit: o.limit,
       seed: o.seed,
       chunkImages: o.chunk,
-      surrogates,
-      transferAttack: o.transferAttack,
-      blackbox: { imageQueries: o.queries, textQueries: o.textQueries },
-      examples: o.examples,
+      goalK: o.goalK,
       resamples: o.resamples,
+      textLabels: textLabelLexicon(o.textLabels),
+      gallery: o.side === 'both' ? 'attacked' : 'clean',
+      ...(sur ? { surrogate: { encoder: sur.model, tokenizer: sur.tokenizer, id: sur.manifest.id } } : {}),
+      examples: o.examples,
       sanity: o.sanity,
-      defended: method === undefined ? undefined : method === 'clean' ? false : true,
-      modelName: manifest.id,
-      onProgress: (p) => {
-        if (o.quiet || p.stage !== 'attack' || !p.label) return;
-        if (p.label !== barLabel) {
-          bar?.stop();
-          barLabel = p.label;
-          bar = createProgress(`${p.label} (${p.entriesDone + 1}/${p.entriesTotal})`, p.total);
-        }
-        bar!.update(p.done);
-      },
+      defended: method === undefined ? undefined : method !== 'clean',
+      onProgress: (p) => (bar ??= createProgress('robust eval', p.total, { quiet: o.quiet })).update(p.done, { stage: p.stage }),
     });
     bar?.stop();
-    process.stderr.write(`backend ${backend.name}; ${report.seconds.toFixed(1)} s\n`);
-    process.stdout.write(renderMarkdown(report));
+    process.stderr.write(`backend ${backend.name}; ${((performance.now() - started) / 1000).toFixed(1)} s\n`);
     const command = `manyfold eval ${process.argv.slice(3).join(' ')}`;
-    const files = await writeReports(report, examples, { json: o.json, md: o.md, html: o.html }, { command, extraJson: { data: o.data, split: o.split, backend: backend.name } });
-    for (const f of files) process.stderr.write(`report written to ${f}\n`);
+    process.stdout.write(renderRobustMarkdown(report, { command }));
+    const put = async (file: string, text: string) => {
+      await writeFileAtomic(file, text);
+      process.stderr.write(`report written to ${file}\n`);
+    };
+    if (o.json) await put(o.json, JSON.stringify({ ...report, model: manifest.id, data: o.data, split: o.split, backend: backend.name, command }, null, 2) + '\n');
+    if (o.md) await put(o.md, renderRobustMarkdown(report, { command }));
+    if (o.html) await put(o.html, renderRobustHtml(report, `Robust recall of ${manifest.id} on ${o.split}`, { command, sections: [await renderExamplesHtml(examples)] }));
     if (report.sanity.warnings > 0) process.stderr.write(`${report.sanity.warnings} sanity warning(s): see the report\n`);
+    const failed = checkBars(report, bars);
+    for (const f of failed) process.stderr.write(`below the bar: ${f}\n`);
+    return failed.length ? EXIT_BARS_FAILED : 0;
   } finally {
     model.dispose();
-    for (const s of Object.values(surrogates)) s.model.dispose();
+    sur?.model.dispose();
   }
 }

@@ -1,11 +1,7 @@
 /**
  * `manyfold probe --target target.json --queries FILE ...`: robust recall of any retrieval system over HTTP
- * (the robust-recall runner of src/eval/robust over the remote source of src/probe/remote.ts), with release-gate exit codes:
- *   0  every --fail-below bar met (or none given)
- *   1  invalid input or an unexpected error (message names the file / flag)
- *   2  invalid configuration (as every manyfold command)
- *   3  a --fail-below bar is not met
- *   4  the report is partial: the target failed fatally (auth, query budget) before the probe finished
+ * (the robust-recall runner of src/eval/robust over the remote source of src/probe/remote.ts), with the release-gate
+ * exit codes of ../exit-codes.ts.
  */
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname, extname } from 'node:path';
@@ -13,8 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { createProgress, type Progress } from '../../util/progress.js';
 
-export const EXIT_BARS_FAILED = 3;
-export const EXIT_PARTIAL = 4;
+import { EXIT_BARS_FAILED, EXIT_PARTIAL } from '../exit-codes.js';
 
 export interface RemoteProbeFlags {
   target: string;

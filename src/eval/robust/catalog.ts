@@ -11,6 +11,7 @@
  */
 import { z } from 'zod';
 import type { AttackName } from '../../attacks/types.js';
+import type { LabelLexicon } from '../../attacks/constraints/labels.js';
 
 export type ThreatModel = 'white-box' | 'transfer' | 'black-box';
 export type Modality = 'image' | 'text';
@@ -96,13 +97,22 @@ export const DEFAULT_REMOTE_SUITE: readonly ProbeAttackSpec[] = [
 ];
 
 /**
+ * How a report names one attack of a suite: its name, with the image budget when it has one (`pgd@2`, `sga@4`,
+ * `text`), so one suite may run an attack at several budgets (a robustness curve).
+ */
+export function attackLabel(spec: ProbeAttackSpec): string {
+  return spec.eps === undefined ? spec.name : `${spec.name}@${spec.eps}`;
+}
+
+/**
  * The recipe options of a spec: the one place /255 budgets become pixel units. A PGD-like step defaults to
  * max(eps/4, 0.25)/255 so that 10 steps can cross the ball twice at the budgets people use (2-8/255).
  */
-export function recipeOptions(spec: ProbeAttackSpec, seed: number, extra: { eotJpegQuality?: number } = {}): Record<string, unknown> {
+export function recipeOptions(spec: ProbeAttackSpec, seed: number, extra: { eotJpegQuality?: number; textLabels?: LabelLexicon } = {}): Record<string, unknown> {
   const o: Record<string, unknown> = { seed };
+  if (extra.textLabels && knobsOf(spec).includes('maxWordsChanged')) o.labels = extra.textLabels;
   if (spec.eps !== undefined) o.eps = spec.eps / 255;
-  const knobs: readonly string[] = PROBE_ATTACKS[spec.name].knobs;
+  const knobs = knobsOf(spec);
   if (spec.stepSize !== undefined) o.stepSize = spec.stepSize / 255;
   else if (spec.eps !== undefined && knobs.includes('stepSize')) o.stepSize = Math.max(spec.eps / 4, 0.25) / 255;
   if (spec.steps !== undefined) o.steps = spec.steps;
@@ -112,11 +122,18 @@ export function recipeOptions(spec: ProbeAttackSpec, seed: number, extra: { eotJ
   return o;
 }
 
+function knobsOf(spec: ProbeAttackSpec): readonly string[] {
+  return PROBE_ATTACKS[spec.name].knobs;
+}
+
 /**
  * `pgd,sga,transfer-pgd` plus shared budgets (the CLI's --attacks / --eps / --steps / --max-queries): each budget
  * goes only to the attacks that take it. Throws naming the unknown attack.
  */
-export function specsFromList(list: string, budgets: { eps?: number; steps?: number; maxQueries?: number; maxWordsChanged?: number; eot?: boolean }): ProbeAttackSpec[] {
+export function specsFromList(
+  list: string,
+  budgets: { eps?: number; steps?: number; stepSize?: number; maxQueries?: number; maxWordsChanged?: number; eot?: boolean },
+): ProbeAttackSpec[] {
   return list
     .split(',')
     .map((s) => s.trim())

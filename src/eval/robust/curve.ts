@@ -1,43 +1,48 @@
 /**
- * Robustness curve as a self-contained inline SVG: recall@K (y, 0-100) against eps in /255 (x), one polyline
- * per image attack (eps 0 = the clean value) plus the per-query worst case; eps-free attacks (text) are drawn
- * as dashed horizontal lines.
+ * Robustness curve as a self-contained inline SVG: recall@K (y, 0-100) against eps in /255 (x), one polyline per
+ * image attack run at several budgets (eps 0 = the clean value); eps-free attacks (text) are dashed horizontal
+ * lines. Dependency-free (the API renders reports at the edge too).
  */
-import type { RobustReport } from '../robust.js';
+import { escapeHtml as esc } from './escape.js';
+import type { Direction, RobustProbeReport } from './runner.js';
 
 const PALETTE = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b', '#e377c2', '#17becf', '#7f7f7f', '#bcbd22'];
 
-const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+/** whether a curve says anything: some attack ran at two budgets or more */
+export function hasCurve(r: RobustProbeReport): boolean {
+  const counts = new Map<string, number>();
+  for (const a of r.attacks) if (a.spec.eps !== undefined) counts.set(a.name, (counts.get(a.name) ?? 0) + 1);
+  return [...counts.values()].some((n) => n >= 2);
+}
 
-export function robustnessCurveSvg(r: RobustReport, dir: 'tr' | 'ir' = 'tr', k: 1 | 5 | 10 = 1, opts: { width?: number; height?: number } = {}): string {
+export function robustnessCurveSvg(r: RobustProbeReport, dir: Direction = 'tr', k = 1, opts: { width?: number; height?: number } = {}): string {
   const W = opts.width ?? 560;
   const H = opts.height ?? 340;
   const m = { l: 48, r: 170, t: 28, b: 42 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
-  const key = `r${k}` as 'r1' | 'r5' | 'r10';
-  const clean = r.clean[dir][key];
+  const key = `r${k}`;
+  const clean = r.clean[dir].recall[key]?.mean ?? 0;
   const series = new Map<string, { eps: number; y: number }[]>();
   const flat: { name: string; y: number }[] = [];
-  for (const e of Object.values(r.attacks)) {
-    if (e.eps255 === null) {
-      flat.push({ name: e.label, y: e[dir][key] });
+  for (const a of r.attacks) {
+    const y = a[dir]?.recall[key]?.mean;
+    if (y === undefined) continue;
+    if (a.spec.eps === undefined) {
+      flat.push({ name: a.label, y });
       continue;
     }
-    const name = e.label.slice(0, e.label.lastIndexOf('@'));
-    const s = series.get(name) ?? [{ eps: 0, y: clean }];
-    s.push({ eps: e.eps255, y: e[dir][key] });
-    series.set(name, s);
+    const s = series.get(a.name) ?? [{ eps: 0, y: clean }];
+    s.push({ eps: a.spec.eps, y });
+    series.set(a.name, s);
   }
-  const worst = Object.values(r.worst).filter((w) => w.eps255 !== null);
-  if (worst.length) series.set('worst case', [{ eps: 0, y: clean }, ...worst.map((w) => ({ eps: w.eps255!, y: w[dir][key] }))]);
   const maxEps = Math.max(1, ...[...series.values()].flatMap((s) => s.map((p) => p.eps)));
   const x = (e: number) => m.l + (e / maxEps) * pw;
   const y = (v: number) => m.t + (1 - v / 100) * ph;
   const parts: string[] = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" role="img" aria-label="${dir.toUpperCase()} R@${k} vs eps" font-family="sans-serif" font-size="11">`);
   parts.push(`<rect x="0" y="0" width="${W}" height="${H}" fill="#fff"/>`);
-  parts.push(`<text x="${m.l}" y="16" font-size="13" font-weight="bold">${dir === 'tr' ? 'image→text' : 'text→image'} R@${k} vs eps (side=${esc(r.robust.side)}, ${r.robust.steps} steps, seed ${r.robust.seed})</text>`);
+  parts.push(`<text x="${m.l}" y="16" font-size="13" font-weight="bold">${dir === 'tr' ? 'image→text' : 'text→image'} R@${k} vs eps (gallery ${r.gallery}, seed ${r.seed})</text>`);
   for (let v = 0; v <= 100; v += 20) {
     parts.push(`<line x1="${m.l}" x2="${m.l + pw}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${m.l - 6}" y="${y(v) + 4}" text-anchor="end">${v}</text>`);
@@ -53,9 +58,9 @@ export function robustnessCurveSvg(r: RobustReport, dir: 'tr' | 'ir' = 'tr', k: 
   let i = 0;
   const legend: string[] = [];
   for (const [name, pts] of series) {
-    const c = name === 'worst case' ? '#000' : PALETTE[i++ % PALETTE.length];
+    const c = PALETTE[i++ % PALETTE.length];
     const sorted = pts.slice().sort((a, b) => a.eps - b.eps);
-    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="${name === 'worst case' ? 2.5 : 1.8}" points="${sorted.map((p) => `${x(p.eps).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')}"/>`);
+    parts.push(`<polyline fill="none" stroke="${c}" stroke-width="1.8" points="${sorted.map((p) => `${x(p.eps).toFixed(1)},${y(p.y).toFixed(1)}`).join(' ')}"/>`);
     for (const p of sorted) parts.push(`<circle cx="${x(p.eps).toFixed(1)}" cy="${y(p.y).toFixed(1)}" r="3" fill="${c}"><title>${esc(name)} eps ${p.eps}: ${p.y.toFixed(2)}</title></circle>`);
     legend.push(`<g><line x1="0" x2="18" y1="0" y2="0" stroke="${c}" stroke-width="2"/><text x="24" y="4">${esc(name)}</text></g>`);
   }

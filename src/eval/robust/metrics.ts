@@ -63,19 +63,3 @@ export function successRate(clean: readonly Rank[], attacked: readonly Rank[], k
   });
   return { asr: base === 0 ? 0 : Math.round((1000 * broken) / base) / 10, base };
 }
-
-/** SGA's ASR over hit vectors (eval's form): share (percent) of the clean-correct queries that fail under attack */
-export function attackSuccessRate(clean: Uint8Array, adv: Uint8Array): { asr: number; base: number; fail: Uint8Array } {
-  if (clean.length !== adv.length) throw new Error(`ASR: hit vectors differ in length (${clean.length} vs ${adv.length})`);
-  let base = 0;
-  let failed = 0;
-  const fail: number[] = [];
-  for (let q = 0; q < clean.length; q++) {
-    if (!clean[q]) continue;
-    base++;
-    const f = adv[q] ? 0 : 1;
-    failed += f;
-    fail.push(f);
-  }
-  return { asr: base === 0 ? 0 : (100 * failed) / base, base, fail: Uint8Array.from(fail) };
-}

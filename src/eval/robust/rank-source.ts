@@ -46,6 +46,11 @@ export interface RankSource {
   whiteBox?: () => Promise<WhiteBoxModel>;
   /** where gradient work runs (the API's background lane, so searches go first); default: inline */
   schedule?: <T>(work: () => Promise<T>) => Promise<T>;
+  /**
+   * the same system over attacked copies of its gallery (the papers' protocol; in-memory sources only): the
+   * images and captions in the gallery's own order, same ids
+   */
+  withGallery?: (g: { images: Uint8Array; captions: readonly string[] }) => Promise<RankSource>;
   /** request statistics (remote targets) */
   stats?: () => SourceStats;
 }

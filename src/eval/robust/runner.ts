@@ -24,8 +24,9 @@ import { embedImageRows, embedTextRows } from '../../attacks/util/embed.js';
 import type { OracleHit, ScoreOracle } from '../../attacks/blackbox/oracle.js';
 import type { AttackBatch, AttackResult } from '../../attacks/types.js';
 import type { DualEncoder, Tokenizer } from '../../model/types.js';
+import type { LabelLexicon } from '../../attacks/constraints/labels.js';
 import { quantize } from '../../util/quantize.js';
-import { PROBE_ATTACKS, recipeOptions, type Modality, type ProbeAttackName, type ProbeAttackSpec, type ThreatModel } from './catalog.js';
+import { PROBE_ATTACKS, attackLabel, recipeOptions, type Modality, type ProbeAttackName, type ProbeAttackSpec, type ThreatModel } from './catalog.js';
 import { recallFigures, successRate, worstCase, type DirectionFigures, type Rank, type SuccessRate } from './metrics.js';
 import { RankSourceError, type RankSource, type SourceHit, type SourceStats, type WhiteBoxModel } from './rank-source.js';
 
@@ -64,7 +65,8 @@ export interface ProbeProgress {
 }
 
 export interface AttemptRecord {
-  stage: 'clean' | ProbeAttackName;
+  /** 'clean' or the attack's label (`pgd@2`) */
+  stage: string;
   direction: Direction;
   query: number;
   /** image label or the caption sent */
@@ -102,8 +104,18 @@ export interface RobustProbeOptions {
   /** keep every query's clean and robust (worst-case) rank in the report: paired comparisons of two models */
   keepRanks?: boolean;
   /** each chunk's raw attack output (float pixels before quantisation, final texts), for measurements beside the wire */
-  onAttackOutput?: (name: ProbeAttackName, chunk: number, result: AttackResult) => void;
+  onAttackOutput?: (label: string, chunk: number, result: AttackResult) => void;
+  /** text attacks may not swap a word for one with another label of this closed vocabulary (the paper's protocol: absent) */
+  textLabels?: LabelLexicon;
+  /**
+   * 'clean' (default; every live system): only the queries are adversarial. 'attacked' (the papers' protocol,
+   * in-memory sources only): each attack's adversarial images and captions also replace the gallery, so every
+   * attack touches both directions (an adversarial image gallery changes what a clean caption finds)
+   */
+  gallery?: GalleryMode;
 }
+
+export type GalleryMode = 'clean' | 'attacked';
 
 export type Direction = 'tr' | 'ir';
 
@@ -113,6 +125,10 @@ export interface AttackDirection extends DirectionFigures {
 
 export interface AttackFigures {
   name: ProbeAttackName;
+  /** the name with the image budget (`pgd@2`): unique within a report */
+  label: string;
+  /** the attack as the suite gave it (budgets in /255 units) */
+  spec: ProbeAttackSpec;
   threatModel: ThreatModel;
   recipe: string;
   modalities: readonly Modality[];
@@ -144,14 +160,20 @@ export interface RobustProbeReport {
   seed: number;
   resamples: number;
   chunkImages: number;
+  gallery: GalleryMode;
+  /** the closed vocabulary text substitutes kept (null: any WordNet lemma) */
+  textLabels: string | null;
   surrogate: string | null;
   clean: { tr: DirectionFigures; ir: DirectionFigures };
   attacks: AttackFigures[];
   /** per direction: a hit only when a hit clean and under every attack covering it (absent: no attack did) */
   robust: { tr?: DirectionFigures; ir?: DirectionFigures };
   sourceStats?: SourceStats & { timeShare: number };
-  /** per query (keepRanks): clean rank and worst rank over clean and every attack of its direction; null = failed */
-  ranks?: { clean: { tr: Rank[]; ir: Rank[] }; robust: { tr: Rank[]; ir: Rank[] } };
+  /**
+   * per query (keepRanks): clean rank, worst rank over clean and every attack of its direction, and each attack's
+   * ranks (in the order of `attacks`; absent for a direction the attack did not touch); null = failed
+   */
+  ranks?: { clean: { tr: Rank[]; ir: Rank[] }; robust: { tr: Rank[]; ir: Rank[] }; attacks: { tr?: Rank[]; ir?: Rank[] }[] };
   protocol: string;
   startedAt: string;
   finishedAt: string;
@@ -171,17 +193,24 @@ export interface ProbeAbilities {
   surrogate: boolean;
   /** images travel as JPEG (expectation over the encoding) */
   jpeg: boolean;
+  /** the source can swap its gallery for attacked copies (the papers' protocol) */
+  attackedGallery?: boolean;
 }
 
 /** Checks a suite against what the probe can do, before any work; throws naming the attack as attacks[i]. */
-export function checkSuite(attacks: readonly ProbeAttackSpec[], can: ProbeAbilities): void {
+export function checkSuite(attacks: readonly ProbeAttackSpec[], can: ProbeAbilities, gallery: GalleryMode = 'clean'): void {
+  if (gallery === 'attacked' && !can.attackedGallery) throw new Error(`an attacked gallery (the papers' protocol) needs an in-memory source; a ${can.source} source searches its own gallery`);
   const seen = new Set<string>();
+  const labels = new Set<string>();
   attacks.forEach((a, i) => {
     const info = PROBE_ATTACKS[a.name];
     const where = `attacks[${i}] (${a.name})`;
     const key = JSON.stringify(a);
     if (seen.has(key)) throw new Error(`${where}: listed twice`);
     seen.add(key);
+    // two budgets of one attack differ in eps; anything else (two step counts) would share a report row name
+    if (labels.has(attackLabel(a))) throw new Error(`${where}: ${attackLabel(a)} is already in the suite with other settings; one suite runs an attack once per eps`);
+    labels.add(attackLabel(a));
     if (info.threatModel === 'white-box' && !can.whiteBox) {
       throw new Error(`${where} is white-box: it needs the system's own model, which a ${can.source} source does not expose; use transfer-${a.name === 'charedit' ? 'text' : a.name} with a surrogate model, or a black-box attack`);
     }
@@ -220,7 +249,13 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
     return rows;
   };
   if (qs.captionToImage.length !== nC) throw new Error('query captions: captionToImage needs one entry per caption');
-  checkSuite(opts.attacks, { source: source.kind, whiteBox: source.whiteBox !== undefined, surrogate: opts.surrogate !== undefined, jpeg: source.jpegQuality !== undefined });
+  const galleryMode = opts.gallery ?? 'clean';
+  checkSuite(
+    opts.attacks,
+    { source: source.kind, whiteBox: source.whiteBox !== undefined, surrogate: opts.surrogate !== undefined, jpeg: source.jpegQuality !== undefined, attackedGallery: source.withGallery !== undefined },
+    galleryMode,
+  );
+  if (galleryMode === 'attacked' && typeof held === 'function') throw new Error('an attacked gallery needs the query images in memory, not a loader');
 
   const imageToCaptions: number[][] = Array.from({ length: nI }, () => []);
   qs.captionToImage.forEach((i, c) => {
@@ -263,7 +298,7 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
 
   /** sends the queries of one chunk; ranks land in `into` at the queries' global rows */
   const measure = async (
-    stage: AttemptRecord['stage'],
+    stage: string,
     direction: Direction,
     rows: readonly number[],
     send: (j: number) => Promise<SourceHit[] | RankSourceError>,
@@ -307,9 +342,9 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
         const imageEmb = new Float32Array(nI * m.encoder.config.embedDim);
         for (const c of chunks) {
           const px = Float32Array.from(await rowsOf(c.images[0], c.images.length), (v) => v / 255);
-          imageEmb.set(embedImageRows(m.encoder, px, c.images.length, S), c.images[0] * m.encoder.config.embedDim);
+          imageEmb.set(await embedImageRows(m.encoder, px, c.images.length, S), c.images[0] * m.encoder.config.embedDim);
         }
-        return { imageEmb, textEmb: embedTextRows(m.encoder, m.tokenizer, qs.captions), dim: m.encoder.config.embedDim };
+        return { imageEmb, textEmb: await embedTextRows(m.encoder, m.tokenizer, qs.captions), dim: m.encoder.config.embedDim };
       });
       galleries.set(key, g);
     }
@@ -328,22 +363,28 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
     for (let a = 0; a < opts.attacks.length; a++) {
       const spec = opts.attacks[a];
       const info = PROBE_ATTACKS[spec.name];
+      const label = attackLabel(spec);
       const started = performance.now();
-      const covers = { tr: (info.modalities as readonly string[]).includes('image'), ir: (info.modalities as readonly string[]).includes('text') };
+      const perturbs = { tr: (info.modalities as readonly string[]).includes('image'), ir: (info.modalities as readonly string[]).includes('text') };
+      // an attacked gallery changes what every query finds, so every attack then covers both directions
+      const covers = galleryMode === 'attacked' ? { tr: true, ir: true } : perturbs;
       const tr: Rank[] | undefined = covers.tr ? new Array(nI).fill(null) : undefined;
       const ir: Rank[] | undefined = covers.ir ? new Array(nC).fill(null) : undefined;
       attackRanks.push({ tr, ir });
-      const fig: AttackFigures = { name: spec.name, threatModel: info.threatModel, recipe: info.recipe, modalities: info.modalities, config: {}, goal: '', attackQueries: 0, modelQueries: 0, evalQueries: 0, wallMs: 0 };
+      const fig: AttackFigures = { name: spec.name, label, spec, threatModel: info.threatModel, recipe: info.recipe, modalities: info.modalities, config: {}, goal: '', attackQueries: 0, modelQueries: 0, evalQueries: 0, wallMs: 0 };
       figures.push(fig);
       const crafter = info.threatModel === 'white-box' ? { key: 'source', model: () => source.whiteBox!() } : info.threatModel === 'transfer' ? { key: 'surrogate', model: async () => opts.surrogate! } : null;
 
-      for (let ci = 0; ci < chunks.length; ci++) {
-        await step(`attack ${spec.name}`);
+      /** the attack on one chunk: its adversarial queries (8-bit images, final captions; null = unperturbed) */
+      const craft = async (ci: number) => {
         const c = chunks[ci];
         const first = c.images[0];
         const local = (row: number) => row - first;
         const pixels = Float32Array.from(await rowsOf(first, c.images.length), (v) => v / 255);
-        const attack = attackByName(info.recipe, recipeOptions(spec, chunkSeed(seed, a, ci), { ...(source.jpegQuality !== undefined ? { eotJpegQuality: source.jpegQuality } : {}) }));
+        const attack = attackByName(
+          info.recipe,
+          recipeOptions(spec, chunkSeed(seed, a, ci), { ...(source.jpegQuality !== undefined ? { eotJpegQuality: source.jpegQuality } : {}), textLabels: opts.textLabels }),
+        );
         let result: AttackResult;
         let perItemQueries: { images: number[] | null; captions: number[] | null } = { images: null, captions: null };
         if (crafter) {
@@ -365,29 +406,63 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
             // a failed query answers "nothing found": no information for the search, never a success
             return answers.map((h): OracleHit[] => (h instanceof RankSourceError ? [] : h));
           };
-          const batch: AttackBatch = covers.tr
+          const batch: AttackBatch = perturbs.tr
             ? { images: pixels, size: S, targets: { k: goalK, imageGoldIds: c.images.map((i) => [qs.ids[i]]) } }
             : { captions: c.captions.map((x) => qs.captions[x]), targets: { k: goalK, captionGoldIds: c.captions.map((x) => [captionGold[x]]) } };
           result = await attack.run(batch, { oracle });
           perItemQueries = { images: result.images?.queries ?? null, captions: result.captions?.queries ?? null };
         }
-        opts.onAttackOutput?.(spec.name, ci, result);
+        opts.onAttackOutput?.(label, ci, result);
         const { seed: _s, ...config } = result.config;
         fig.config = config;
         fig.goal = result.goal;
         if (crafter) fig.modelQueries += result.queries;
         else fig.attackQueries += result.queries;
-        if (tr && result.images) {
-          const adv = quantize(result.images.data);
-          await measure(spec.name, 'tr', c.images, (j) => searchImage(adv.subarray(j * per, (j + 1) * per)), tr, (j) => labelOf(c.images[j]), cleanTr, perItemQueries.images);
+        return { images: result.images ? quantize(result.images.data) : null, texts: result.captions?.texts ?? null, perItemQueries };
+      };
+      type Crafted = Awaited<ReturnType<typeof craft>>;
+
+      /** sends one chunk's queries (adversarial where the attack made them, else clean) to `src` */
+      const send = async (src: RankSource, ci: number, adv: Crafted, clean: Uint8Array) => {
+        const c = chunks[ci];
+        if (tr) {
+          const rgb = adv.images ?? clean;
+          const query = (j: number) => ask(() => src.searchImage(rgb.subarray(j * per, (j + 1) * per), S, topK));
+          await measure(label, 'tr', c.images, query, tr, (j) => labelOf(c.images[j]), cleanTr, adv.perItemQueries.images);
           fig.evalQueries += c.images.length;
         }
-        if (ir && result.captions) {
-          const texts = result.captions.texts;
-          await measure(spec.name, 'ir', c.captions, (j) => searchText(texts[j]), ir, (j) => texts[j], cleanIr, perItemQueries.captions);
+        if (ir) {
+          const text = (j: number) => adv.texts?.[j] ?? qs.captions[c.captions[j]];
+          await measure(label, 'ir', c.captions, (j) => ask(() => src.searchText(text(j), topK)), ir, text, cleanIr, adv.perItemQueries.captions);
           fig.evalQueries += c.captions.length;
         }
-        progress.done++;
+      };
+
+      if (galleryMode === 'clean') {
+        for (let ci = 0; ci < chunks.length; ci++) {
+          await step(`attack ${label}`);
+          const adv = await craft(ci);
+          await send(source, ci, adv, await rowsOf(chunks[ci].images[0], chunks[ci].images.length));
+          progress.done++;
+        }
+      } else {
+        // the papers' protocol: every query of the set is crafted before the attacked gallery exists
+        const crafted: Crafted[] = [];
+        const galleryImages = Uint8Array.from(held as Uint8Array);
+        const galleryCaptions = [...qs.captions];
+        for (let ci = 0; ci < chunks.length; ci++) {
+          await step(`attack ${label}`);
+          const adv = await craft(ci);
+          crafted.push(adv);
+          if (adv.images) galleryImages.set(adv.images, chunks[ci].images[0] * per);
+          if (adv.texts) chunks[ci].captions.forEach((x, j) => (galleryCaptions[x] = adv.texts![j]));
+        }
+        const attacked = await source.withGallery!({ images: galleryImages, captions: galleryCaptions });
+        for (let ci = 0; ci < chunks.length; ci++) {
+          signal?.throwIfAborted();
+          await send(attacked, ci, crafted[ci], (held as Uint8Array).subarray(chunks[ci].images[0] * per, (chunks[ci].images[0] + chunks[ci].images.length) * per));
+          progress.done++;
+        }
       }
       fig.wallMs = Math.round(performance.now() - started);
       if (tr) fig.tr = { ...recallFigures(tr, ks, boot), asr: successRate(cleanTr, tr, goalK) };
@@ -429,13 +504,15 @@ export async function runRobustProbe(opts: RobustProbeOptions): Promise<RobustPr
     seed,
     resamples: boot.resamples,
     chunkImages,
+    gallery: galleryMode,
+    textLabels: opts.textLabels?.name ?? null,
     surrogate: opts.surrogate?.id ?? null,
     clean: { tr: recallFigures(cleanTr, ks, boot), ir: recallFigures(cleanIr, ks, boot) },
     attacks: figures,
     robust: { ...(robustTr ? { tr: robustTr } : {}), ...(robustIr ? { ir: robustIr } : {}) },
     ...(stats ? { sourceStats: { ...stats, timeShare: wallMs > 0 ? Math.round((stats.latencyMs.mean * stats.latencyMs.count * 1000) / wallMs) / 1000 : 0 } } : {}),
-    ...(opts.keepRanks ? { ranks: { clean: { tr: cleanTr, ir: cleanIr }, robust: { tr: worstTr ?? cleanTr, ir: worstIr ?? cleanIr } } } : {}),
-    protocol: protocolText(source, { topK, goalK, seed, resamples: boot.resamples, chunkImages, origin: qs.origin, surrogate: opts.surrogate?.id }),
+    ...(opts.keepRanks ? { ranks: { clean: { tr: cleanTr, ir: cleanIr }, robust: { tr: worstTr ?? cleanTr, ir: worstIr ?? cleanIr }, attacks: attackRanks } } : {}),
+    protocol: protocolText(source, { topK, goalK, seed, resamples: boot.resamples, chunkImages, origin: qs.origin, surrogate: opts.surrogate?.id, gallery: galleryMode, textLabels: opts.textLabels?.name }),
     startedAt,
     finishedAt: new Date().toISOString(),
     wallMs,
@@ -446,11 +523,18 @@ function chunkSeed(seed: number, attack: number, chunk: number): number {
   return (seed + 1000003 * chunk + 7919 * (attack + 1)) % 2147483647;
 }
 
-function protocolText(source: RankSource, p: { topK: number; goalK: number; seed: number; resamples: number; chunkImages: number; origin: string; surrogate?: string }): string {
+function protocolText(
+  source: RankSource,
+  p: { topK: number; goalK: number; seed: number; resamples: number; chunkImages: number; origin: string; surrogate?: string; gallery: GalleryMode; textLabels?: string },
+): string {
   return [
     `Queries: images (gold: their item) and their captions (gold: the same item), ${p.origin}.`,
     `Each query, clean or adversarial, is searched in ${source.kind === 'remote' ? `the remote system ${source.name}` : source.kind === 'live-index' ? `the live index of ${source.name}, read-only` : `an in-memory index of ${source.name}`} (top ${p.topK});`,
     `image queries are quantised to 8 bits and sent as ${source.imageTransport}; text attacks send their final strings.`,
+    p.gallery === 'attacked'
+      ? "Gallery attacked too (the papers' protocol): each attack's adversarial images and captions replace the gallery's, so an attack on one modality changes both directions."
+      : 'The gallery stays clean: only the queries are adversarial (an attack on one modality leaves the other direction untouched).',
+    p.textLabels ? `Word swaps keep the ${p.textLabels} labels of the caption (a substitute with another label of that closed vocabulary is refused).` : 'Word swaps may use any WordNet lemma.',
     `R@K = % of queries whose gold item is among the first K results (a gold beyond the top ${p.topK} is a miss).`,
     `White-box attacks use the system's own model; transfer attacks are crafted on ${p.surrogate ?? 'a surrogate'} and only the final queries reach the system; black-box attacks see only the search results (ids, scores when returned) within their query budget.`,
     `Attack goal: the gold leaves the top-${p.goalK}. ASR = % of clean hits at ${p.goalK} that the attack turns into misses. Robust (worst case) = a query counts only if it is a hit clean and under every attack covering its direction.`,

@@ -54,6 +54,13 @@ export class MemoryRankSource implements RankSource {
     return this.top(q, this.imageEmb, topK, (i) => this.gallery.ids[i]);
   }
 
+  withGallery = async (g: { images: Uint8Array; captions: readonly string[] }): Promise<RankSource> => {
+    if (g.images.length !== this.gallery.images.length || g.captions.length !== this.gallery.captions.length) {
+      throw new Error(`in-memory source: an attacked gallery must replace all ${this.gallery.ids.length} images and ${this.gallery.captions.length} captions`);
+    }
+    return MemoryRankSource.create(this.encoder, { ...this.gallery, images: g.images, captions: g.captions });
+  };
+
   whiteBox = async (): Promise<WhiteBoxModel> => ({ encoder: await this.encoder.differentiable(), tokenizer: this.encoder.tokenizer });
 
   /** cosine top-K (embeddings are unit length); ties keep the lower row first */
