@@ -25,13 +25,11 @@ export class LiveIndexRankSource implements RankSource {
   }
 
   async searchImage(rgb: Uint8Array, _size: number, topK: number): Promise<SourceHit[]> {
-    const v = await this.service.queue.embedImage(this.model.encoder, rgb);
-    return this.service.queryVector(this.namespace, v, 'texts', topK, undefined, this.model);
+    return this.service.search(this.namespace, { pixels: rgb }, 'texts', topK, undefined, this.model);
   }
 
   async searchText(text: string, topK: number): Promise<SourceHit[]> {
-    const v = await this.service.queue.embedText(this.model.encoder, text);
-    return this.service.queryVector(this.namespace, v, 'images', topK, undefined, this.model);
+    return this.service.search(this.namespace, { text }, 'images', topK, undefined, this.model);
   }
 
   whiteBox = async (): Promise<WhiteBoxModel> => ({ encoder: await this.model.encoder.differentiable(), tokenizer: this.model.encoder.tokenizer });

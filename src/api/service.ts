@@ -310,6 +310,28 @@ export class RetrievalService {
     return this.queue.embedImage(model.encoder, px);
   }
 
+  /**
+   * One search as a client makes it: the query embedded by `model` on the interactive lane (text; an uploaded
+   * image, decoded by the model's rule; or pixels already decoded), then the top-K of `target` in namespace `ns`.
+   * The search route and the live-index probe both call it, so a probe measures exactly what clients get.
+   */
+  async search(
+    ns: string,
+    query: { text: string } | { image: CheckedImage; field: string } | { pixels: Uint8Array },
+    target: Target,
+    topK: number,
+    filter?: Record<string, unknown>,
+    model = this.active,
+  ): Promise<SearchHit[]> {
+    const vector =
+      'text' in query
+        ? await this.embedQueryText(query.text, model)
+        : 'image' in query
+          ? await this.embedQueryImage(query.image, query.field, model)
+          : await this.queue.embedImage(model.encoder, query.pixels);
+    return this.queryVector(ns, vector, target, topK, filter, model);
+  }
+
   /** observer of every index query's seconds (searches and probes alike; the app feeds the metrics histogram) */
   onIndexQuery?: (seconds: number) => void;
 

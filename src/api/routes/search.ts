@@ -45,8 +45,7 @@ export function registerSearchRoutes(ctx: RouteContext): void {
       const model = service.active;
       const namespace = ns(q.namespace);
       const target: Target = q.target ?? (q.text !== undefined ? 'images' : 'texts');
-      const vec = q.text !== undefined ? await service.embedQueryText(q.text, model) : await service.embedQueryImage(q.image!, 'image', model);
-      const results = await service.queryVector(namespace, vec, target, q.topK, q.filter, model);
+      const results = await service.search(namespace, q.text !== undefined ? { text: q.text } : { image: q.image!, field: 'image' }, target, q.topK, q.filter, model);
       return c.json({ results, model: model.id, namespace, target, tookMs: Math.round((performance.now() - t0) * 1000) / 1000 }, 200);
     },
   );
