@@ -100,6 +100,16 @@ module.exports = {
       to: { path: '^(test|scripts|infra|functions)/' },
     },
     {
+      name: 'node-adapters-stay-in-node',
+      comment:
+        'src/node holds the Node runtime adapters (the filesystem store): the edge (src/edge, bundled into the Worker ' +
+        'and Lambda) never imports them, and src/api reaches them only from server.ts, the Node composition root; ' +
+        'everything else talks to the interfaces (src/api/store.ts Store).',
+      severity: 'error',
+      from: { path: ['^src/edge/', '^src/api/'], pathNot: '^src/api/server\\.ts$' },
+      to: { path: '^src/node/' },
+    },
+    {
       name: 'edge-bundle-without-lancedb',
       comment:
         'The Worker is bundled by wrangler (esbuild): anything it reaches, dynamic imports included, lands in the ' +

@@ -1,9 +1,9 @@
 /**
- * The encoder registry: which model artifacts the server can serve, loaded on demand.
- *
- * Sources are directories: an artifact directory (holding manifest.json) is one model; any other directory is
- * scanned one level deep for artifact directories (e.g. <data>/models/<id>/). Manifests are read (cheap) to
- * list models; weights are loaded and verified (sha256 of every file) on first use and kept while in use.
+ * The encoder registry: which model artifacts the server can serve, loaded on demand and kept while in use.
+ * Where artifacts live is a ModelCatalogue, one per runtime:
+ *   src/node/model-directories.ts   directories (an artifact directory, or a directory of them one level deep)
+ *   src/edge/registry.ts            files read through callbacks: Worker static assets, R2, S3, a bucket catalogue
+ * Manifests are read (cheap) to list models; weights are loaded and verified (sha256 of every file) on first use.
  * Which model is active is NOT decided here but by the store's state (blue/green, see activation.ts).
  *
  * Each model has a namespace tag: its id when that is short and namespace-safe (content ids `mf-<12 hex>`
@@ -11,11 +11,8 @@
  * two models never share a namespace.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { readManifest, type ArtifactManifest } from '../model/artifact.js';
+import type { ArtifactManifest } from '../model/artifact.js';
 import type { Encoder } from '../model/encoder.js';
-import { loadEncoder, type LoadEncoderOptions } from '../model/load-encoder.js';
 
 export interface ModelInfo {
   id: string;
@@ -34,49 +31,44 @@ export function modelTag(id: string): string {
   return `m${createHash('sha256').update(id).digest('hex').slice(0, 16)}`;
 }
 
+/** Where a runtime's model artifacts live. */
+export interface ModelCatalogue {
+  /** where models come from, in priority order, for messages */
+  readonly sources: readonly string[];
+  /** every readable artifact's entry, the default model (the first source's first) first; unreadable ones as warnings */
+  scan(): Promise<{ models: ModelInfo[]; warnings: string[] }>;
+  /** one model's encoder, its artifact verified */
+  load(info: ModelInfo): Promise<Encoder>;
+}
+
 export class ModelRegistry {
-  /** the catalogue; subclasses that read artifacts elsewhere fill it in their scan() */
-  protected models = new Map<string, ModelInfo>();
+  private models = new Map<string, ModelInfo>();
   private loaded = new Map<string, Promise<Encoder>>();
-  /** sources in priority order; the first model of the first source is the default */
-  readonly sources: string[];
   defaultId?: string;
 
-  constructor(
-    sources: string[],
-    /** how encoders run (model/load-encoder.ts); the edge registry always uses tfjs */
-    private readonly loadOptions: LoadEncoderOptions = {},
-  ) {
-    this.sources = sources.map((s) => resolve(s));
+  constructor(private readonly catalogue: ModelCatalogue) {}
+
+  get sources(): readonly string[] {
+    return this.catalogue.sources;
   }
 
-  /** (Re)reads the manifests of every source. Unreadable artifacts are skipped and returned as warnings. */
+  /**
+   * (Re)reads the catalogue; returns warnings (unreadable artifacts are skipped). A catalogue that cannot be read
+   * at all fails the first scan (nothing to serve) and later ones keep the previous entries.
+   */
   async scan(): Promise<string[]> {
-    const warnings: string[] = [];
-    const found = new Map<string, ModelInfo>();
-    let first: string | undefined;
-    for (const src of this.sources) {
-      if (!existsSync(src)) continue;
-      const dirs = existsSync(join(src, 'manifest.json'))
-        ? [src]
-        : readdirSync(src)
-            .filter((n) => !n.startsWith('.'))
-            .map((n) => join(src, n))
-            .filter((d) => statSync(d).isDirectory() && existsSync(join(d, 'manifest.json')))
-            .sort();
-      for (const dir of dirs) {
-        try {
-          const m = await readManifest(dir);
-          if (!found.has(m.id)) found.set(m.id, modelInfo(m, dir));
-          first ??= m.id;
-        } catch (e) {
-          warnings.push(`${dir}: ${(e as Error).message}`);
-        }
-      }
+    let found: { models: ModelInfo[]; warnings: string[] };
+    try {
+      found = await this.catalogue.scan();
+    } catch (e) {
+      if (this.models.size === 0) throw e;
+      return [`model discovery failed, keeping the previous catalogue: ${(e as Error).message}`];
     }
-    this.models = found;
-    this.defaultId = first;
-    return warnings;
+    const models = new Map<string, ModelInfo>();
+    for (const m of found.models) if (!models.has(m.id)) models.set(m.id, m);
+    this.models = models;
+    this.defaultId = found.models[0]?.id;
+    return found.warnings;
   }
 
   list(): ModelInfo[] {
@@ -97,16 +89,11 @@ export class ModelRegistry {
     if (!i) return Promise.reject(new Error(`unknown model ${id}`));
     let p = this.loaded.get(id);
     if (!p) {
-      p = this.loadEncoder(i);
+      p = this.catalogue.load(i);
       p.catch(() => this.loaded.delete(id));
       this.loaded.set(id, p);
     }
     return p;
-  }
-
-  /** How one model's encoder is loaded (verified); the only step that depends on where artifacts live. */
-  protected async loadEncoder(i: ModelInfo): Promise<Encoder> {
-    return loadEncoder(i.dir, this.loadOptions);
   }
 
   isLoaded(id: string): boolean {

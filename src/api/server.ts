@@ -15,7 +15,8 @@ import type { VectorIndex } from '../index/types.js';
 import { createApp, type AppDeps, type ManyfoldApi } from './app.js';
 import { resolveApiKeys } from './auth.js';
 import { ModelRegistry } from './registry.js';
-import { Store } from './store.js';
+import { FileStore } from '../node/file-store.js';
+import { DirectoryCatalogue } from '../node/model-directories.js';
 
 export interface StartServerOptions {
   /** a model artifact directory, or a directory of artifact directories */
@@ -81,18 +82,20 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     });
   const backend = await initBackend(config.backend, { threads: config.threads });
   logger.info({ backend: backend.name, reason: backend.reason }, 'tfjs backend');
-  const store = await Store.open(dataDir);
+  const store = await FileStore.open(dataDir);
   const index = await createIndex({
     kind: config.index.kind,
     dir: config.index.dir ?? join(dataDir, 'index'),
     ...(config.index.annThreshold ? { annThreshold: config.index.annThreshold } : {}),
     ...(config.index.pinecone ? { pinecone: config.index.pinecone } : {}),
   });
-  const registry = new ModelRegistry([opts.modelDir, join(dataDir, 'models')], {
-    inference: config.inference,
-    ...(config.inferenceThreads ? { threads: config.inferenceThreads } : {}),
-    onFallback: (reason) => logger.info({ reason }, 'embeddings on tfjs'),
-  });
+  const registry = new ModelRegistry(
+    new DirectoryCatalogue([opts.modelDir, join(dataDir, 'models')], {
+      inference: config.inference,
+      ...(config.inferenceThreads ? { threads: config.inferenceThreads } : {}),
+      onFallback: (reason) => logger.info({ reason }, 'embeddings on tfjs'),
+    }),
+  );
   const keys = resolveApiKeys(config.auth.keys, store.keysFile);
   if (keys.generated) {
     (opts.printKey ?? ((m) => process.stderr.write(`${m}\n`)))(

@@ -3,13 +3,13 @@
  * the same dependencies as src/api/server.ts, but from runtime bindings instead of a data directory, and hands
  * them to the unchanged `createApp`:
  *   config    one zod schema (src/config.ts): defaults <- MANYFOLD_CONFIG (JSON) <- MANYFOLD_* variables
- *   registry  EdgeRegistry: artifacts read through callbacks (static assets, R2, S3), sha256-verified
+ *   registry  ModelRegistry over a SourceCatalogue: artifacts read through callbacks (static assets, R2, S3), sha256-verified
  *   index     Pinecone (MANYFOLD_INDEX=pinecone, PINECONE_API_KEY + PINECONE_HOST, and/or index.pinecone.indexes
  *             in MANYFOLD_CONFIG for models of several dimensions), built by the one createIndex; or the memory
  *             adapter, loaded from a snapshot (MemoryIndex.toBinary) and READ-ONLY: every isolate / container holds
  *             its own copy, so a write would reach one copy and vanish with it. Writes (ingest, activation,
  *             re-index, probes with supplied pairs) are refused with 409 naming the index to configure.
- *   store     EdgeStore over a BucketLike (R2, S3, memory)
+ *   store     BucketStore over a BucketLike (R2, S3, memory)
  *   keys      MANYFOLD_API_KEYS only (no key is generated at the edge: there is nowhere to print it)
  *   logger    consoleLogger (JSON lines)
  *   background where probes and activations run after their 202 (src/api/background.ts): the entry's queue
@@ -26,8 +26,9 @@ import { MemoryIndex } from '../index/memory.js';
 import type { VectorIndex } from '../index/types.js';
 import type { BucketLike } from './bucket.js';
 import { consoleLogger, type LevelName } from './logger.js';
-import { EdgeRegistry, type EdgeModelSources } from './registry.js';
-import { EdgeStore } from './store.js';
+import { ModelRegistry } from '../api/registry.js';
+import { SourceCatalogue, type EdgeModelSources } from './registry.js';
+import { BucketStore } from './store.js';
 
 export type EdgeEnv = Record<string, unknown>;
 
@@ -47,7 +48,7 @@ export interface EdgeApi {
   api: ManyfoldApi;
   config: ManyfoldConfig;
   index: VectorIndex;
-  registry: EdgeRegistry;
+  registry: ModelRegistry;
   /** ms from the start of createEdgeApi to a ready app (model loaded and verified, index open) */
   startMs: number;
 }
@@ -95,8 +96,8 @@ export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
   } else {
     throw new Error(`index kind ${config.index.kind} is not available in this runtime (use memory or pinecone)`);
   }
-  const registry = new EdgeRegistry(opts.models);
-  const store = new EdgeStore(opts.bucket);
+  const registry = new ModelRegistry(new SourceCatalogue(opts.models));
+  const store = new BucketStore(opts.bucket);
   const background = opts.background ?? edgeRunner({ name: 'edge' });
   const api = await createApp({ config, registry, index, store, logger, keys, background });
   return { api, config, index, registry, startMs: Date.now() - t0 };

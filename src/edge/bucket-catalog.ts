@@ -128,7 +128,7 @@ export function catalogSources(catalog: Catalog, bucket: BucketLike, prefix: str
   }));
 }
 
-/** A discovery function for EdgeRegistry: re-reads the catalogue at every scan (boot, activation). */
+/** A discovery function for SourceCatalogue: re-reads the catalogue at every scan (boot, activation). */
 export function discoverFromCatalog(bucket: BucketLike, prefix: string, label: string, opts: { only?: readonly string[]; required?: boolean } = {}): () => Promise<EdgeModelSource[]> {
   return async () => {
     const catalog = await readCatalog(bucket, prefix, label);

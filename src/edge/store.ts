@@ -1,14 +1,12 @@
 /**
- * EdgeStore: the API's Store (items, blobs, state, jobs, probes) over a BucketLike object store instead of a
- * data directory, for runtimes without a persistent filesystem (Workers: R2 or memory; Lambda: S3).
- * It subclasses Store so it is accepted wherever the API expects one; every public method is overridden, and
- * the file-system code of the base class is never reached.
+ * BucketStore: the API's Store (src/api/store.ts: items, blobs, state, jobs, probes) over a BucketLike object
+ * store, for runtimes without a persistent filesystem (Workers: R2 or memory; Lambda: S3).
  *
  * Keys: items/<ns>/<hex(id)>.json, blobs/<sha256>, state.json, jobs/<id>.json, probes/<id>.json (+ .html).
  * hex(id) keeps keys path-safe and gives a stable sorted order (activation checkpoints compare keys).
  */
 import type { Metadata } from '../index/types.js';
-import { Store, type ServerState, type StoredItem } from '../api/store.js';
+import type { ServerState, Store, StoredItem } from '../api/store.js';
 import { getJson, listAll, putJson, type BucketLike } from './bucket.js';
 
 export { type Metadata };
@@ -19,42 +17,36 @@ export function hexKey(id: string): string {
   return s;
 }
 
-export class EdgeStore extends Store {
-  constructor(readonly bucket: BucketLike) {
-    super('/edge-store');
-  }
-
-  override get keysFile(): string {
-    return '/edge-store/keys.json (unused: keys come from MANYFOLD_API_KEYS)';
-  }
+export class BucketStore implements Store {
+  constructor(readonly bucket: BucketLike) {}
 
   private itemKey(ns: string, id: string): string {
     return `items/${ns}/${hexKey(id)}.json`;
   }
 
-  override getItem(ns: string, id: string): Promise<StoredItem | undefined> {
+  getItem(ns: string, id: string): Promise<StoredItem | undefined> {
     return getJson<StoredItem>(this.bucket, this.itemKey(ns, id));
   }
-  override putItem(item: StoredItem): Promise<void> {
+  putItem(item: StoredItem): Promise<void> {
     return putJson(this.bucket, this.itemKey(item.namespace, item.id), item);
   }
-  override async deleteItem(ns: string, id: string): Promise<boolean> {
+  async deleteItem(ns: string, id: string): Promise<boolean> {
     const k = this.itemKey(ns, id);
     if (!(await this.bucket.get(k))) return false;
     await this.bucket.delete(k);
     return true;
   }
-  override async namespaces(): Promise<string[]> {
+  async namespaces(): Promise<string[]> {
     const keys = await listAll(this.bucket, 'items/');
     return [...new Set(keys.map((k) => k.split('/')[1]).filter(Boolean))].sort();
   }
-  override async itemKeys(ns: string): Promise<string[]> {
+  async itemKeys(ns: string): Promise<string[]> {
     return (await listAll(this.bucket, `items/${ns}/`)).map((k) => k.slice(`items/${ns}/`.length)).sort();
   }
-  override readItemByKey(ns: string, key: string): Promise<StoredItem | undefined> {
+  readItemByKey(ns: string, key: string): Promise<StoredItem | undefined> {
     return getJson<StoredItem>(this.bucket, `items/${ns}/${key}`);
   }
-  override async listItems(ns: string): Promise<StoredItem[]> {
+  async listItems(ns: string): Promise<StoredItem[]> {
     const out: StoredItem[] = [];
     for (const k of await this.itemKeys(ns)) {
       const it = await this.readItemByKey(ns, k);
@@ -62,43 +54,43 @@ export class EdgeStore extends Store {
     }
     return out;
   }
-  override async putBlob(sha: string, bytes: Uint8Array): Promise<void> {
+  async putBlob(sha: string, bytes: Uint8Array): Promise<void> {
     if (await this.bucket.get(`blobs/${sha}`)) return;
     await this.bucket.put(`blobs/${sha}`, bytes);
   }
-  override async getBlob(sha: string): Promise<Buffer> {
+  async getBlob(sha: string): Promise<Buffer> {
     if (!/^[0-9a-f]{64}$/.test(sha)) throw new Error('bad blob id');
     const o = await this.bucket.get(`blobs/${sha}`);
     if (!o) throw new Error(`blob ${sha} not found`);
     return Buffer.from(await o.arrayBuffer());
   }
-  override async getState(): Promise<ServerState> {
+  async getState(): Promise<ServerState> {
     return (await getJson<ServerState>(this.bucket, 'state.json')) ?? {};
   }
-  override putState(s: ServerState): Promise<void> {
+  putState(s: ServerState): Promise<void> {
     return putJson(this.bucket, 'state.json', s);
   }
   private docKey(kind: 'jobs' | 'probes', id: string, ext = 'json'): string {
     if (!/^[A-Za-z0-9_-]{1,80}$/.test(id)) throw new Error('bad document id');
     return `${kind}/${id}.${ext}`;
   }
-  override getDoc<T>(kind: 'jobs' | 'probes', id: string): Promise<T | undefined> {
+  getDoc<T>(kind: 'jobs' | 'probes', id: string): Promise<T | undefined> {
     return getJson<T>(this.bucket, this.docKey(kind, id));
   }
-  override putDoc(kind: 'jobs' | 'probes', id: string, doc: unknown): Promise<void> {
+  putDoc(kind: 'jobs' | 'probes', id: string, doc: unknown): Promise<void> {
     return putJson(this.bucket, this.docKey(kind, id), doc);
   }
-  override async putText(kind: 'jobs' | 'probes', id: string, ext: string, text: string): Promise<void> {
+  async putText(kind: 'jobs' | 'probes', id: string, ext: string, text: string): Promise<void> {
     await this.bucket.put(this.docKey(kind, id, ext), text);
   }
-  override async getText(kind: 'jobs' | 'probes', id: string, ext: string): Promise<string | undefined> {
+  async getText(kind: 'jobs' | 'probes', id: string, ext: string): Promise<string | undefined> {
     const o = await this.bucket.get(this.docKey(kind, id, ext));
     return o ? o.text() : undefined;
   }
-  override async deleteDoc(kind: 'jobs' | 'probes', id: string): Promise<void> {
+  async deleteDoc(kind: 'jobs' | 'probes', id: string): Promise<void> {
     await this.bucket.delete([this.docKey(kind, id), this.docKey(kind, id, 'html')]);
   }
-  override async listDocs<T>(kind: 'jobs' | 'probes'): Promise<T[]> {
+  async listDocs<T>(kind: 'jobs' | 'probes'): Promise<T[]> {
     const out: T[] = [];
     for (const k of (await listAll(this.bucket, `${kind}/`)).filter((k) => k.endsWith('.json')).sort()) {
       const d = await getJson<T>(this.bucket, k);

@@ -45,6 +45,10 @@ const FIXTURE: Record<string, string> = {
   'functions/worker.ts': "import { e } from '../src/edge/e.js';\nexport const w = e;\n",
   'src/edge/e.ts': "export const e = async (): Promise<unknown> => import('../index/index.js');\n",
   'src/index/index.ts': 'export const idx = 1;\n',
+  // the edge reaches a Node adapter; src/api/server.ts (the Node composition root) may
+  'src/node/fs.ts': 'export const fs = 1;\n',
+  'src/edge/store.ts': "import { fs } from '../node/fs.js';\nexport const s = fs;\n",
+  'src/api/server.ts': "import { fs } from '../node/fs.js';\nexport const srv = fs;\n",
   // allowed: type-only imports of training/, the CLI loading the trainer, a cycle through type-only imports
   'src/nightly/typed.ts': "export type Training = Pick<typeof import('../../training/run.js'), 'runTraining'>;\n",
   'src/eval/typed-only.ts': "import type { RunResult } from '../../training/run.js';\nexport const r: RunResult = 1;\n",
@@ -104,6 +108,7 @@ describe('dependency rules (.dependency-cruiser.cjs, dependency-cruiser CLI on a
         'no-circular: src/augment/a.ts -> src/augment/b.ts',
         'not-to-unresolvable: src/publish/u.ts -> ./missing.js',
         'edge-bundle-without-lancedb: functions/worker.ts -> src/index/index.ts',
+        'node-adapters-stay-in-node: src/edge/store.ts -> src/node/fs.ts',
       ].sort(),
     );
     const rules = (require('../../.dependency-cruiser.cjs') as { forbidden: { name: string }[] }).forbidden.map((r) => r.name);
