@@ -1,6 +1,7 @@
 /**
- * Building and running the Node server: config (file <- env <- flags, one zod schema), tfjs backend, index,
- * store, registry, keys, logger -> createApp -> @hono/node-server. `functions/node.ts` and `manyfold serve`
+ * Building and running the Node server: config (file <- env <- flags, one zod schema), tfjs backend, and the
+ * Node adapters (src/node: FileStore, DirectoryCatalogue; createIndex: LanceDB by default), keys, logger ->
+ * buildApi (src/api/deps.ts, shared with the edge) -> @hono/node-server. `functions/node.ts` and `manyfold serve`
  * are thin wrappers around startServer; graceful shutdown is `close()` (stop accepting, let in-flight requests
  * finish within server.shutdownTimeoutMs, stop background jobs so they resume at the next start, close the index).
  */
@@ -8,13 +9,13 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { loadConfig, type ManyfoldConfig } from '../config.js';
+import { loadConfig, mergeLayers, type ManyfoldConfig } from '../config.js';
 import { initBackend } from '../engine/backend.js';
 import { createIndex } from '../index/index.js';
 import type { VectorIndex } from '../index/types.js';
-import { createApp, type AppDeps, type ManyfoldApi } from './app.js';
+import type { AppDeps, ManyfoldApi } from './app.js';
 import { resolveApiKeys } from './auth.js';
-import { ModelRegistry } from './registry.js';
+import { buildApi } from './deps.js';
 import { FileStore } from '../node/file-store.js';
 import { DirectoryCatalogue } from '../node/model-directories.js';
 
@@ -58,20 +59,10 @@ export function serverEnvLayer(env: NodeJS.ProcessEnv): Record<string, unknown> 
   };
 }
 
-function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...a };
-  for (const [k, v] of Object.entries(b)) {
-    if (v === undefined) continue;
-    const cur = out[k];
-    out[k] = v && typeof v === 'object' && !Array.isArray(v) && cur && typeof cur === 'object' && !Array.isArray(cur) ? deepMerge(cur as Record<string, unknown>, v as Record<string, unknown>) : v;
-  }
-  return out;
-}
-
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const flags: Record<string, unknown> = { server: { ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) } };
-  const config = loadConfig({ file: opts.configFile, env, overrides: deepMerge(deepMerge(serverEnvLayer(env), flags), opts.overrides ?? {}) });
+  const config = loadConfig({ file: opts.configFile, env, overrides: mergeLayers(serverEnvLayer(env), flags, opts.overrides) });
   const dataDir = resolve(opts.dataDir);
   const logger =
     opts.logger ??
@@ -83,32 +74,31 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const backend = await initBackend(config.backend, { threads: config.threads });
   logger.info({ backend: backend.name, reason: backend.reason }, 'tfjs backend');
   const store = await FileStore.open(dataDir);
-  const index = await createIndex({
-    kind: config.index.kind,
-    dir: config.index.dir ?? join(dataDir, 'index'),
-    ...(config.index.annThreshold ? { annThreshold: config.index.annThreshold } : {}),
-    ...(config.index.pinecone ? { pinecone: config.index.pinecone } : {}),
-  });
-  const registry = new ModelRegistry(
-    new DirectoryCatalogue([opts.modelDir, join(dataDir, 'models')], {
-      inference: config.inference,
-      ...(config.inferenceThreads ? { threads: config.inferenceThreads } : {}),
-      onFallback: (reason) => logger.info({ reason }, 'embeddings on tfjs'),
-    }),
-  );
   const keys = resolveApiKeys(config.auth.keys, store.keysFile);
   if (keys.generated) {
     (opts.printKey ?? ((m) => process.stderr.write(`${m}\n`)))(
       `manyfold: no MANYFOLD_API_KEYS configured; generated an admin API key (shown once; only its sha256 is stored in ${store.keysFile}):\n  ${keys.generated}`,
     );
   }
-  let api: ManyfoldApi;
-  try {
-    api = await createApp({ config, registry, index, store, logger, keys: keys.keys, hooks: opts.hooks });
-  } catch (e) {
-    await index.close?.();
-    throw e;
-  }
+  const { api, index } = await buildApi({
+    config,
+    logger,
+    store,
+    catalogue: new DirectoryCatalogue([opts.modelDir, join(dataDir, 'models')], {
+      inference: config.inference,
+      ...(config.inferenceThreads ? { threads: config.inferenceThreads } : {}),
+      onFallback: (reason) => logger.info({ reason }, 'embeddings on tfjs'),
+    }),
+    openIndex: (c) =>
+      createIndex({
+        kind: c.index.kind,
+        dir: c.index.dir ?? join(dataDir, 'index'),
+        ...(c.index.annThreshold ? { annThreshold: c.index.annThreshold } : {}),
+        ...(c.index.pinecone ? { pinecone: c.index.pinecone } : {}),
+      }),
+    keys: keys.keys,
+    hooks: opts.hooks,
+  });
   const server = await new Promise<ServerType>((ok, fail) => {
     const s = serve({ fetch: api.app.fetch, port: config.server.port, hostname: config.server.host }, () => ok(s));
     s.once('error', fail);

@@ -1,7 +1,7 @@
 /**
- * The worker-safe factory shared by functions/worker.ts (Cloudflare) and functions/lambda.ts (AWS): it builds
- * the same dependencies as src/api/server.ts, but from runtime bindings instead of a data directory, and hands
- * them to the unchanged `createApp`:
+ * The worker-safe factory shared by functions/worker.ts (Cloudflare) and functions/lambda.ts (AWS): the edge's
+ * adapters, from runtime bindings instead of a data directory, handed to the one composition `buildApi`
+ * (src/api/deps.ts) that src/api/server.ts uses too:
  *   config    one zod schema (src/config.ts): defaults <- MANYFOLD_CONFIG (JSON) <- MANYFOLD_* variables
  *   registry  ModelRegistry over a SourceCatalogue: artifacts read through callbacks (static assets, R2, S3), sha256-verified
  *   index     Pinecone (MANYFOLD_INDEX=pinecone, PINECONE_API_KEY + PINECONE_HOST, and/or index.pinecone.indexes
@@ -17,7 +17,8 @@
  * Node-only pieces stay out: sharp is replaced at bundle time by src/edge/sharp-shim.ts (see that file).
  */
 import type { Logger } from 'pino';
-import { createApp, type ManyfoldApi } from '../api/app.js';
+import type { ManyfoldApi } from '../api/app.js';
+import { buildApi } from '../api/deps.js';
 import { edgeRunner, type BackgroundRunner } from '../api/background.js';
 import { parseApiKeys } from '../api/auth.js';
 import { loadConfig, mergeLayers, type ManyfoldConfig } from '../config.js';
@@ -26,7 +27,7 @@ import { MemoryIndex } from '../index/memory.js';
 import type { VectorIndex } from '../index/types.js';
 import type { BucketLike } from './bucket.js';
 import { consoleLogger, type LevelName } from './logger.js';
-import { ModelRegistry } from '../api/registry.js';
+import type { ModelRegistry } from '../api/registry.js';
 import { SourceCatalogue, type EdgeModelSources } from './registry.js';
 import { BucketStore } from './store.js';
 
@@ -85,20 +86,28 @@ export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
   const logger = opts.logger ?? consoleLogger(config.server.logLevel as LevelName);
   if (!config.auth.keys) throw new Error('MANYFOLD_API_KEYS is not set: the edge runtimes need configured keys (key=scope+scope,...)');
   const keys = parseApiKeys(config.auth.keys);
-  let index: VectorIndex;
+  const { api, index, registry } = await buildApi({
+    config,
+    logger,
+    store: new BucketStore(opts.bucket),
+    catalogue: new SourceCatalogue(opts.models),
+    openIndex: (c) => openEdgeIndex(c, opts.snapshot),
+    keys,
+    background: opts.background ?? edgeRunner({ name: 'edge' }),
+  });
+  return { api, config, index, registry, startMs: Date.now() - t0 };
+}
+
+/** Pinecone (shared by every isolate / container), or the read-only memory snapshot (see EDGE_READ_ONLY_MESSAGE) */
+async function openEdgeIndex(config: ManyfoldConfig, snapshot: EdgeApiOptions['snapshot']): Promise<VectorIndex> {
   if (config.index.kind === 'pinecone') {
     if (!config.index.pinecone) throw new Error('MANYFOLD_INDEX=pinecone needs PINECONE_API_KEY and PINECONE_HOST (or index.pinecone.indexes in MANYFOLD_CONFIG)');
-    index = await createPineconeIndex(config.index.pinecone);
-  } else if (config.index.kind === 'memory') {
-    const snap = opts.snapshot ? await opts.snapshot() : null;
-    const readOnly = { readOnly: EDGE_READ_ONLY_MESSAGE };
-    index = snap ? MemoryIndex.fromBinary(snap, readOnly) : new MemoryIndex(readOnly);
-  } else {
-    throw new Error(`index kind ${config.index.kind} is not available in this runtime (use memory or pinecone)`);
+    return createPineconeIndex(config.index.pinecone);
   }
-  const registry = new ModelRegistry(new SourceCatalogue(opts.models));
-  const store = new BucketStore(opts.bucket);
-  const background = opts.background ?? edgeRunner({ name: 'edge' });
-  const api = await createApp({ config, registry, index, store, logger, keys, background });
-  return { api, config, index, registry, startMs: Date.now() - t0 };
+  if (config.index.kind === 'memory') {
+    const snap = snapshot ? await snapshot() : null;
+    const readOnly = { readOnly: EDGE_READ_ONLY_MESSAGE };
+    return snap ? MemoryIndex.fromBinary(snap, readOnly) : new MemoryIndex(readOnly);
+  }
+  throw new Error(`index kind ${config.index.kind} is not available in this runtime (use memory or pinecone)`);
 }
