@@ -61,6 +61,16 @@ export interface Store {
   listDocs<T>(kind: DocKind): Promise<T[]>;
 }
 
+/** every item of a namespace through its keys: how each Store implements listItems */
+export async function readAllItems(store: Pick<Store, 'itemKeys' | 'readItemByKey'>, ns: string): Promise<StoredItem[]> {
+  const out: StoredItem[] = [];
+  for (const k of await store.itemKeys(ns)) {
+    const it = await store.readItemByKey(ns, k);
+    if (it) out.push(it);
+  }
+  return out;
+}
+
 export function newId(prefix: string): string {
   return `${prefix}_${Date.now().toString(36)}${randomBytes(6).toString('hex')}`;
 }

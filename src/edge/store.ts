@@ -6,7 +6,7 @@
  * hex(id) keeps keys path-safe and gives a stable sorted order (activation checkpoints compare keys).
  */
 import type { Metadata } from '../index/types.js';
-import type { ServerState, Store, StoredItem } from '../api/store.js';
+import { readAllItems, type ServerState, type Store, type StoredItem } from '../api/store.js';
 import { getJson, listAll, putJson, type BucketLike } from './bucket.js';
 
 export { type Metadata };
@@ -46,13 +46,8 @@ export class BucketStore implements Store {
   readItemByKey(ns: string, key: string): Promise<StoredItem | undefined> {
     return getJson<StoredItem>(this.bucket, `items/${ns}/${key}`);
   }
-  async listItems(ns: string): Promise<StoredItem[]> {
-    const out: StoredItem[] = [];
-    for (const k of await this.itemKeys(ns)) {
-      const it = await this.readItemByKey(ns, k);
-      if (it) out.push(it);
-    }
-    return out;
+  listItems(ns: string): Promise<StoredItem[]> {
+    return readAllItems(this, ns);
   }
   async putBlob(sha: string, bytes: Uint8Array): Promise<void> {
     if (await this.bucket.get(`blobs/${sha}`)) return;

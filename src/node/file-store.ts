@@ -15,7 +15,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ServerState, Store, StoredItem } from '../api/store.js';
+import { readAllItems, type ServerState, type Store, type StoredItem } from '../api/store.js';
 import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 
 async function readJson<T>(file: string): Promise<T | undefined> {
@@ -81,13 +81,8 @@ export class FileStore implements Store {
   }
 
   /** Reads every item of a namespace (small and medium collections; activation streams by key instead). */
-  async listItems(ns: string): Promise<StoredItem[]> {
-    const out: StoredItem[] = [];
-    for (const k of await this.itemKeys(ns)) {
-      const it = await this.readItemByKey(ns, k);
-      if (it) out.push(it);
-    }
-    return out;
+  listItems(ns: string): Promise<StoredItem[]> {
+    return readAllItems(this, ns);
   }
 
   // ---------------------------------------------------------------- blobs
