@@ -27,14 +27,10 @@
  */
 import type { Logger } from 'pino';
 import type { ModelRegistry } from './registry.js';
-import { physicalNamespace, type ActiveModel, type RetrievalService } from './service.js';
+import type { ActiveModel, RetrievalService } from './service.js';
 import { newId, type Store, type StoredItem } from './store.js';
 import { ApiError } from './errors.js';
 import { cutByRuntime, cutMessage, inProcessRunner, type BackgroundRunner, type WaitUntilContext } from './background.js';
-import type { VectorIndex } from '../index/types.js';
-import { assertIndexWritable } from '../index/capabilities.js';
-// type-only: the Pinecone adapter itself is loaded by createIndex, never by this module (edge bundles)
-import type { EventuallyConsistentCounts } from '../index/pinecone.js';
 
 export interface ActivationJob {
   id: string;
@@ -86,12 +82,6 @@ function abortableSleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener('abort', onAbort, { once: true });
   });
-}
-
-/** the index's consistency policy when its counts may lag its writes (Pinecone), else undefined (read once) */
-function eventualCounts(index: VectorIndex): EventuallyConsistentCounts | undefined {
-  const c = index as Partial<EventuallyConsistentCounts>;
-  return c.consistency && typeof c.namespaceCounts === 'function' ? (c as EventuallyConsistentCounts) : undefined;
 }
 
 function describeMismatch(rows: readonly VerificationRow[]): string {
@@ -235,7 +225,7 @@ export class ActivationManager {
    * (not the edge's read-only snapshot) and has room for the model's dimension (Pinecone: the index mapped to it).
    */
   private async checkTarget(modelId: string): Promise<void> {
-    assertIndexWritable(this.service.index);
+    this.service.assertWritable();
     const info = this.registry.info(modelId)!;
     const encoder = await this.registry.get(modelId);
     await this.service.checkIndexDimension({ id: modelId, tag: info.tag, encoder });
@@ -289,7 +279,7 @@ export class ActivationManager {
       if (signal.aborted) return; // stopped while waiting: stays `running`, verified again after the restart
       if (!v.ok) {
         job.status = 'failed';
-        const policy = eventualCounts(this.service.index)?.consistency;
+        const policy = this.service.countConsistency;
         job.error = policy
           ? `verification failed: index counts did not reach the stored items within index.pinecone.consistencyTimeoutMs = ${policy.timeoutMs} ms ` +
             `(waited ${v.waitedMs} ms, ${v.polls} polls of describe_index_stats): ${describeMismatch(v.rows)}; the active model is unchanged`
@@ -314,24 +304,14 @@ export class ActivationManager {
   }
 
   /** Per user namespace: stored items with an image and stored captions vs the index's counts, read now. */
-  private async readCounts(target: ActiveModel, consistency: EventuallyConsistentCounts | undefined): Promise<VerificationRow[]> {
+  private async readCounts(target: ActiveModel): Promise<VerificationRow[]> {
     const expected: { namespace: string; expected: VerificationRow['expected'] }[] = [];
     for (const ns of await this.store.namespaces()) {
       const items = await this.store.listItems(ns);
       expected.push({ namespace: ns, expected: { images: items.filter((i) => i.image).length, texts: items.reduce((a, i) => a + i.captions.length, 0) } });
     }
-    const names = expected.flatMap((e) => [physicalNamespace(e.namespace, target.tag, 'images'), physicalNamespace(e.namespace, target.tag, 'texts')]);
-    let counts: Record<string, number>;
-    if (consistency) counts = await consistency.namespaceCounts(names); // one describe_index_stats per poll
-    else {
-      counts = {};
-      for (const name of names) counts[name] = (await this.service.index.stats(name)).count;
-    }
-    return expected.map((e) => ({
-      namespace: e.namespace,
-      expected: e.expected,
-      actual: { images: counts[physicalNamespace(e.namespace, target.tag, 'images')] ?? 0, texts: counts[physicalNamespace(e.namespace, target.tag, 'texts')] ?? 0 },
-    }));
+    const actual = await this.service.recordCounts(target, expected.map((e) => e.namespace));
+    return expected.map((e) => ({ namespace: e.namespace, expected: e.expected, actual: actual[e.namespace] }));
   }
 
   /**
@@ -342,14 +322,13 @@ export class ActivationManager {
    * once and never sleeps.
    */
   private async verifyCounts(target: ActiveModel, signal: AbortSignal): Promise<{ rows: VerificationRow[]; ok: boolean; polls: number; waitedMs: number }> {
-    const consistency = eventualCounts(this.service.index);
-    const policy = consistency?.consistency;
+    const policy = this.service.countConsistency;
     const sleep = this.hooks.sleep ?? abortableSleep;
     const now = this.hooks.now ?? Date.now;
     const started = now();
     let delay = policy?.initialDelayMs ?? 0;
     for (let polls = 1; ; polls++) {
-      const rows = await this.readCounts(target, consistency);
+      const rows = await this.readCounts(target);
       const ok = rows.every((r) => r.expected.images === r.actual.images && r.expected.texts === r.actual.texts);
       const waitedMs = now() - started;
       // no policy (LanceDB, memory): the first read is the answer

@@ -22,7 +22,6 @@ import type { LimitsConfig } from '../config.js';
 import { DEFAULT_WHITE_BOX_SUITE, checkSuite, renderRobustHtml, renderStatusHtml, runRobustProbe, type ProbeAttackSpec, type ProbeQuerySet, type RobustProbeReport } from '../eval/robust/index.js';
 import { Rng } from '../util/rng.js';
 import { ApiError } from './errors.js';
-import { assertIndexWritable } from '../index/capabilities.js';
 import { checkImage, decodeBase64Image, imageToPixels } from './images.js';
 import { decodeSpecForModel } from '../data/imageCache.js';
 import type { ApiMetrics } from './metrics.js';
@@ -175,7 +174,7 @@ export class ProbeManager {
     }
     let pairs: ProbeRequestStored['pairs'];
     if (body.pairs) {
-      assertIndexWritable(this.service.index); // pairs are indexed into a scratch namespace: 409 on the edge's snapshot
+      this.service.assertWritable(); // pairs are indexed into a scratch namespace: 409 on the edge's snapshot
       pairs = [];
       for (let i = 0; i < body.pairs.length; i++) {
         const field = `pairs[${i}].image`;

@@ -16,6 +16,8 @@ import { parseFilter } from '../index/filter.js';
 import { isIndexError } from '../index/errors.js';
 import { assertIndexWritable, checkIndexDimensionRoute } from '../index/capabilities.js';
 import type { Metadata, QueryMatch, VectorIndex, VectorRecord } from '../index/types.js';
+// type-only: the Pinecone adapter itself is loaded by createIndex, never by this module (edge bundles)
+import type { EventuallyConsistentCounts } from '../index/pinecone.js';
 import type { Encoder } from '../model/encoder.js';
 import { ApiError } from './errors.js';
 import type { EncoderQueue } from './encoderQueue.js';
@@ -196,6 +198,34 @@ export class RetrievalService {
     await this.writeItemsRecords(model, writes);
   }
 
+  /** 409 when the index takes no writes (the edge's read-only memory snapshot), before any work that would write */
+  assertWritable(): void {
+    assertIndexWritable(this.index);
+  }
+
+  /**
+   * How the index's counts follow its writes: a lag policy when they may trail them (Pinecone serverless), else
+   * undefined (LanceDB, memory: a count read after a write sees it).
+   */
+  get countConsistency(): EventuallyConsistentCounts['consistency'] | undefined {
+    return eventualCounts(this.index)?.consistency;
+  }
+
+  /** The index's records of `model` per user namespace (images, caption records), read now. */
+  async recordCounts(model: ActiveModel, namespaces: readonly string[]): Promise<Record<string, { images: number; texts: number }>> {
+    const names = namespaces.flatMap((ns) => [physicalNamespace(ns, model.tag, 'images'), physicalNamespace(ns, model.tag, 'texts')]);
+    const lagging = eventualCounts(this.index);
+    let counts: Record<string, number>;
+    if (lagging) counts = await lagging.namespaceCounts(names); // one describe_index_stats for all of them
+    else {
+      counts = {};
+      for (const name of names) counts[name] = (await this.index.stats(name)).count;
+    }
+    return Object.fromEntries(
+      namespaces.map((ns) => [ns, { images: counts[physicalNamespace(ns, model.tag, 'images')] ?? 0, texts: counts[physicalNamespace(ns, model.tag, 'texts')] ?? 0 }]),
+    );
+  }
+
   /** Drops a user namespace's records of one model (both its image and caption namespaces); `quiet` ignores failures. */
   async dropModelNamespace(ns: string, tag: string, opts: { quiet?: boolean } = {}): Promise<void> {
     for (const t of ['images', 'texts'] as const) {
@@ -361,4 +391,10 @@ export class RetrievalService {
       };
     });
   }
+}
+
+/** the index's counts interface when they may lag its writes (Pinecone), else undefined (read once) */
+function eventualCounts(index: VectorIndex): EventuallyConsistentCounts | undefined {
+  const c = index as Partial<EventuallyConsistentCounts>;
+  return c.consistency && typeof c.namespaceCounts === 'function' ? (c as EventuallyConsistentCounts) : undefined;
 }
