@@ -17,7 +17,7 @@ import { generateScenes } from '../src/data/scenes/generate.js';
 import { loadArtifact, readManifest } from '../src/model/artifact.js';
 import { Encoder } from '../src/model/encoder.js';
 import { cleanMeanR1, evaluateRobust, multimodalMeanR1, type RobustEvalOptions, type RobustEvalReport } from '../src/eval/robust/evaluate.js';
-import { PROBE_ATTACKS, specsFromList, type ProbeAttackSpec } from '../src/eval/robust/catalog.js';
+import { specsAtEachEps, type ProbeAttackSpec } from '../src/eval/robust/catalog.js';
 import type { AttackFigures } from '../src/eval/robust/runner.js';
 import { modelConfigFromPreset } from '../src/model/presets.js';
 import { textLabelLexicon, type TextLabelChoice } from '../src/eval/text-labels.js';
@@ -110,11 +110,7 @@ export { ROWS, type RowSpec } from './experiment-rows.js';
 export const EXPERIMENT_ATTACKS = ['pgd', 'text', 'coattack', 'sga', 'transfer-sga'] as const;
 
 export function experimentSuite(spec: Pick<BudgetSpec, 'evalEps' | 'evalSteps'>): ProbeAttackSpec[] {
-  // each budget goes to the attacks whose catalogue entry takes it; an attack without an image budget runs once
-  return EXPERIMENT_ATTACKS.flatMap((name) => {
-    const budgets = { steps: spec.evalSteps, maxWordsChanged: 1 };
-    return PROBE_ATTACKS[name].knobs.some((k) => k === 'eps') ? spec.evalEps.flatMap((eps) => specsFromList(name, { ...budgets, eps })) : specsFromList(name, budgets);
-  });
+  return EXPERIMENT_ATTACKS.flatMap((name) => specsAtEachEps(name, spec.evalEps, { steps: spec.evalSteps, maxWordsChanged: 1 }));
 }
 
 export interface ExperimentOptions {

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { BACKEND_KINDS, loadConfig } from '../../config.js';
 import { choiceFlag, intFlag, numberFlag, numberListFlag, THREADS_FLAG_HELP } from '../flags.js';
 import { TEXT_LABEL_CHOICES, TEXT_LABELS_HELP, textLabelLexicon, type TextLabelChoice } from '../../eval/text-labels.js';
-import { PROBE_ATTACKS, PROBE_ATTACK_NAMES, specsFromList, type ProbeAttackName, type ProbeAttackSpec } from '../../eval/robust/catalog.js';
+import { PROBE_ATTACKS, PROBE_ATTACK_NAMES, specsAtEachEps, type ProbeAttackName, type ProbeAttackSpec } from '../../eval/robust/catalog.js';
 import { checkBars, parseFailBelow } from '../../eval/robust/gate.js';
 import { renderRobustHtml, renderRobustMarkdown } from '../../eval/robust/render.js';
 import { writeFileAtomic } from '../../util/atomic.js';
@@ -174,12 +174,8 @@ export function evalSuite(list: string, f: EvalSuiteFlags): { specs: ProbeAttack
     } else names = item === 'blackbox' ? ['blackbox-image', 'blackbox-text'] : [item];
     for (const name of names) {
       if (!(name in PROBE_ATTACKS)) throw new Error(`--attack: unknown attack '${name}' (expected one of: ${[...PROBE_ATTACK_NAMES, 'blackbox', 'transfer:MODEL_DIR'].join(', ')})`);
-      const takesEps = (PROBE_ATTACKS[name as ProbeAttackName].knobs as readonly string[]).includes('eps');
       if (PROBE_ATTACKS[name as ProbeAttackName].threatModel === 'transfer' && surrogate === undefined) throw new Error(`--attack: ${name} needs a surrogate model (--surrogate DIR, or transfer:DIR)`);
-      for (const eps of takesEps ? f.eps : [undefined]) {
-        const budgets = { eps, steps: f.steps, stepSize: f.stepSize, maxWordsChanged: f.words, maxQueries: name === 'blackbox-text' ? f.textQueries : f.queries };
-        specs.push(...specsFromList(name, budgets));
-      }
+      specs.push(...specsAtEachEps(name, f.eps, { steps: f.steps, stepSize: f.stepSize, maxWordsChanged: f.words, maxQueries: name === 'blackbox-text' ? f.textQueries : f.queries }));
     }
   }
   return { specs, ...(surrogate !== undefined ? { surrogate } : {}) };

@@ -122,6 +122,20 @@ export function recipeOptions(spec: ProbeAttackSpec, seed: number, extra: { eotJ
   return o;
 }
 
+/**
+ * One attack at each of several image budgets (a robustness curve): one spec per eps when the attack takes an eps,
+ * else one spec; the other budgets go only where the attack takes them (specsFromList). Throws naming an unknown
+ * attack.
+ */
+export function specsAtEachEps(
+  name: string,
+  eps: readonly number[],
+  budgets: { steps?: number; stepSize?: number; maxQueries?: number; maxWordsChanged?: number; eot?: boolean },
+): ProbeAttackSpec[] {
+  const takesEps = name in PROBE_ATTACKS && (PROBE_ATTACKS[name as ProbeAttackName].knobs as readonly string[]).includes('eps');
+  return takesEps ? eps.flatMap((e) => specsFromList(name, { ...budgets, eps: e })) : specsFromList(name, budgets);
+}
+
 function knobsOf(spec: ProbeAttackSpec): readonly string[] {
   return PROBE_ATTACKS[spec.name].knobs;
 }
