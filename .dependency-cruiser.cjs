@@ -86,11 +86,12 @@ module.exports = {
     {
       name: 'functions-are-thin-entries',
       comment:
-        'functions/ (Node, Worker, Lambda entries) compose src/ and npm packages only: no trainer, CLI, tests, ' +
-        'scripts or build tooling inside a deployed bundle.',
+        'functions/ (Node, Worker, Lambda entries) hand their runtime to its adapter folder (src/node, ' +
+        'src/cloudflare, src/aws) and nothing else: no composition of their own, no trainer, CLI, tests, scripts or ' +
+        'build tooling inside a deployed bundle.',
       severity: 'error',
       from: { path: '^functions/' },
-      to: { path: ['^(training|test|scripts|infra)/', '^src/cli/'] },
+      to: { path: ['^(training|test|scripts|infra)/', '^src/'], pathNot: '^src/(node|cloudflare|aws)/' },
     },
     {
       name: 'product-not-to-tests-or-scripts',
@@ -100,14 +101,27 @@ module.exports = {
       to: { path: '^(test|scripts|infra|functions)/' },
     },
     {
-      name: 'node-adapters-stay-in-node',
+      name: 'core-not-to-runtime-adapters',
       comment:
-        'src/node holds the Node runtime adapters (the filesystem store): the edge (src/edge, bundled into the Worker ' +
-        'and Lambda) never imports them, and src/api reaches them only from server.ts, the Node composition root; ' +
-        'everything else talks to the interfaces (src/api/store.ts Store).',
+        'One folder per runtime holds its adapters: src/node (files, LanceDB, the server), src/cloudflare (Worker ' +
+        'bindings: assets, R2, Queues), src/aws (S3, SQS, Lambda). The runtime-neutral core (the API, the edge ' +
+        'composition, the index contract, evaluation, models) talks to their interfaces (Store, ModelCatalogue, ' +
+        'BucketLike, VectorIndex) and never imports them; only the CLI and `manyfold publish` (Node commands) may.',
       severity: 'error',
-      from: { path: ['^src/edge/', '^src/api/'], pathNot: '^src/api/server\\.ts$' },
-      to: { path: '^src/node/' },
+      from: { path: '^src/', pathNot: ['^src/(node|cloudflare|aws|cli|publish)/'] },
+      to: { path: '^src/(node|cloudflare|aws)/' },
+    },
+    {
+      name: 'runtime-adapters-apart',
+      comment:
+        'A runtime folder never imports another one, so the Worker bundle pulls in neither the AWS SDK nor the ' +
+        'filesystem, and the Node server none of the Worker bindings. One exception: the filesystem bucket ' +
+        '(src/node/dir-bucket.ts), which AWS Lambda, running on Node, uses for local runs (the Worker cannot reach it: ' +
+        'edge-bundle-without-lancedb forbids all of src/node there).',
+      severity: 'error',
+      from: { path: '^src/(node|cloudflare|aws)/' },
+      // $1: the importing file's own runtime folder
+      to: { path: '^src/(node|cloudflare|aws)/', pathNot: ['^src/$1/', '^src/node/dir-bucket\\.ts$'] },
     },
     {
       name: 'edge-bundle-without-lancedb',
@@ -117,7 +131,7 @@ module.exports = {
         'its indexes through src/index/pinecone-factory.ts and asks capabilities through src/index/capabilities.ts.',
       severity: 'error',
       from: { path: '^functions/worker\\.ts$' },
-      to: { path: ['^src/index/lancedb\\.ts$', '^src/index/index\\.ts$', '^node_modules/@lancedb/'], reachable: true },
+      to: { path: ['^src/node/', '^node_modules/@lancedb/'], reachable: true },
     },
     {
       name: 'no-circular',

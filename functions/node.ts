@@ -4,7 +4,7 @@
  * Env: MANYFOLD_API_KEYS, MANYFOLD_PORT, MANYFOLD_HOST, MANYFOLD_INDEX, MANYFOLD_BACKEND, MANYFOLD_LOG_LEVEL.
  */
 import { parseArgs } from 'node:util';
-import { installSignalHandlers, startServer } from '../src/api/server.js';
+import { installSignalHandlers, startServer } from '../src/node/server.js';
 
 const { values } = parseArgs({
   options: {

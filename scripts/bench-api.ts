@@ -26,7 +26,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
 import { initBackend } from '../src/engine/backend.js';
-import { createIndex } from '../src/index/index.js';
+import { createIndex } from '../src/node/indexes.js';
 import { readManifest, saveArtifact, type ArtifactManifest } from '../src/model/artifact.js';
 import { createDualEncoder, modelConfigFromPreset } from '../src/model/dual-encoder.js';
 import { loadEncoder } from '../src/model/load-encoder.js';

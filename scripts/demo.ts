@@ -27,7 +27,7 @@ import { readManifest } from '../src/model/artifact.js';
 import { createProgress } from '../src/util/progress.js';
 import { CHECKPOINT_FILE } from '../training/trainer.js';
 import { runTraining } from '../training/run.js';
-import { startServer, installSignalHandlers, type RunningServer } from '../src/api/server.js';
+import { startServer, installSignalHandlers, type RunningServer } from '../src/node/server.js';
 import type { DirectionFigures, RobustProbeReport } from '../src/eval/robust/index.js';
 import type { ConfidenceInterval } from '../src/eval/bootstrap.js';
 

@@ -19,7 +19,7 @@ import { cp } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { startServer } from '../src/api/server.js';
+import { startServer } from '../src/node/server.js';
 import { loadConfig } from '../src/config.js';
 import { generateScenes } from '../src/data/scenes/generate.js';
 import { readDatasetFile } from '../src/data/readers.js';

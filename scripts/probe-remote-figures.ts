@@ -23,7 +23,7 @@ import pino from 'pino';
 import { readDatasetFile } from '../src/data/readers.js';
 import { decodeImage, decodeSpecForModel } from '../src/data/imageCache.js';
 import { loadArtifact } from '../src/model/artifact.js';
-import { startServer } from '../src/api/server.js';
+import { startServer } from '../src/node/server.js';
 import { LiveIndexRankSource } from '../src/api/probe-source.js';
 import { MemoryRankSource, renderRobustMarkdown, runRobustProbe, type ProbeAttackSpec, type ProbeQuerySet, type RankSource, type RobustProbeReport, type Surrogate } from '../src/eval/robust/index.js';
 import { RemoteRankSource } from '../src/probe/remote.js';

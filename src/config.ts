@@ -375,25 +375,86 @@ export function readConfigFile(path: string): Json {
   }
 }
 
-/** MANYFOLD_BACKEND, MANYFOLD_THREADS, MANYFOLD_INFERENCE, MANYFOLD_SEED: the environment layer (flat, a few well-known keys). */
-export function envLayer(env: NodeJS.ProcessEnv = process.env): Json {
+/**
+ * Where a runtime's configuration comes from: process.env on Node and Lambda, the Worker's bindings on Cloudflare
+ * (only string values are read; bindings such as buckets and queues are ignored here).
+ */
+export type Environment = Readonly<Record<string, unknown>>;
+
+/** Every variable the configuration reads, on every runtime, and the field it sets. */
+export const CONFIG_VARIABLES: readonly { name: string; path: readonly string[]; number?: true }[] = [
+  { name: 'MANYFOLD_BACKEND', path: ['backend'] },
+  { name: 'MANYFOLD_THREADS', path: ['threads'], number: true },
+  { name: 'MANYFOLD_INFERENCE', path: ['inference'] },
+  { name: 'MANYFOLD_SEED', path: ['seed'], number: true },
+  { name: 'MANYFOLD_PORT', path: ['server', 'port'], number: true },
+  { name: 'MANYFOLD_HOST', path: ['server', 'host'] },
+  { name: 'MANYFOLD_LOG_LEVEL', path: ['server', 'logLevel'] },
+  { name: 'MANYFOLD_API_KEYS', path: ['auth', 'keys'] },
+  { name: 'MANYFOLD_INDEX', path: ['index', 'kind'] },
+  { name: 'PINECONE_API_KEY', path: ['index', 'pinecone', 'apiKey'] },
+  { name: 'PINECONE_HOST', path: ['index', 'pinecone', 'host'] },
+];
+
+const envString = (env: Environment, name: string): string | undefined => {
+  const v = env[name];
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+};
+
+/** The variables of CONFIG_VARIABLES that are set, as a config layer (a number that does not parse stays a string, for zod to name). */
+export function envLayer(env: Environment = process.env): Json {
   const out: Json = {};
-  if (env.MANYFOLD_BACKEND) out.backend = env.MANYFOLD_BACKEND;
-  if (env.MANYFOLD_THREADS) {
-    const n = Number(env.MANYFOLD_THREADS);
-    out.threads = Number.isFinite(n) ? n : env.MANYFOLD_THREADS;
-  }
-  if (env.MANYFOLD_INFERENCE) out.inference = env.MANYFOLD_INFERENCE;
-  if (env.MANYFOLD_SEED) {
-    const n = Number(env.MANYFOLD_SEED);
-    out.seed = Number.isFinite(n) ? n : env.MANYFOLD_SEED;
+  for (const v of CONFIG_VARIABLES) {
+    const raw = envString(env, v.name);
+    if (raw === undefined) continue;
+    const value = v.number && Number.isFinite(Number(raw)) ? Number(raw) : raw;
+    let at = out;
+    for (const key of v.path.slice(0, -1)) at = (at[key] ??= {}) as Json;
+    at[v.path[v.path.length - 1]] = value;
   }
   return out;
 }
 
-export function loadConfig(opts: { file?: string; env?: NodeJS.ProcessEnv; overrides?: Json } = {}): ManyfoldConfig {
-  const merged = mergeLayers(opts.file ? readConfigFile(opts.file) : undefined, envLayer(opts.env), opts.overrides);
+/** MANYFOLD_CONFIG: a whole config file as JSON in one variable (the edge has no config file; containers may prefer it too). */
+export function envConfigLayer(env: Environment = process.env): Json | undefined {
+  const text = envString(env, 'MANYFOLD_CONFIG');
+  if (text === undefined) return undefined;
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!isPlainObject(parsed)) throw new Error('top level must be an object');
+    return parsed;
+  } catch (e) {
+    throw new ConfigError(`MANYFOLD_CONFIG is not valid JSON: ${(e as Error).message}`);
+  }
+}
+
+export interface LoadConfigOptions {
+  /** a config file (JSON) on disk: Node's --config */
+  file?: string;
+  /** the runtime's environment (default: process.env) */
+  env?: Environment;
+  /** the last layer: command-line flags, test overrides */
+  overrides?: Json;
+}
+
+/**
+ * The configuration of every runtime, from the same layers in the same order: defaults <- config file <-
+ * MANYFOLD_CONFIG <- variables (CONFIG_VARIABLES) <- flags. Validation errors name the field and, when a variable
+ * set it, the variable.
+ */
+export function loadConfig(opts: LoadConfigOptions = {}): ManyfoldConfig {
+  const env = opts.env ?? process.env;
+  const merged = mergeLayers(opts.file ? readConfigFile(opts.file) : undefined, envConfigLayer(env), envLayer(env), opts.overrides);
   const parsed = configSchema.safeParse(merged);
-  if (!parsed.success) throw new ConfigError(formatZodError(parsed.error, opts.file));
+  if (!parsed.success) {
+    const fromEnv = new Map(CONFIG_VARIABLES.filter((v) => envString(env, v.name) !== undefined).map((v) => [v.path.join('.'), v.name]));
+    const lines = parsed.error.issues.map((i) => {
+      const path = i.path.length ? i.path.join('.') : '(root)';
+      const variable = fromEnv.get(path);
+      return `  ${path}${variable ? ` (${variable})` : ''}: ${i.message}`;
+    });
+    const sources = [opts.file, envString(env, 'MANYFOLD_CONFIG') ? 'MANYFOLD_CONFIG' : undefined].filter(Boolean).join(' + ');
+    throw new ConfigError(`Invalid configuration${sources ? ` in ${sources}` : ''}:\n${lines.join('\n')}`);
+  }
   return parsed.data;
 }

@@ -47,7 +47,7 @@ export interface AppDeps {
   index: VectorIndex;
   store: Store;
   logger: Logger;
-  /** API keys (hashed); see auth.ts resolveApiKeys */
+  /** API keys (hashed): configured (auth.ts configuredApiKeys) or generated on Node (src/node/keys.ts) */
   keys: ApiKeyEntry[];
   /** ms clock for rate limiting (tests) */
   clock?: () => number;

@@ -3,13 +3,11 @@
  *
  * Keys come from MANYFOLD_API_KEYS as `key=scope+scope,key2=scope` (scopes: search, write, probe, admin; admin
  * implies every other scope). Only sha256 hashes of the keys are kept (in memory, and in <data>/keys.json for a
- * generated key); a presented bearer token is hashed and compared with every stored hash using
+ * key the Node server generated: src/node/keys.ts); a presented bearer token is hashed and compared with every stored hash using
  * crypto.timingSafeEqual, without an early exit, so the comparison time does not depend on which key matched.
  * The key id used in logs, metrics and rate limiting is the first 8 hex digits of the hash, never the key.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { ApiError } from './errors.js';
 
 export const SCOPES = ['search', 'write', 'probe', 'admin'] as const;
@@ -27,7 +25,7 @@ export function hashKey(key: string): Buffer {
   return createHash('sha256').update(key, 'utf8').digest();
 }
 
-function entry(hash: Buffer, scopes: Iterable<Scope>): ApiKeyEntry {
+export function keyEntry(hash: Buffer, scopes: Iterable<Scope>): ApiKeyEntry {
   return { hash, id: hash.toString('hex').slice(0, 8), scopes: new Set(scopes) };
 }
 
@@ -44,30 +42,19 @@ export function parseApiKeys(spec: string): ApiKeyEntry[] {
     for (const s of scopes) {
       if (!(SCOPES as readonly string[]).includes(s)) throw new Error(`MANYFOLD_API_KEYS entry ${i + 1}: unknown scope "${s}" (expected ${SCOPES.join(', ')})`);
     }
-    out.push(entry(hashKey(key), scopes as Scope[]));
+    out.push(keyEntry(hashKey(key), scopes as Scope[]));
   });
   if (out.length === 0) throw new Error('MANYFOLD_API_KEYS is set but holds no key');
   return out;
 }
 
-export function generateKey(): string {
-  return `mf_${randomBytes(24).toString('base64url')}`;
-}
-
 /**
- * The key set of a server: from the spec when given; otherwise the admin key generated on a first start (its
- * hash is kept in `keysFile`); on a first start `generated` carries the plaintext key to print once.
+ * The keys of a runtime that cannot generate one (the edge: there is nowhere to print it once, nowhere to keep its
+ * hash): MANYFOLD_API_KEYS (config auth.keys) or a clear error. Node's server may generate one (src/node/keys.ts).
  */
-export function resolveApiKeys(spec: string | undefined, keysFile: string): { keys: ApiKeyEntry[]; generated?: string; source: string } {
-  if (spec && spec.trim()) return { keys: parseApiKeys(spec), source: 'MANYFOLD_API_KEYS' };
-  if (existsSync(keysFile)) {
-    const json = JSON.parse(readFileSync(keysFile, 'utf8')) as { keys: { sha256: string; scopes: Scope[] }[] };
-    return { keys: json.keys.map((k) => entry(Buffer.from(k.sha256, 'hex'), k.scopes)), source: keysFile };
-  }
-  const key = generateKey();
-  mkdirSync(dirname(keysFile), { recursive: true });
-  writeFileSync(keysFile, `${JSON.stringify({ keys: [{ sha256: hashKey(key).toString('hex'), scopes: ['admin'] }] }, null, 2)}\n`, { mode: 0o600 });
-  return { keys: [entry(hashKey(key), ['admin'])], generated: key, source: 'generated' };
+export function configuredApiKeys(spec: string | undefined, runtime: string): ApiKeyEntry[] {
+  if (!spec || !spec.trim()) throw new Error(`MANYFOLD_API_KEYS is not set: ${runtime} need configured keys (key=scope+scope,...)`);
+  return parseApiKeys(spec);
 }
 
 export class KeyRing {

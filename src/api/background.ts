@@ -6,7 +6,7 @@
  *   Worker    a Cloudflare Queue: the 202 is sent once the queue holds {kind, id}; the Worker's queue() consumer
  *             runs the job to completion from the store (runJob). ctx.waitUntil only carries in-process work when
  *             no queue is bound (it gives 30 s after the response: enough for a small probe, not for minutes).
- *   Lambda    SQS: the same message, consumed by functions/lambda.ts jobsConsumer (a Lambda is frozen once its
+ *   Lambda    SQS: the same message, consumed by src/aws/lambda.ts jobsConsumer (a Lambda is frozen once its
  *             response is sent, so nothing may run after it in the API function).
  * On a distributed runner a job may run in another isolate or container than the one that took the request, so
  * the managers keep no job state in memory there: cancel goes through the store, counts come from the store, and

@@ -1,7 +1,7 @@
 /**
  * The one composition of the API for every runtime (Hono's adapter pattern): a runtime hands in its adapters (its
  * config, where items and model artifacts live, how its vector index opens, its keys, logger and job runner) and
- * gets the app. Node (src/api/server.ts: files, LanceDB) and the edge (src/edge/api.ts: buckets, Pinecone or a
+ * gets the app. Node (src/node/server.ts: files, LanceDB) and the edge (src/edge/api.ts: buckets, Pinecone or a
  * read-only snapshot, in the Worker and in Lambda) both build through it, so the order of construction and what
  * happens when it fails are the same everywhere.
  */

@@ -21,7 +21,7 @@ export class LiveIndexRankSource implements RankSource {
     private readonly namespace: string,
   ) {
     this.name = model.id;
-    this.details = { model: model.id, index: service.index.kind, namespace };
+    this.details = { model: model.id, index: service.indexKind, namespace };
   }
 
   async searchImage(rgb: Uint8Array, _size: number, topK: number): Promise<SourceHit[]> {
@@ -34,5 +34,5 @@ export class LiveIndexRankSource implements RankSource {
 
   whiteBox = async (): Promise<WhiteBoxModel> => ({ encoder: await this.model.encoder.differentiable(), tokenizer: this.model.encoder.tokenizer });
 
-  schedule = <T>(work: () => Promise<T>): Promise<T> => this.service.queue.run(work);
+  schedule = <T>(work: () => Promise<T>): Promise<T> => this.service.inBackground(work);
 }

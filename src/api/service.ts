@@ -16,7 +16,7 @@ import { parseFilter } from '../index/filter.js';
 import { isIndexError } from '../index/errors.js';
 import { assertIndexWritable, checkIndexDimensionRoute } from '../index/capabilities.js';
 import type { Metadata, QueryMatch, VectorIndex, VectorRecord } from '../index/types.js';
-// type-only: the Pinecone adapter itself is loaded by createIndex, never by this module (edge bundles)
+// type-only: the Pinecone adapter itself is loaded by createPineconeIndex, never by this module (edge bundles)
 import type { EventuallyConsistentCounts } from '../index/pinecone.js';
 import type { Encoder } from '../model/encoder.js';
 import { ApiError } from './errors.js';
@@ -329,6 +329,19 @@ export class RetrievalService {
       if (isIndexError(e)) throw new ApiError(422, 'invalid_filter', e.message, e.field ?? 'filter');
       throw e;
     }
+  }
+
+  /**
+   * Runs model work (an attack's gradient steps, a white-box probe's encodes) on the encoder's background lane:
+   * it waits for every pending client embedding and holds the encoder between clients' batches, never during one.
+   */
+  inBackground<T>(work: () => T | Promise<T>): Promise<T> {
+    return this.queue.run(work);
+  }
+
+  /** what the served index is (memory, lancedb, pinecone), for reports */
+  get indexKind(): VectorIndex['kind'] {
+    return this.index.kind;
   }
 
   async embedQueryText(text: string, model = this.active): Promise<Float32Array> {

@@ -1,16 +1,17 @@
 /**
- * The worker-safe factory shared by functions/worker.ts (Cloudflare) and functions/lambda.ts (AWS): the edge's
- * adapters, from runtime bindings instead of a data directory, handed to the one composition `buildApi`
- * (src/api/deps.ts) that src/api/server.ts uses too:
- *   config    one zod schema (src/config.ts): defaults <- MANYFOLD_CONFIG (JSON) <- MANYFOLD_* variables
+ * The worker-safe factory shared by src/cloudflare (Workers) and src/aws (Lambda): the edge's adapters, from
+ * runtime bindings instead of a data directory, handed to the one composition `buildApi` (src/api/deps.ts) that
+ * src/node/server.ts uses too:
+ *   config    loadConfig (src/config.ts), the same layers as Node's without a file: defaults <- MANYFOLD_CONFIG
+ *             (JSON) <- variables (CONFIG_VARIABLES)
  *   registry  ModelRegistry over a SourceCatalogue: artifacts read through callbacks (static assets, R2, S3), sha256-verified
  *   index     Pinecone (MANYFOLD_INDEX=pinecone, PINECONE_API_KEY + PINECONE_HOST, and/or index.pinecone.indexes
- *             in MANYFOLD_CONFIG for models of several dimensions), built by the one createIndex; or the memory
+ *             in MANYFOLD_CONFIG for models of several dimensions), built by createPineconeIndex; or the memory
  *             adapter, loaded from a snapshot (MemoryIndex.toBinary) and READ-ONLY: every isolate / container holds
  *             its own copy, so a write would reach one copy and vanish with it. Writes (ingest, activation,
  *             re-index, probes with supplied pairs) are refused with 409 naming the index to configure.
  *   store     BucketStore over a BucketLike (R2, S3, memory)
- *   keys      MANYFOLD_API_KEYS only (no key is generated at the edge: there is nowhere to print it)
+ *   keys      MANYFOLD_API_KEYS only (configuredApiKeys: no key is generated at the edge, there is nowhere to print it)
  *   logger    consoleLogger (JSON lines)
  *   background where probes and activations run after their 202 (src/api/background.ts): the entry's queue
  *             (Cloudflare Queues, SQS), else in the isolate that took the request, kept alive by ctx.waitUntil
@@ -20,8 +21,8 @@ import type { Logger } from 'pino';
 import type { ManyfoldApi } from '../api/app.js';
 import { buildApi } from '../api/deps.js';
 import { edgeRunner, type BackgroundRunner } from '../api/background.js';
-import { parseApiKeys } from '../api/auth.js';
-import { loadConfig, mergeLayers, type ManyfoldConfig } from '../config.js';
+import { configuredApiKeys } from '../api/auth.js';
+import { loadConfig, type Environment, type ManyfoldConfig } from '../config.js';
 import { createPineconeIndex } from '../index/pinecone-factory.js';
 import { MemoryIndex } from '../index/memory.js';
 import type { VectorIndex } from '../index/types.js';
@@ -31,10 +32,9 @@ import type { ModelRegistry } from '../api/registry.js';
 import { SourceCatalogue, type EdgeModelSources } from './registry.js';
 import { BucketStore } from './store.js';
 
-export type EdgeEnv = Record<string, unknown>;
-
 export interface EdgeApiOptions {
-  env: EdgeEnv;
+  /** the Worker's bindings or Lambda's process.env: configuration as on every runtime (loadConfig) */
+  env: Environment;
   /** fixed sources, or a discovery function (a bucket catalogue) re-read at each registry scan */
   models: EdgeModelSources;
   bucket: BucketLike;
@@ -54,38 +54,17 @@ export interface EdgeApi {
   startMs: number;
 }
 
-const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
-
 /** What a refused write at the edge says: why the snapshot cannot take it, and which index to configure. */
 export const EDGE_READ_ONLY_MESSAGE =
   'the memory index at the edge is a read-only snapshot (every Worker isolate or Lambda container holds its own copy, so a write would reach one copy ' +
   'and be lost with it): configure a shared index for ingest, activation, re-index and probes with supplied pairs: MANYFOLD_INDEX=pinecone with ' +
   'PINECONE_API_KEY and PINECONE_HOST (or index.pinecone in MANYFOLD_CONFIG; index.pinecone.indexes maps embedding dimensions to Pinecone indexes)';
 
-/** MANYFOLD_CONFIG (JSON) + MANYFOLD_INDEX / MANYFOLD_LOG_LEVEL / MANYFOLD_BACKEND / PINECONE_* -> config */
-export function edgeConfig(env: EdgeEnv): ManyfoldConfig {
-  const file = str(env.MANYFOLD_CONFIG) ? (JSON.parse(str(env.MANYFOLD_CONFIG)!) as Record<string, unknown>) : {};
-  const kind = str(env.MANYFOLD_INDEX);
-  const apiKey = str(env.PINECONE_API_KEY);
-  const host = str(env.PINECONE_HOST);
-  const pinecone = { ...(apiKey ? { apiKey } : {}), ...(host ? { host } : {}) };
-  const overrides: Record<string, unknown> = {
-    ...(str(env.MANYFOLD_LOG_LEVEL) ? { server: { logLevel: env.MANYFOLD_LOG_LEVEL } } : {}),
-    ...(kind || apiKey || host ? { index: { ...(kind ? { kind } : {}), ...(apiKey || host ? { pinecone } : {}) } } : {}),
-    ...(str(env.MANYFOLD_API_KEYS) ? { auth: { keys: env.MANYFOLD_API_KEYS } } : {}),
-  };
-  const e: Record<string, string | undefined> = {};
-  if (str(env.MANYFOLD_BACKEND)) e.MANYFOLD_BACKEND = str(env.MANYFOLD_BACKEND);
-  // deep: a secret PINECONE_API_KEY joins index.pinecone.indexes given in MANYFOLD_CONFIG instead of replacing it
-  return loadConfig({ env: e, overrides: mergeLayers(file, overrides) });
-}
-
 export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
   const t0 = Date.now();
-  const config = edgeConfig(opts.env);
+  const config = loadConfig({ env: opts.env });
   const logger = opts.logger ?? consoleLogger(config.server.logLevel as LevelName);
-  if (!config.auth.keys) throw new Error('MANYFOLD_API_KEYS is not set: the edge runtimes need configured keys (key=scope+scope,...)');
-  const keys = parseApiKeys(config.auth.keys);
+  const keys = configuredApiKeys(config.auth.keys, 'the edge runtimes');
   const { api, index, registry } = await buildApi({
     config,
     logger,

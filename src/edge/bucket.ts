@@ -1,7 +1,8 @@
 /**
  * BucketLike: the object-store subset Manyfold's edge/cloud code needs (get/put/delete/list by key prefix).
- * Cloudflare's R2Bucket satisfies it as is; MemoryBucket (tests, small deployments) and DirBucket (Node, local
- * runs of the Lambda handler and the SQS consumer) implement it here; S3 is adapted in functions/lambda.ts.
+ * Cloudflare's R2Bucket satisfies it as is; MemoryBucket (tests, small deployments) implements it here, DirBucket
+ * (src/node/dir-bucket.ts: local runs of the Lambda handler and the SQS consumer) on a directory, and S3Bucket
+ * (src/aws/s3-bucket.ts) over the AWS SDK.
  * Object stores with read-after-write consistency (R2, S3, a directory) are assumed.
  */
 export interface BucketObject {

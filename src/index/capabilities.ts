@@ -1,6 +1,6 @@
 /**
  * What an index can do beyond the VectorIndex interface, asked without importing any adapter (the edge bundles
- * this module; src/index/index.ts would pull LanceDB's native module in through createIndex).
+ * this module without any adapter behind it).
  */
 import type { VectorIndex } from './types.js';
 

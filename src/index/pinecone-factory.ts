@@ -1,6 +1,6 @@
 /**
- * Pinecone as the index: one index, or one per embedding dimension (index.pinecone.indexes). Separate from
- * createIndex so the edge runtimes can build it without bundling the LanceDB adapter.
+ * Pinecone as the index: one index, or one per embedding dimension (index.pinecone.indexes). Every runtime's
+ * index factory builds it through here (src/node/indexes.ts, src/edge/api.ts).
  */
 import type { PineconeIndexOptions } from './pinecone.js';
 import type { VectorIndex } from './types.js';

@@ -3,7 +3,7 @@
  *
  * - Target: one index by `host` (its data-plane URL). `https://...svc.pinecone.io` for the service; a host
  *   written `http://127.0.0.1:PORT` is used as is, with no control-plane call (tests use a local emulator).
- *   Models of several dimensions need one index each: `indexes` (dimension -> index name) makes createIndex build
+ *   Models of several dimensions need one index each: `indexes` (dimension -> index name) makes createPineconeIndex build
  *   a PineconeRoutedIndex (pinecone-routed.ts) over one PineconeIndex per dimension.
  *   The index must use metric `cosine` (or `dotproduct`: vectors are L2-normalised before upsert and query,
  *   so both give the cosine); `euclidean` would return distances, not similarities.

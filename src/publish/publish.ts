@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ArtifactError, MANIFEST_FILE, manifestSchema, verifyArtifact, type ArtifactManifest } from '../model/artifact.js';
 import { artifactKey, catalogKey, CATALOG_FORMAT, parseCatalog, type Catalog, type CatalogEntry } from '../edge/bucket-catalog.js';
-import { S3Bucket, StorageError, type PutCondition, type S3Location } from '../edge/bucket-s3.js';
+import { S3Bucket, StorageError, type PutCondition, type S3Location } from '../aws/s3-bucket.js';
 import { destinationUrl, parseDestination, type PublishDestination } from './destination.js';
 
 /** what publishing needs from a bucket (S3Bucket; tests may wrap it) */

@@ -1,6 +1,6 @@
 /**
  * Admin routes of the queue-driven re-index, added to the API's Hono app by the runtimes that have a queue
- * (functions/worker.ts: Cloudflare Queues; functions/lambda.ts: SQS). They sit behind the app's /v1/* auth,
+ * (src/cloudflare/worker.ts: Cloudflare Queues; src/aws/lambda.ts: SQS). They sit behind the app's /v1/* auth,
  * rate-limit and content-type middleware; every route needs the admin scope.
  *   POST /v1/reindex                  {"model": id, "batchSize"?: n}  -> 202 {plan}
  *   GET  /v1/reindex/{runId}          -> {status}   (progress + verification; state 'complete' when done)

@@ -8,7 +8,7 @@ import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { limitsSchema } from '../../src/config.js';
 import { buildSchemas } from '../../src/api/schemas.js';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 import { CAPTIONS, KEYS, bombPng, client, makeModels, png, rmrf, start, tmp } from './helpers.js';
 
 let root: string;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tf } from '../../src/engine/tf.js';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 import { CAPTIONS, KEYS, client, makeModels, png, rmrf, start, tmp } from './helpers.js';
 
 let root: string;

@@ -14,7 +14,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 import { CAPTIONS, KEYS, client, makeModels, png, rmrf, start, tmp } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';

@@ -16,7 +16,7 @@ import { decodeImage, decodeSpecForModel } from '../../src/data/imageCache.js';
 import { loadArtifact } from '../../src/model/artifact.js';
 import { importClipCheckpoint } from '../../src/model/clip/import.js';
 import { loadEncoder } from '../../src/model/load-encoder.js';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 import { buildTinyCheckpoint } from '../reference/build-checkpoints.js';
 import { CAPTIONS, KEYS, client, makeModels, png, rmrf, start, tmp } from './helpers.js';
 

@@ -13,7 +13,7 @@ import { initBackend } from '../../src/engine/backend.js';
 import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
 import { saveArtifact } from '../../src/model/artifact.js';
 import { buildTokenizer } from '../../src/model/tokenizer.js';
-import { startServer, type RunningServer, type StartServerOptions } from '../../src/api/server.js';
+import { startServer, type RunningServer, type StartServerOptions } from '../../src/node/server.js';
 import { SAMPLE_CAPTIONS } from '../fixtures/captions.js';
 
 export const CAPTIONS = [...SAMPLE_CAPTIONS];

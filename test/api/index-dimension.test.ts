@@ -183,13 +183,12 @@ describe('one Pinecone index per dimension (local emulators + local describe_ind
     expect(loadConfig({ env: {}, overrides: { index: { kind: 'pinecone', pinecone: { apiKey: 'k', indexes: { 64: 'mf-64', 512: 'mf-512' } } } } }).index.pinecone?.indexes).toEqual({ 64: 'mf-64', 512: 'mf-512' });
   });
 
-  it('at the edge, index.pinecone.indexes from MANYFOLD_CONFIG joins the PINECONE_API_KEY secret (deep merge, not replaced)', async () => {
-    const { edgeConfig } = await import('../../src/edge/api.js');
-    const config = edgeConfig({
+  it('index.pinecone.indexes from MANYFOLD_CONFIG joins the PINECONE_API_KEY secret (deep merge, not replaced)', () => {
+    const config = loadConfig({ env: {
       MANYFOLD_CONFIG: JSON.stringify({ index: { pinecone: { indexes: { 64: 'mf-64' }, consistencyTimeoutMs: 5000 } } }),
       MANYFOLD_INDEX: 'pinecone',
       PINECONE_API_KEY: 'secret-key',
-    });
+    } });
     expect(config.index).toMatchObject({ kind: 'pinecone', pinecone: { apiKey: 'secret-key', indexes: { 64: 'mf-64' }, consistencyTimeoutMs: 5000 } });
     expect(config.index.pinecone?.host).toBeUndefined();
   });

@@ -9,7 +9,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ActivationHooks, ActivationJob } from '../../src/api/activation.js';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 import { PineconeEmulator } from '../index/pinecone-emulator.js';
 import { CAPTIONS, KEYS, client, makeModels, png, rmrf, start, tmp, waitFor } from './helpers.js';
 

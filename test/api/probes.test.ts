@@ -4,7 +4,7 @@
  * (finished reports survive; interrupted probes are re-queued and finish), supplied pairs (scratch namespace).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 import { CAPTIONS, KEYS, client, makeModels, png, rmrf, start, tmp, waitFor } from './helpers.js';
 
 let root: string;

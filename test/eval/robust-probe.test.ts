@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 import { LiveIndexRankSource } from '../../src/api/probe-source.js';
 import { trainSchema } from '../../src/config.js';
 import type { DatasetSplit } from '../../src/data/types.js';

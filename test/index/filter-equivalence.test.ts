@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LanceDbIndex } from '../../src/index/lancedb.js';
+import { LanceDbIndex } from '../../src/node/lancedb.js';
 import { MemoryIndex } from '../../src/index/memory.js';
 import { PineconeIndex } from '../../src/index/pinecone.js';
 import type { Metadata, VectorIndex } from '../../src/index/types.js';

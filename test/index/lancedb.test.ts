@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseFilter } from '../../src/index/filter.js';
-import { createIndex } from '../../src/index/index.js';
-import { LanceDbIndex, compileFilter, decodeKey, encodeKey, sqlString } from '../../src/index/lancedb.js';
+import { createIndex } from '../../src/node/indexes.js';
+import { LanceDbIndex, compileFilter, decodeKey, encodeKey, sqlString } from '../../src/node/lancedb.js';
 import type { QueryMatch } from '../../src/index/types.js';
 import { exactCosine, randomVectors, vectorIndexContract } from './contract.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createIndex } from '../../src/index/index.js';
+import { createIndex } from '../../src/node/indexes.js';
 import { MemoryIndex } from '../../src/index/memory.js';
 import { exactCosine, randomVectors, vectorIndexContract } from './contract.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { configSchema } from '../../src/config.js';
-import { createIndex } from '../../src/index/index.js';
+import { createIndex } from '../../src/node/indexes.js';
 import { PINECONE_MAX_REQUEST_BYTES, PineconeIndex, planUpsertBatches, type PineconeIndexOptions, type RetryInfo } from '../../src/index/pinecone.js';
 import { randomVectors, vectorIndexContract } from './contract.js';
 import { PineconeEmulator } from './pinecone-emulator.js';

@@ -5,7 +5,8 @@
  * when the default host is also mapped by name; every refusal names the config key before anything is written.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createIndex, type VectorIndex } from '../../src/index/index.js';
+import type { VectorIndex } from '../../src/index/index.js';
+import { createIndex } from '../../src/node/indexes.js';
 import { PineconeControlEmulator } from './pinecone-control-emulator.js';
 import { PineconeEmulator } from './pinecone-emulator.js';
 

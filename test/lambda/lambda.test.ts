@@ -169,7 +169,7 @@ describe('Lambda model discovery from the bucket catalogue (s3rver stand-in for 
   it('a manifest changed in the bucket after publishing no longer matches the catalogue: that model is skipped', async () => {
     await publish(models[0].dir, 'tampered');
     await publish(models[1].dir, 'tampered');
-    const { S3Bucket } = await import('../../src/edge/bucket-s3.js');
+    const { S3Bucket } = await import('../../src/aws/s3-bucket.js');
     const b = new S3Bucket({ bucket: s3.bucket, endpoint: s3.endpoint });
     const key = `tampered/${models[1].id}/manifest.json`;
     const m = JSON.parse(await (await b.get(key))!.text());

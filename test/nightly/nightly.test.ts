@@ -16,7 +16,7 @@ import { Encoder } from '../../src/model/encoder.js';
 import { CrashInjected, gateMetrics, runNightly, type NightlyOptions } from '../../src/nightly/job.js';
 import * as training from '../../training/run.js';
 import { client, KEYS, makeModels, png, rmrf, start, tmp } from '../api/helpers.js';
-import type { RunningServer } from '../../src/api/server.js';
+import type { RunningServer } from '../../src/node/server.js';
 
 let root: string;
 let dataFile: string;

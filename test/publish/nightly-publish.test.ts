@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { generateScenes } from '../../src/data/scenes/generate.js';
 import { catalogKey, parseCatalog } from '../../src/edge/bucket-catalog.js';
-import { S3Bucket } from '../../src/edge/bucket-s3.js';
+import { S3Bucket } from '../../src/aws/s3-bucket.js';
 import { CrashInjected, runNightly } from '../../src/nightly/job.js';
 import { readState } from '../../src/nightly/state.js';
 import { publishArtifact } from '../../src/publish/publish.js';

@@ -11,7 +11,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/engine/backend.js';
 import { catalogKey, parseCatalog } from '../../src/edge/bucket-catalog.js';
-import { S3Bucket, StorageError } from '../../src/edge/bucket-s3.js';
+import { S3Bucket, StorageError } from '../../src/aws/s3-bucket.js';
 import { ArtifactError, readManifest, saveArtifact } from '../../src/model/artifact.js';
 import { createDualEncoder, modelConfigFromPreset } from '../../src/model/dual-encoder.js';
 import { buildTokenizer } from '../../src/model/tokenizer.js';

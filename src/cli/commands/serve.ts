@@ -17,7 +17,7 @@ export function registerServeCommand(program: Command): void {
       ),
     )
     .action(async (o) => {
-      const { startServer, installSignalHandlers } = await import('../../api/server.js');
+      const { startServer, installSignalHandlers } = await import('../../node/server.js');
       const running = await startServer({
         modelDir: o.model,
         dataDir: o.data,

@@ -27,10 +27,10 @@
 import { createRequire } from 'node:module';
 import * as lancedb from '@lancedb/lancedb';
 import type { DataType, Field, Schema, Table as ArrowTable } from 'apache-arrow';
-import { IndexError } from './errors.js';
-import { parseFilter, type FilterNode } from './filter.js';
-import type { FetchedRecord, Metadata, MetadataValue, NamespaceStats, QueryMatch, QueryOptions, VectorIndex, VectorRecord } from './types.js';
-import { NAMESPACE_PATTERN, normalizeVector, prepareRecords, validateIds, validateNamespace, validateTopK, type PreparedRecord } from './validate.js';
+import { IndexError } from '../index/errors.js';
+import { parseFilter, type FilterNode } from '../index/filter.js';
+import type { FetchedRecord, Metadata, MetadataValue, NamespaceStats, QueryMatch, QueryOptions, VectorIndex, VectorRecord } from '../index/types.js';
+import { NAMESPACE_PATTERN, normalizeVector, prepareRecords, validateIds, validateNamespace, validateTopK, type PreparedRecord } from '../index/validate.js';
 
 // LanceDB is CommonJS and checks `instanceof` against the CommonJS build of apache-arrow; importing the ESM
 // build would give different classes (the dual-package hazard), so take the one LanceDB uses.

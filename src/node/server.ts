@@ -1,7 +1,8 @@
 /**
- * Building and running the Node server: config (file <- env <- flags, one zod schema), tfjs backend, and the
- * Node adapters (src/node: FileStore, DirectoryCatalogue; createIndex: LanceDB by default), keys, logger ->
- * buildApi (src/api/deps.ts, shared with the edge) -> @hono/node-server. `functions/node.ts` and `manyfold serve`
+ * Building and running the Node server: config (loadConfig: file <- MANYFOLD_CONFIG <- variables <- flags, as on
+ * every runtime), tfjs backend, and the Node adapters (FileStore, DirectoryCatalogue, createIndex: LanceDB by
+ * default, keys generated on a first start), logger -> buildApi (src/api/deps.ts, shared with the edge) ->
+ * @hono/node-server. `functions/node.ts` and `manyfold serve`
  * are thin wrappers around startServer; graceful shutdown is `close()` (stop accepting, let in-flight requests
  * finish within server.shutdownTimeoutMs, stop background jobs so they resume at the next start, close the index).
  */
@@ -9,15 +10,15 @@ import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { pino, type Logger } from 'pino';
-import { loadConfig, mergeLayers, type ManyfoldConfig } from '../config.js';
+import type { AppDeps, ManyfoldApi } from '../api/app.js';
+import { buildApi } from '../api/deps.js';
+import { loadConfig, mergeLayers, type Environment, type ManyfoldConfig } from '../config.js';
 import { initBackend } from '../engine/backend.js';
-import { createIndex } from '../index/index.js';
 import type { VectorIndex } from '../index/types.js';
-import type { AppDeps, ManyfoldApi } from './app.js';
-import { resolveApiKeys } from './auth.js';
-import { buildApi } from './deps.js';
-import { FileStore } from '../node/file-store.js';
-import { DirectoryCatalogue } from '../node/model-directories.js';
+import { FileStore } from './file-store.js';
+import { createIndex } from './indexes.js';
+import { resolveApiKeys } from './keys.js';
+import { DirectoryCatalogue } from './model-directories.js';
 
 export interface StartServerOptions {
   /** a model artifact directory, or a directory of artifact directories */
@@ -26,7 +27,7 @@ export interface StartServerOptions {
   port?: number;
   host?: string;
   configFile?: string;
-  env?: NodeJS.ProcessEnv;
+  env?: Environment;
   /** extra config layered last (tests, the benchmark) */
   overrides?: Record<string, unknown>;
   logger?: Logger;
@@ -46,23 +47,10 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** MANYFOLD_PORT, MANYFOLD_HOST, MANYFOLD_API_KEYS, MANYFOLD_INDEX, MANYFOLD_LOG_LEVEL -> config layer */
-export function serverEnvLayer(env: NodeJS.ProcessEnv): Record<string, unknown> {
-  const server: Record<string, unknown> = {};
-  if (env.MANYFOLD_PORT) server.port = Number(env.MANYFOLD_PORT);
-  if (env.MANYFOLD_HOST) server.host = env.MANYFOLD_HOST;
-  if (env.MANYFOLD_LOG_LEVEL) server.logLevel = env.MANYFOLD_LOG_LEVEL;
-  return {
-    ...(Object.keys(server).length ? { server } : {}),
-    ...(env.MANYFOLD_API_KEYS ? { auth: { keys: env.MANYFOLD_API_KEYS } } : {}),
-    ...(env.MANYFOLD_INDEX ? { index: { kind: env.MANYFOLD_INDEX } } : {}),
-  };
-}
-
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
   const env = opts.env ?? process.env;
   const flags: Record<string, unknown> = { server: { ...(opts.port !== undefined ? { port: opts.port } : {}), ...(opts.host ? { host: opts.host } : {}) } };
-  const config = loadConfig({ file: opts.configFile, env, overrides: mergeLayers(serverEnvLayer(env), flags, opts.overrides) });
+  const config = loadConfig({ file: opts.configFile, env, overrides: mergeLayers(flags, opts.overrides) });
   const dataDir = resolve(opts.dataDir);
   const logger =
     opts.logger ??

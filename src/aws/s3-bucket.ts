@@ -17,7 +17,7 @@ import {
   S3Client,
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
-import type { BucketLike, BucketListResult, BucketObject } from './bucket.js';
+import type { BucketLike, BucketListResult, BucketObject } from '../edge/bucket.js';
 
 export interface S3Location {
   bucket: string;

@@ -2,7 +2,7 @@
 import { readdir, readFile, rm } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
-import type { BucketLike, BucketListResult, BucketObject } from './bucket.js';
+import type { BucketLike, BucketListResult, BucketObject } from '../edge/bucket.js';
 
 export class DirBucket implements BucketLike {
   constructor(readonly dir: string) {}
