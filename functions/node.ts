@@ -1,7 +1,7 @@
 /**
  * Node entry: `node --import tsx functions/node.ts --model DIR --data DIR [--port N] [--host H] [--config FILE]`
  * (same flags as `manyfold serve`). Thin: parse flags, start the server, install graceful shutdown.
- * Env: MANYFOLD_API_KEYS, MANYFOLD_PORT, MANYFOLD_HOST, MANYFOLD_INDEX, MANYFOLD_BACKEND, MANYFOLD_LOG_LEVEL.
+ * Env: MANYFOLD_CONFIG and the variables of CONFIG_VARIABLES (src/config.ts), as on every runtime.
  */
 import { parseArgs } from 'node:util';
 import { installSignalHandlers, startServer } from '../src/node/server.js';

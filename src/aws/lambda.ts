@@ -25,6 +25,7 @@
 import { handle } from 'hono/aws-lambda';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { loadConfig } from '../config.js';
 import { initBackend } from '../engine/backend.js';
 import { edgeRunner, failJob, parseJobMessage, runJob, type JobMessage } from '../api/background.js';
 import { createEdgeApi, type EdgeApi } from '../edge/api.js';
@@ -55,7 +56,6 @@ async function s3Bucket(bucket: string, env: Env): Promise<S3Bucket> {
   return new S3Bucket({ bucket, ...(env.MANYFOLD_S3_ENDPOINT ? { endpoint: env.MANYFOLD_S3_ENDPOINT } : {}) });
 }
 
-// ------------------------------------------------------------------------------------------ boot
 async function modelSources(env: Env): Promise<EdgeModelSources> {
   if (env.MANYFOLD_MODEL_DIRS) {
     return env.MANYFOLD_MODEL_DIRS.split(',').map((dir) => ({ name: dir, read: async (f: string) => new Uint8Array(await readFile(join(dir, f))) }));
@@ -88,11 +88,12 @@ export interface LambdaBootOptions {
 
 export async function bootLambda(env: Env = process.env, opts: LambdaBootOptions = {}): Promise<Boot> {
   const t0 = Date.now();
-  const backend = await initBackend((env.MANYFOLD_BACKEND as 'auto' | 'wasm' | 'cpu' | undefined) ?? 'auto');
+  const config = loadConfig({ env });
+  const backend = await initBackend(config.backend, { threads: config.threads });
   const bucket = env.MANYFOLD_DATA_DIR ? new DirBucket(env.MANYFOLD_DATA_DIR) : env.DATA_BUCKET ? await s3Bucket(env.DATA_BUCKET, env) : new DirBucket('/tmp/manyfold-data');
   const jobsToSqs = env.JOBS_QUEUE_URL ? await sqsSender<JobMessage>(env.JOBS_QUEUE_URL, 'job') : undefined;
   const sendJob = opts.sendJob ?? (jobsToSqs ? (job: JobMessage) => jobsToSqs([job]) : undefined);
-  const edge = await createEdgeApi({ env, bucket, models: await modelSources(env), background: edgeRunner({ name: 'sqs', send: sendJob }) });
+  const edge = await createEdgeApi({ config, bucket, models: await modelSources(env), background: edgeRunner({ name: 'sqs', send: sendJob }) });
   const enqueue = env.REINDEX_QUEUE_URL ? await sqsSender<ReindexMessage>(env.REINDEX_QUEUE_URL, 're-index') : undefined;
   const deps = (): ReindexDeps => ({ service: edge.api.service, registry: edge.registry, store: edge.api.service.store, index: edge.index, progress: bucket, ...(enqueue ? { enqueue } : {}) });
   registerReindexRoutes(edge.api.app, deps);

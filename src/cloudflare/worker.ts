@@ -24,6 +24,7 @@
  * The tfjs wasm binary comes in as a compiled module (workerd cannot compile wasm from bytes; see src/edge/backend.ts).
  */
 import { edgeRunner, failJob, isJobMessage, parseJobMessage, runJob } from '../api/background.js';
+import { loadConfig } from '../config.js';
 import { createEdgeApi, type EdgeApi } from '../edge/api.js';
 import { initEdgeBackend, type EdgeBackendInfo } from '../edge/backend.js';
 import { MemoryBucket, type BucketLike } from '../edge/bucket.js';
@@ -62,13 +63,15 @@ async function asset(env: WorkerEnv, path: string): Promise<Response> {
 
 async function boot(env: WorkerEnv, wasmSimd: WebAssembly.Module, memoryBucket: BucketLike): Promise<Isolate> {
   const t0 = Date.now();
-  const kind = (env.MANYFOLD_BACKEND ?? 'auto') as 'auto' | 'wasm' | 'cpu';
-  const backend = await initEdgeBackend(kind === 'cpu' || kind === 'wasm' ? kind : 'auto', wasmSimd);
+  const config = loadConfig({ env });
+  // tensorflow and webgpu do not exist in workerd: auto is wasm from the bundled module, else cpu
+  const kind = config.backend === 'cpu' || config.backend === 'wasm' ? config.backend : 'auto';
+  const backend = await initEdgeBackend(kind, wasmSimd);
   const bucket = env.DATA ?? memoryBucket;
   const list = await asset(env, '/models.json');
   const folders = list.ok ? ((await list.json()) as string[]) : ['model'];
   const edge = await createEdgeApi({
-    env,
+    config,
     bucket,
     models: catalogThen(
       env.MODELS,

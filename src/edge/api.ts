@@ -2,8 +2,8 @@
  * The worker-safe factory shared by src/cloudflare (Workers) and src/aws (Lambda): the edge's adapters, from
  * runtime bindings instead of a data directory, handed to the one composition `buildApi` (src/api/deps.ts) that
  * src/node/server.ts uses too:
- *   config    loadConfig (src/config.ts), the same layers as Node's without a file: defaults <- MANYFOLD_CONFIG
- *             (JSON) <- variables (CONFIG_VARIABLES)
+ *   config    loaded by the runtime, which needs it first for its tfjs backend, with loadConfig (src/config.ts):
+ *             the same layers as Node's without a file: defaults <- MANYFOLD_CONFIG (JSON) <- variables
  *   registry  ModelRegistry over a SourceCatalogue: artifacts read through callbacks (static assets, R2, S3), sha256-verified
  *   index     Pinecone (MANYFOLD_INDEX=pinecone, PINECONE_API_KEY + PINECONE_HOST, and/or index.pinecone.indexes
  *             in MANYFOLD_CONFIG for models of several dimensions), built by createPineconeIndex; or the memory
@@ -22,7 +22,7 @@ import type { ManyfoldApi } from '../api/app.js';
 import { buildApi } from '../api/deps.js';
 import { edgeRunner, type BackgroundRunner } from '../api/background.js';
 import { configuredApiKeys } from '../api/auth.js';
-import { loadConfig, type Environment, type ManyfoldConfig } from '../config.js';
+import type { ManyfoldConfig } from '../config.js';
 import { createPineconeIndex } from '../index/pinecone-factory.js';
 import { MemoryIndex } from '../index/memory.js';
 import type { VectorIndex } from '../index/types.js';
@@ -33,8 +33,8 @@ import { SourceCatalogue, type EdgeModelSources } from './registry.js';
 import { BucketStore } from './store.js';
 
 export interface EdgeApiOptions {
-  /** the Worker's bindings or Lambda's process.env: configuration as on every runtime (loadConfig) */
-  env: Environment;
+  /** the runtime's configuration: loadConfig over the Worker's bindings or Lambda's process.env, as on every runtime */
+  config: ManyfoldConfig;
   /** fixed sources, or a discovery function (a bucket catalogue) re-read at each registry scan */
   models: EdgeModelSources;
   bucket: BucketLike;
@@ -62,7 +62,7 @@ export const EDGE_READ_ONLY_MESSAGE =
 
 export async function createEdgeApi(opts: EdgeApiOptions): Promise<EdgeApi> {
   const t0 = Date.now();
-  const config = loadConfig({ env: opts.env });
+  const config = opts.config;
   const logger = opts.logger ?? consoleLogger(config.server.logLevel as LevelName);
   const keys = configuredApiKeys(config.auth.keys, 'the edge runtimes');
   const { api, index, registry } = await buildApi({

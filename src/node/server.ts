@@ -2,9 +2,9 @@
  * Building and running the Node server: config (loadConfig: file <- MANYFOLD_CONFIG <- variables <- flags, as on
  * every runtime), tfjs backend, and the Node adapters (FileStore, DirectoryCatalogue, createIndex: LanceDB by
  * default, keys generated on a first start), logger -> buildApi (src/api/deps.ts, shared with the edge) ->
- * @hono/node-server. `functions/node.ts` and `manyfold serve`
- * are thin wrappers around startServer; graceful shutdown is `close()` (stop accepting, let in-flight requests
- * finish within server.shutdownTimeoutMs, stop background jobs so they resume at the next start, close the index).
+ * @hono/node-server. `functions/node.ts` and `manyfold serve` are thin wrappers around startServer; graceful
+ * shutdown is `close()` (stop accepting, let in-flight requests finish within server.shutdownTimeoutMs, stop
+ * background jobs so they resume at the next start, close the index).
  */
 import { serve, type ServerType } from '@hono/node-server';
 import type { AddressInfo } from 'node:net';
