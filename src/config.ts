@@ -382,7 +382,7 @@ export function readConfigFile(path: string): Json {
 export type Environment = Readonly<Record<string, unknown>>;
 
 /** Every variable the configuration reads, on every runtime, and the field it sets. */
-export const CONFIG_VARIABLES: readonly { name: string; path: readonly string[]; number?: true }[] = [
+export const CONFIG_VARIABLES: readonly { name: string; path: readonly string[]; number?: true; onlyWithPinecone?: true }[] = [
   { name: 'MANYFOLD_BACKEND', path: ['backend'] },
   { name: 'MANYFOLD_THREADS', path: ['threads'], number: true },
   { name: 'MANYFOLD_INFERENCE', path: ['inference'] },
@@ -392,8 +392,9 @@ export const CONFIG_VARIABLES: readonly { name: string; path: readonly string[];
   { name: 'MANYFOLD_LOG_LEVEL', path: ['server', 'logLevel'] },
   { name: 'MANYFOLD_API_KEYS', path: ['auth', 'keys'] },
   { name: 'MANYFOLD_INDEX', path: ['index', 'kind'] },
-  { name: 'PINECONE_API_KEY', path: ['index', 'pinecone', 'apiKey'] },
-  { name: 'PINECONE_HOST', path: ['index', 'pinecone', 'host'] },
+  // read only when the index is Pinecone: a shell that exports them for other work must not break a LanceDB server
+  { name: 'PINECONE_API_KEY', path: ['index', 'pinecone', 'apiKey'], onlyWithPinecone: true },
+  { name: 'PINECONE_HOST', path: ['index', 'pinecone', 'host'], onlyWithPinecone: true },
 ];
 
 const envString = (env: Environment, name: string): string | undefined => {
@@ -401,12 +402,15 @@ const envString = (env: Environment, name: string): string | undefined => {
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 };
 
-/** The variables of CONFIG_VARIABLES that are set, as a config layer (a number that does not parse stays a string, for zod to name). */
-export function envLayer(env: Environment = process.env): Json {
+/**
+ * The variables of CONFIG_VARIABLES that are set, as a config layer (a number that does not parse stays a string,
+ * for zod to name); the Pinecone ones only when `withPinecone`.
+ */
+export function envLayer(env: Environment = process.env, withPinecone = true): Json {
   const out: Json = {};
   for (const v of CONFIG_VARIABLES) {
     const raw = envString(env, v.name);
-    if (raw === undefined) continue;
+    if (raw === undefined || (v.onlyWithPinecone && !withPinecone)) continue;
     const value = v.number && Number.isFinite(Number(raw)) ? Number(raw) : raw;
     let at = out;
     for (const key of v.path.slice(0, -1)) at = (at[key] ??= {}) as Json;
@@ -439,15 +443,19 @@ export interface LoadConfigOptions {
 
 /**
  * The configuration of every runtime, from the same layers in the same order: defaults <- config file <-
- * MANYFOLD_CONFIG <- variables (CONFIG_VARIABLES) <- flags. Validation errors name the field and, when a variable
- * set it, the variable.
+ * MANYFOLD_CONFIG <- variables (CONFIG_VARIABLES; PINECONE_* only when the layers choose index kind pinecone) <-
+ * flags. Validation errors name the field and, when a variable set it, the variable.
  */
 export function loadConfig(opts: LoadConfigOptions = {}): ManyfoldConfig {
   const env = opts.env ?? process.env;
-  const merged = mergeLayers(opts.file ? readConfigFile(opts.file) : undefined, envConfigLayer(env), envLayer(env), opts.overrides);
+  const file = opts.file ? readConfigFile(opts.file) : undefined;
+  const envConfig = envConfigLayer(env);
+  const layers = (withPinecone: boolean) => mergeLayers(file, envConfig, envLayer(env, withPinecone), opts.overrides);
+  const withoutPinecone = layers(false);
+  const merged = (withoutPinecone.index as Json | undefined)?.kind === 'pinecone' ? layers(true) : withoutPinecone;
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
-    const fromEnv = new Map(CONFIG_VARIABLES.filter((v) => envString(env, v.name) !== undefined).map((v) => [v.path.join('.'), v.name]));
+    const fromEnv = new Map(CONFIG_VARIABLES.filter((v) => envString(env, v.name) !== undefined && (!v.onlyWithPinecone || merged !== withoutPinecone)).map((v) => [v.path.join('.'), v.name]));
     const lines = parsed.error.issues.map((i) => {
       const path = i.path.length ? i.path.join('.') : '(root)';
       const variable = fromEnv.get(path);

@@ -64,6 +64,18 @@ describe('configuration from the environment (one loader for Node, the Worker an
     expect(c.seed).toBe(loadConfig({ env: {} }).seed);
   });
 
+  it('PINECONE_* are read only when the index is Pinecone (a shell exporting them must not break a LanceDB server)', () => {
+    const c = loadConfig({ env: { PINECONE_API_KEY: 'pc-key' } });
+    expect(c.index.kind).toBe('lancedb');
+    expect(c.index.pinecone).toBeUndefined();
+    expect(loadConfig({ env: { PINECONE_HOST: 'http://127.0.0.1:9', MANYFOLD_INDEX: 'memory' } }).index.pinecone).toBeUndefined();
+    // Pinecone chosen by the file, MANYFOLD_CONFIG or a flag picks them up just as MANYFOLD_INDEX does
+    expect(loadConfig({ env: { PINECONE_API_KEY: 'pc-key', PINECONE_HOST: 'http://h', MANYFOLD_CONFIG: '{"index":{"kind":"pinecone"}}' } }).index.pinecone).toMatchObject({ apiKey: 'pc-key', host: 'http://h' });
+    expect(loadConfig({ env: { PINECONE_API_KEY: 'pc-key', PINECONE_HOST: 'http://h' }, overrides: { index: { kind: 'pinecone' } } }).index.pinecone?.apiKey).toBe('pc-key');
+    // and a Pinecone index without them says what is missing
+    expect(() => loadConfig({ env: { MANYFOLD_INDEX: 'pinecone', PINECONE_API_KEY: 'pc-key' } })).toThrow(/index\.pinecone\.host: required unless indexes/);
+  });
+
   it('bad input names the variable or MANYFOLD_CONFIG', () => {
     expect(() => loadConfig({ env: { MANYFOLD_CONFIG: '{"seed": 1' } })).toThrow(/MANYFOLD_CONFIG is not valid JSON/);
     expect(() => loadConfig({ env: { MANYFOLD_CONFIG: '[1]' } })).toThrow(/MANYFOLD_CONFIG is not valid JSON: top level must be an object/);
