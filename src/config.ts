@@ -330,9 +330,16 @@ export type IndexSectionConfig = z.infer<typeof indexConfigSchema>;
 export type LimitsConfig = z.infer<typeof limitsSchema>;
 export type NightlyConfig = z.infer<typeof nightlySchema>;
 
-/** Human-readable list of zod issues: `train.epochs: Too small: expected number to be >0`. */
-export function formatZodError(error: z.ZodError, source?: string): string {
-  const lines = error.issues.map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
+/**
+ * Human-readable list of zod issues: `train.epochs: Too small: expected number to be >0`; `origin` may name where a
+ * field's value came from (`server.port (MANYFOLD_PORT): ...`).
+ */
+export function formatZodError(error: z.ZodError, source?: string, origin?: (path: string) => string | undefined): string {
+  const lines = error.issues.map((i) => {
+    const path = i.path.length ? i.path.join('.') : '(root)';
+    const from = origin?.(path);
+    return `  ${path}${from ? ` (${from})` : ''}: ${i.message}`;
+  });
   return `Invalid configuration${source ? ` in ${source}` : ''}:\n${lines.join('\n')}`;
 }
 
@@ -456,13 +463,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): ManyfoldConfig {
   const parsed = configSchema.safeParse(merged);
   if (!parsed.success) {
     const fromEnv = new Map(CONFIG_VARIABLES.filter((v) => envString(env, v.name) !== undefined && (!v.onlyWithPinecone || merged !== withoutPinecone)).map((v) => [v.path.join('.'), v.name]));
-    const lines = parsed.error.issues.map((i) => {
-      const path = i.path.length ? i.path.join('.') : '(root)';
-      const variable = fromEnv.get(path);
-      return `  ${path}${variable ? ` (${variable})` : ''}: ${i.message}`;
-    });
     const sources = [opts.file, envString(env, 'MANYFOLD_CONFIG') ? 'MANYFOLD_CONFIG' : undefined].filter(Boolean).join(' + ');
-    throw new ConfigError(`Invalid configuration${sources ? ` in ${sources}` : ''}:\n${lines.join('\n')}`);
+    throw new ConfigError(formatZodError(parsed.error, sources || undefined, (path) => fromEnv.get(path)));
   }
   return parsed.data;
 }

@@ -37,7 +37,7 @@ export function resolveApiKeys(spec: string | undefined, keysFile: string): Reso
       throw new Error(`${keysFile}: not JSON (${(e as Error).message}); delete it to generate a new admin key, or set MANYFOLD_API_KEYS`);
     }
     const parsed = keysFileSchema.safeParse(json);
-    if (!parsed.success) throw new Error(`${keysFile}: ${formatZodError(parsed.error)}; delete it to generate a new admin key, or set MANYFOLD_API_KEYS`);
+    if (!parsed.success) throw new Error(`${formatZodError(parsed.error, keysFile)}\ndelete it to generate a new admin key, or set MANYFOLD_API_KEYS`);
     return { keys: parsed.data.keys.map((k) => keyEntry(Buffer.from(k.sha256, 'hex'), k.scopes)), source: keysFile };
   }
   const key = generateKey();
