@@ -34,7 +34,7 @@ import { artifactKey, catalogKey, catalogSources, normalizePrefix, readCatalog }
 import type { EdgeModelSources } from '../edge/registry.js';
 import { DirBucket } from '../node/dir-bucket.js';
 import { registerReindexRoutes } from '../reindex/routes.js';
-import { processMessage, recordDead, type ReindexDeps, type ReindexMessage } from '../reindex/pipeline.js';
+import { processMessage, recordDead, reindexDepsOf, type ReindexDeps, type ReindexMessage } from '../reindex/pipeline.js';
 import type { S3Bucket } from './s3-bucket.js';
 import { sqsSender } from './sqs.js';
 
@@ -95,7 +95,7 @@ export async function bootLambda(env: Env = process.env, opts: LambdaBootOptions
   const sendJob = opts.sendJob ?? (jobsToSqs ? (job: JobMessage) => jobsToSqs([job]) : undefined);
   const edge = await createEdgeApi({ config, bucket, models: await modelSources(env), background: edgeRunner({ name: 'sqs', send: sendJob }) });
   const enqueue = env.REINDEX_QUEUE_URL ? await sqsSender<ReindexMessage>(env.REINDEX_QUEUE_URL, 're-index') : undefined;
-  const deps = (): ReindexDeps => ({ service: edge.api.service, registry: edge.registry, store: edge.api.service.store, index: edge.index, progress: bucket, ...(enqueue ? { enqueue } : {}) });
+  const deps = (): ReindexDeps => reindexDepsOf(edge, bucket, enqueue);
   registerReindexRoutes(edge.api.app, deps);
   const http = handle(edge.api.app);
   return { edge, bucket, http, deps, coldStartMs: Date.now() - t0, backend: `${backend.name}: ${backend.reason}` };

@@ -31,6 +31,7 @@ import { MemoryBucket, type BucketLike } from '../edge/bucket.js';
 import { catalogThen } from '../edge/bucket-catalog.js';
 import { registerReindexRoutes } from '../reindex/routes.js';
 import { processQueueBatch, type QueueBatchLike, type QueueMessageLike, type ReindexDeps } from '../reindex/worker.js';
+import { reindexDepsOf } from '../reindex/pipeline.js';
 
 export interface WorkerEnv {
   ASSETS?: { fetch(input: Request | string): Promise<Response> };
@@ -102,14 +103,7 @@ async function boot(env: WorkerEnv, wasmSimd: WebAssembly.Module, memoryBucket: 
 }
 
 function reindexDeps(iso: Isolate, env: WorkerEnv): ReindexDeps {
-  return {
-    service: iso.edge.api.service,
-    registry: iso.edge.registry,
-    store: iso.edge.api.service.store,
-    index: iso.edge.index,
-    progress: iso.bucket,
-    enqueue: env.REINDEX_QUEUE ? (msgs) => env.REINDEX_QUEUE!.sendBatch(msgs.map((body) => ({ body }))) : undefined,
-  };
+  return reindexDepsOf(iso.edge, iso.bucket, env.REINDEX_QUEUE ? (msgs) => env.REINDEX_QUEUE!.sendBatch(msgs.map((body) => ({ body }))) : undefined);
 }
 
 export interface WorkerHandler {

@@ -61,6 +61,14 @@ export interface ReindexDeps {
   enqueue?: (messages: ReindexMessage[]) => Promise<void>;
 }
 
+/**
+ * The re-index's dependencies from a built app (what createEdgeApi returns): its service, registry and index; where
+ * run progress is kept; how batches are queued (the runtime's queue; none: processed in the request).
+ */
+export function reindexDepsOf(built: { api: { service: RetrievalService }; registry: ModelRegistry; index: VectorIndex }, progress: BucketLike, enqueue?: ReindexDeps['enqueue']): ReindexDeps {
+  return { service: built.api.service, registry: built.registry, store: built.api.service.store, index: built.index, progress, ...(enqueue ? { enqueue } : {}) };
+}
+
 const P = (runId: string) => `reindex/${runId}`;
 
 export function newRunId(): string {
